@@ -1,1 +1,31 @@
-fn main() {}
+//! `cargo xtask <task>`: project chores that need more than cargo.
+
+mod assets;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "xtask", about = "candle-distill project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Make sure the data and the default teacher base are on this machine.
+    Assets(assets::AssetsArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().task {
+        Task::Assets(args) => assets::run(&args),
+    }
+}

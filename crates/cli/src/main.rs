@@ -1,1 +1,45 @@
-fn main() {}
+//! `distill`: train, evaluate and serve candle-distill students and teachers.
+//! Each subcommand is a thin call into one library function.
+
+mod bench;
+mod device;
+mod eval;
+mod student;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "distill", version, about = "Distill a BERT teacher into a tiny BiLSTM student")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train students.
+    #[command(subcommand)]
+    Student(student::StudentCommand),
+    /// Evaluate a student on a labelled file.
+    Eval(eval::EvalArgs),
+    /// Classify sentences (arguments, or stdin lines) as JSON lines.
+    Predict(eval::PredictArgs),
+    /// Time training and inference.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Student(cmd) => student::run(cmd),
+        Command::Eval(a) => eval::eval(a),
+        Command::Predict(a) => eval::predict(a),
+        Command::Bench(a) => bench::bench(a),
+    }
+}

@@ -1,1 +1,56 @@
-//! placeholder
+//! The teacher of candle-distill: a BERT sentence classifier from the Hugging Face hub,
+//! fine-tuned and run in candle.
+//!
+//! A [`TeacherSource`] resolves `--teacher` (a folder, or a hub id through the hf-hub
+//! cache) to [`TeacherFiles`]; [`Teacher::load`] reads the [`BertConfig`], the
+//! [`TeacherTokenizer`] and the [`Params`] into a [`BertClassifier`]. From there
+//! [`finetune`] trains it on a [`distill_data::Dataset`] and saves the best checkpoint as a
+//! Hugging Face folder, [`label`] produces the [`distill_data::TeacherLogits`] cache the
+//! student learns from, and [`evaluate`] scores it.
+//!
+//! ```text
+//! id | dir ─ TeacherSource ─ TeacherFiles ─ Teacher { BertConfig, TeacherTokenizer, BertClassifier(Params) }
+//!     ├─ finetune(cfg, train, dev, device) → <out>/{config.json, model.safetensors, tokenizer.json, metrics.jsonl}
+//!     ├─ label(teacher, data)    → TeacherLogits { logits [N, C], meta }
+//!     └─ evaluate(teacher, data) → Evaluation { Metrics, loss }
+//! ```
+//!
+//! ```
+//! use candle_core::Device;
+//! use distill_data::Dataset;
+//! use distill_teacher::{label, InferOptions, LoadOptions, Teacher};
+//!
+//! let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-bert");
+//! let teacher = Teacher::load(dir, &LoadOptions::default(), &Device::Cpu)?;
+//! let data = Dataset::from_texts(vec!["a charming journey".into(), "bleak".into()]);
+//! let opts = InferOptions { progress: false, ..Default::default() };
+//! let logits = label(&teacher, &data, &opts)?;
+//! assert_eq!((logits.len(), logits.num_labels), (2, 2));
+//! assert_eq!(logits.meta.data_sha256, data.fingerprint());
+//! # Ok::<(), distill_teacher::Error>(())
+//! ```
+
+pub mod batching;
+pub mod config;
+pub mod error;
+pub mod finetune;
+pub mod hub;
+pub mod infer;
+pub mod layers;
+pub mod model;
+pub mod optim;
+pub mod source;
+pub mod teacher;
+pub mod tokenize;
+pub mod weights;
+
+pub use config::{Activation, BertConfig};
+pub use error::{Error, Result};
+pub use finetune::{finetune, EvalRecord, FinetuneConfig, FinetuneReport};
+pub use infer::{evaluate, label, predict_logits, Evaluation, InferOptions};
+pub use layers::Mode;
+pub use model::{BertClassifier, BertOutput};
+pub use source::{TeacherFiles, TeacherSource, TokenizerFile, WeightsFile};
+pub use teacher::{LoadOptions, Teacher};
+pub use tokenize::{pad_batch, TeacherTokenizer};
+pub use weights::Params;

@@ -1,0 +1,124 @@
+//! `distill bench`: the numbers the README reports — training time per epoch, inference
+//! throughput and single-sentence latency of a student on this machine.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use candle_core::Device;
+use clap::Args;
+use distill_data::{Dataset, LabelSet};
+use distill_trainer::StudentRun;
+use serde::Serialize;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Student model folder to time inference of.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Sentences to time inference over (e.g. SST-2 dev).
+    #[arg(long, default_value = "assets/sst2/dev.tsv")]
+    data: PathBuf,
+    /// Also time training epochs of the original preset on this file (80% split).
+    #[arg(long)]
+    train: Option<PathBuf>,
+    /// Training epochs to time.
+    #[arg(long, default_value_t = 2)]
+    epochs: usize,
+    /// Passes over --data for the throughput figure.
+    #[arg(long, default_value_t = 20)]
+    repeat: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize, Default)]
+struct Report {
+    epoch_seconds: Option<Vec<f64>>,
+    sentences: usize,
+    model_sentences_per_second: Option<f64>,
+    text_sentences_per_second: Option<f64>,
+    latency_us_median: Option<f64>,
+    latency_us_p99: Option<f64>,
+    text_latency_us_median: Option<f64>,
+}
+
+pub fn bench(a: BenchArgs) -> Result<()> {
+    let mut report = Report::default();
+    if let Some(train) = &a.train {
+        let dir = std::env::temp_dir().join(format!("distill-bench-{}", std::process::id()));
+        let mut run = StudentRun::new(train.clone(), dir.clone());
+        run.train.epochs = a.epochs;
+        run.train.progress = false;
+        let outcome = run.run(&Device::Cpu).context("timing training")?;
+        let _ = std::fs::remove_dir_all(&dir);
+        report.epoch_seconds = Some(outcome.records.iter().map(|r| r.epoch_seconds).collect());
+    }
+    if let Some(model) = &a.model {
+        let predictor = crate::eval::load_predictor(model)?;
+        let data = Dataset::read(&a.data, &LabelSet::binary())?;
+        let texts = data.texts();
+        let ids: Vec<Vec<u32>> = texts.iter().map(|t| predictor.encode(t)).collect();
+        report.sentences = ids.len();
+
+        let _ = predictor.logits_batch(&ids); // warm-up
+        let start = Instant::now();
+        for _ in 0..a.repeat {
+            std::hint::black_box(predictor.logits_batch(&ids));
+        }
+        report.model_sentences_per_second = Some((a.repeat * ids.len()) as f64 / start.elapsed().as_secs_f64());
+
+        let start = Instant::now();
+        for _ in 0..a.repeat {
+            let out: Vec<_> = {
+                use rayon::prelude::*;
+                texts.par_iter().map(|t| predictor.predict(t)).collect()
+            };
+            std::hint::black_box(out);
+        }
+        report.text_sentences_per_second = Some((a.repeat * ids.len()) as f64 / start.elapsed().as_secs_f64());
+
+        let mut lat = Vec::with_capacity(ids.len() * 5);
+        for _ in 0..5 {
+            for s in &ids {
+                let t = Instant::now();
+                std::hint::black_box(predictor.logits(s));
+                lat.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        lat.sort_by(f64::total_cmp);
+        report.latency_us_median = Some(lat[lat.len() / 2]);
+        report.latency_us_p99 = Some(lat[lat.len() * 99 / 100]);
+        let mut tl: Vec<f64> = texts
+            .iter()
+            .map(|t| {
+                let s = Instant::now();
+                std::hint::black_box(predictor.predict(t));
+                s.elapsed().as_secs_f64() * 1e6
+            })
+            .collect();
+        tl.sort_by(f64::total_cmp);
+        report.text_latency_us_median = Some(tl[tl.len() / 2]);
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        if let Some(e) = &report.epoch_seconds {
+            println!("training seconds per epoch (original preset, batch 32): {e:.3?}");
+        }
+        if let Some(v) = report.model_sentences_per_second {
+            println!("throughput over {} sentences, token ids in: {v:.0} sentences/s", report.sentences);
+        }
+        if let Some(v) = report.text_sentences_per_second {
+            println!("throughput, raw text in (normalise + encode + predict): {v:.0} sentences/s");
+        }
+        if let (Some(m), Some(p)) = (report.latency_us_median, report.latency_us_p99) {
+            println!("single-sentence latency, token ids in: median {m:.2} µs, p99 {p:.2} µs");
+        }
+        if let Some(m) = report.text_latency_us_median {
+            println!("single-sentence latency, raw text in: median {m:.2} µs");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! `distill student train`: a thin wrapper over [`distill_trainer::StudentRun`].
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use distill_student::StudentPreset;
+use distill_trainer::{Augmentation, Loss, StudentRun};
+
+/// Student subcommands.
+#[derive(Subcommand, Debug)]
+pub enum StudentCommand {
+    /// Train a BiLSTM student (baseline on labels, or distilled from teacher logits).
+    Train(TrainArgs),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Mode {
+    Baseline,
+    Distill,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum LossKind {
+    Ce,
+    Bce,
+    Distill,
+    WeightedMse,
+    Kl,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Training file (TSV `sentence<TAB>label` with header, or CSV).
+    #[arg(long)]
+    train: PathBuf,
+    /// Run folder: metrics.jsonl, best/, last/.
+    #[arg(long)]
+    out: PathBuf,
+    /// baseline (labels only) or distill (needs --logits).
+    #[arg(long, value_enum, default_value = "baseline")]
+    mode: Mode,
+    /// Loss; defaults to ce for baseline and distill for distill mode.
+    #[arg(long, value_enum)]
+    loss: Option<LossKind>,
+    /// Teacher logits over --train (from `distill teacher label`).
+    #[arg(long)]
+    logits: Option<PathBuf>,
+    /// Augmented sentences (from `distill augment`); needs --augment-logits.
+    #[arg(long, requires = "augment_logits")]
+    augment: Option<PathBuf>,
+    /// Teacher logits over --augment.
+    #[arg(long)]
+    augment_logits: Option<PathBuf>,
+    /// Weight of the hard-label term.
+    #[arg(long, default_value_t = 0.5)]
+    alpha: f64,
+    /// Temperature of the kl loss.
+    #[arg(long, default_value_t = 2.0)]
+    temperature: f64,
+    /// Exponent of the weighted-mse weights.
+    #[arg(long, default_value_t = 1.5)]
+    k: f64,
+    /// Architecture preset: original or large.
+    #[arg(long, default_value = "original")]
+    preset: String,
+    #[arg(long, default_value_t = 30)]
+    epochs: usize,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// StepLR decay per epoch.
+    #[arg(long, default_value_t = 0.9)]
+    gamma: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Share of --train held out for validation.
+    #[arg(long, default_value_t = 0.2)]
+    val_share: f64,
+    /// Skip the original word normalisation (punctuation, numbers, stemming).
+    #[arg(long)]
+    no_normalize: bool,
+    #[arg(long, default_value_t = 10_000)]
+    max_vocab: usize,
+    #[arg(long, default_value_t = 1)]
+    min_freq: usize,
+    /// Hide the progress bar.
+    #[arg(long)]
+    quiet: bool,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+/// Runs a student subcommand.
+pub fn run(cmd: StudentCommand) -> Result<()> {
+    match cmd {
+        StudentCommand::Train(args) => train(args),
+    }
+}
+
+fn train(a: TrainArgs) -> Result<()> {
+    let device = crate::device::parse(&a.device)?;
+    let kind = a.loss.unwrap_or(match a.mode {
+        Mode::Baseline => LossKind::Ce,
+        Mode::Distill => LossKind::Distill,
+    });
+    let loss = match kind {
+        LossKind::Ce => Loss::Ce,
+        LossKind::Bce => Loss::Bce,
+        LossKind::Distill => Loss::Distill { alpha: a.alpha },
+        LossKind::WeightedMse => Loss::WeightedMse { alpha: a.alpha, k: a.k },
+        LossKind::Kl => Loss::Kl { alpha: a.alpha, temperature: a.temperature },
+    };
+    if loss.needs_teacher() && a.logits.is_none() {
+        anyhow::bail!("--loss {kind:?} needs teacher logits: pass --logits FILE (from `distill teacher label`)");
+    }
+    let mut run = StudentRun::new(a.train.clone(), a.out.clone());
+    run.preset = StudentPreset::by_name(&a.preset)?;
+    run.val_share = a.val_share;
+    run.normalize = !a.no_normalize;
+    run.max_vocab = a.max_vocab;
+    run.min_freq = a.min_freq;
+    run.logits = if loss.needs_teacher() { a.logits.clone() } else { None };
+    run.augment = match (a.augment, a.augment_logits) {
+        (Some(data), Some(logits)) => Some(Augmentation { data, logits }),
+        _ => None,
+    };
+    run.train.epochs = a.epochs;
+    run.train.batch_size = a.batch_size;
+    run.train.lr = a.lr;
+    run.train.gamma = a.gamma;
+    run.train.seed = a.seed;
+    run.train.loss = loss;
+    run.train.progress = !a.quiet;
+    let outcome = run
+        .run(&device)
+        .with_context(|| format!("training a student from {} into {}", a.train.display(), a.out.display()))?;
+    if let Some(best) = outcome.records.iter().find(|r| r.epoch == outcome.best_epoch) {
+        println!(
+            "best epoch {}: val loss {:.4}, acc {:.4}, ap {:.4}, f1 {:.4} -> {}",
+            best.epoch,
+            best.val_loss,
+            best.val_acc,
+            best.val_ap,
+            best.val_f1,
+            a.out.join("best").display()
+        );
+    }
+    Ok(())
+}

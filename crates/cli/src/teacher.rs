@@ -1,0 +1,231 @@
+//! `distill teacher finetune | eval | label`: thin calls into `distill_teacher`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use distill_data::{Dataset, LabelSet};
+use distill_teacher::{FinetuneConfig, InferOptions, LoadOptions, Teacher};
+
+/// The teacher subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TeacherCommand {
+    /// Fine-tune a BERT (hub id or folder) into a sentence classifier; the best dev
+    /// checkpoint is saved in OUT as a Hugging Face folder, with OUT/metrics.jsonl.
+    Finetune {
+        /// Base model: a hub id (e.g. sentence-transformers/all-MiniLM-L6-v2) or a folder.
+        #[arg(long)]
+        teacher: String,
+        /// Labelled training data (TSV with `sentence` and `label` columns, or CSV).
+        #[arg(long)]
+        train: PathBuf,
+        /// Labelled dev data, evaluated after each epoch.
+        #[arg(long)]
+        dev: PathBuf,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        epochs: usize,
+        /// Peak learning rate (linear warm-up, then linear decay).
+        #[arg(long, default_value_t = 3e-5)]
+        lr: f64,
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Stop after N steps (quick runs); the schedule is shortened to match.
+        #[arg(long)]
+        max_steps: Option<usize>,
+        /// Also evaluate on the dev data every N steps.
+        #[arg(long)]
+        eval_every: Option<usize>,
+        /// Share of the steps spent warming up.
+        #[arg(long, default_value_t = 0.06)]
+        warmup_ratio: f64,
+        /// Longest token sequence, [CLS] and [SEP] included.
+        #[arg(long, default_value_t = 128)]
+        max_len: usize,
+        /// Label names in id order, comma-separated.
+        #[arg(long, default_value = "0,1")]
+        labels: String,
+        /// cpu, cuda[:N] or metal.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// Accuracy, average precision, F1 and loss of a teacher on labelled data.
+    Eval {
+        #[arg(long)]
+        teacher: String,
+        #[arg(long)]
+        data: PathBuf,
+        /// Print one JSON object (keys as in metrics.jsonl: n, acc, ap, f1, loss, confusion).
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 64)]
+        batch_size: usize,
+        #[arg(long, default_value = "0,1")]
+        labels: String,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// Write the teacher's logits for every sentence of DATA (input order) to a
+    /// safetensors logit cache.
+    Label {
+        #[arg(long)]
+        teacher: String,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 64)]
+        batch_size: usize,
+        #[arg(long, default_value = "0,1")]
+        labels: String,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+}
+
+fn label_set(names: &str) -> Result<LabelSet> {
+    let names: Vec<String> = names.split(',').map(|s| s.trim().to_string()).collect();
+    anyhow::ensure!(
+        names.len() >= 2 && names.iter().all(|n| !n.is_empty()),
+        "--labels needs at least two comma-separated names, got {names:?}"
+    );
+    Ok(LabelSet::new(names))
+}
+
+fn read(path: &PathBuf, labels: &LabelSet) -> Result<Dataset> {
+    Dataset::read(path, labels).with_context(|| format!("reading {}", path.display()))
+}
+
+fn load_teacher(id_or_dir: &str, labels: &LabelSet, device: &str) -> Result<Teacher> {
+    let device = crate::device::parse(device)?;
+    let teacher = Teacher::load(id_or_dir, &LoadOptions::default(), &device)
+        .with_context(|| format!("loading teacher {id_or_dir}"))?;
+    anyhow::ensure!(
+        teacher.labels().len() == labels.len(),
+        "teacher {id_or_dir} has {} outputs ({}), the data's label set has {} ({})",
+        teacher.labels().len(),
+        teacher.labels().join(", "),
+        labels.len(),
+        labels.names().join(", ")
+    );
+    Ok(teacher)
+}
+
+/// Runs one teacher subcommand.
+pub fn run(cmd: TeacherCommand) -> Result<()> {
+    match cmd {
+        TeacherCommand::Finetune {
+            teacher,
+            train,
+            dev,
+            out,
+            epochs,
+            lr,
+            batch_size,
+            seed,
+            max_steps,
+            eval_every,
+            warmup_ratio,
+            max_len,
+            labels,
+            device,
+        } => {
+            let labels = label_set(&labels)?;
+            let (train_data, dev_data) = (read(&train, &labels)?, read(&dev, &labels)?);
+            let device = crate::device::parse(&device)?;
+            let cfg = FinetuneConfig {
+                teacher: teacher.clone(),
+                out: out.clone(),
+                labels,
+                epochs,
+                lr,
+                batch_size,
+                seed,
+                max_steps,
+                eval_every,
+                warmup_ratio,
+                max_len,
+                ..Default::default()
+            };
+            let report = distill_teacher::finetune(&cfg, &train_data, &dev_data, &device)
+                .with_context(|| format!("fine-tuning {teacher}"))?;
+            let b = &report.best;
+            println!(
+                "fine-tuned {teacher}: {} steps, {:.3} s/step; best dev (step {}): acc {:.4}, AP {:.4}, F1 {:.4}, loss {:.4}; saved to {}",
+                report.steps,
+                report.mean_step_seconds,
+                b.step,
+                b.val_acc,
+                b.val_ap,
+                b.val_f1,
+                b.val_loss,
+                out.display()
+            );
+        }
+        TeacherCommand::Eval {
+            teacher,
+            data,
+            json,
+            batch_size,
+            labels,
+            device,
+        } => {
+            let labels = label_set(&labels)?;
+            let data = read(&data, &labels)?;
+            let teacher = load_teacher(&teacher, &labels, &device)?;
+            let opts = InferOptions {
+                batch_size,
+                progress: !json,
+            };
+            let eval = distill_teacher::evaluate(&teacher, &data, &opts)?;
+            let m = &eval.metrics;
+            if json {
+                let value = serde_json::json!({
+                    "n": m.n, "acc": m.acc, "ap": m.ap, "f1": m.f1,
+                    "loss": eval.loss, "confusion": m.confusion,
+                });
+                println!("{value}");
+            } else {
+                println!(
+                    "n {}  acc {:.4}  AP {:.4}  F1 {:.4}  loss {:.4}",
+                    m.n, m.acc, m.ap, m.f1, eval.loss
+                );
+            }
+        }
+        TeacherCommand::Label {
+            teacher,
+            data,
+            out,
+            batch_size,
+            labels,
+            device,
+        } => {
+            let labels = label_set(&labels)?;
+            let data = read(&data, &labels)?;
+            let teacher = load_teacher(&teacher, &labels, &device)?;
+            let opts = InferOptions {
+                batch_size,
+                progress: true,
+            };
+            let start = std::time::Instant::now();
+            let logits = distill_teacher::label(&teacher, &data, &opts)?;
+            let seconds = start.elapsed().as_secs_f64();
+            logits
+                .save(&out)
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!(
+                "labelled {} sentences in {seconds:.1} s ({:.0}/s): logits [{}, {}] written to {}",
+                data.len(),
+                data.len() as f64 / seconds.max(1e-9),
+                logits.len(),
+                logits.num_labels,
+                out.display()
+            );
+        }
+    }
+    Ok(())
+}

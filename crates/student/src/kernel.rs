@@ -1,0 +1,152 @@
+//! The fused LSTM sequence kernel: one candle custom op per layer and direction.
+//!
+//! Inputs: `xg` `(batch, time, 4H)` — input projections with both biases added — and
+//! `w_hh` `(4H, H)`. Output `(batch, time + 2, H)`: rows `0..time` are `h_t` at each real
+//! position (zero on padding), row `time` is the final `h`, row `time + 1` the final `c`.
+//! Packing the final state into the output keeps this a single differentiable op; callers
+//! `narrow` what they need. Lengths and direction live in the op.
+//!
+//! One op per gate per step would launch `~10·time` candle ops per direction; this runs the
+//! whole recurrence in [`crate::cell`] over the batch in parallel, forward and backward
+//! (the backward recomputes the forward trace, which is cheaper than storing it in a tensor).
+//! CPU only: other devices use [`crate::reference`].
+
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::cell::{backward_seq, forward_seq, Recurrent};
+
+/// Below this many token steps per batch, threads cost more than they save.
+const PARALLEL_MIN_STEPS: usize = 256;
+
+/// One direction of one LSTM layer over a padded batch with known lengths.
+#[derive(Clone, Debug)]
+pub struct LstmSeqOp {
+    lengths: Arc<[usize]>,
+    reverse: bool,
+}
+
+impl LstmSeqOp {
+    /// `lengths[b]` real tokens in row `b`; `reverse` reads right to left from the last real token.
+    pub fn new(lengths: Arc<[usize]>, reverse: bool) -> Self {
+        Self { lengths, reverse }
+    }
+
+    /// Applies the op: `xg` `(B, T, 4H)`, `w_hh` `(4H, H)` → `(B, T + 2, H)`.
+    pub fn apply(&self, xg: &Tensor, w_hh: &Tensor) -> candle_core::Result<Tensor> {
+        xg.contiguous()?.apply_op2(&w_hh.contiguous()?, self.clone())
+    }
+
+    fn dims(&self, xg: &Layout, w: &Layout) -> candle_core::Result<(usize, usize, usize)> {
+        let (b, t, g4) = xg.shape().dims3()?;
+        let (wg, h) = w.shape().dims2()?;
+        if g4 != 4 * h || wg != g4 {
+            candle_core::bail!("lstm kernel: xg {:?} does not match w_hh {:?}", xg.shape(), w.shape());
+        }
+        if b != self.lengths.len() {
+            candle_core::bail!("lstm kernel: batch {b} but {} lengths", self.lengths.len());
+        }
+        if let Some(&l) = self.lengths.iter().find(|&&l| l > t) {
+            candle_core::bail!("lstm kernel: length {l} exceeds time {t}");
+        }
+        Ok((b, t, h))
+    }
+
+    fn parallel(&self) -> bool {
+        self.lengths.iter().sum::<usize>() >= PARALLEL_MIN_STEPS
+    }
+}
+
+fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
+    let data = s.as_slice::<f32>()?;
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => candle_core::bail!("lstm kernel: input must be contiguous"),
+    }
+}
+
+impl CustomOp2 for LstmSeqOp {
+    fn name(&self) -> &'static str {
+        "lstm-seq"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (b, t, h) = self.dims(l1, l2)?;
+        let xg = f32_slice(s1, l1)?;
+        let rec = Recurrent::new(f32_slice(s2, l2)?.to_vec(), h);
+        let mut out = vec![0.0f32; b * (t + 2) * h];
+        let run = |(row, o): (usize, &mut [f32])| {
+            let (seq, state) = o.split_at_mut(t * h);
+            let (hn, cn) = state.split_at_mut(h);
+            let x = &xg[row * t * 4 * h..(row + 1) * t * 4 * h];
+            forward_seq(&rec, x, self.lengths[row], self.reverse, hn, cn, Some(seq), None);
+        };
+        let chunks = out.chunks_mut((t + 2) * h).enumerate();
+        if self.parallel() {
+            chunks.collect::<Vec<_>>().into_par_iter().for_each(run);
+        } else {
+            chunks.for_each(run);
+        }
+        Ok((CpuStorage::F32(out), Shape::from((b, t + 2, h))))
+    }
+
+    fn bwd(
+        &self,
+        xg: &Tensor,
+        w_hh: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let (b, t, g4) = xg.dims3()?;
+        let h = g4 / 4;
+        let xs = xg.flatten_all()?.to_vec1::<f32>()?;
+        let gs = grad.flatten_all()?.to_vec1::<f32>()?;
+        let rec = Recurrent::new(w_hh.flatten_all()?.to_vec1::<f32>()?, h);
+        let mut dxg = vec![0.0f32; b * t * g4];
+
+        let run = |(row, dx): (usize, &mut [f32])| -> Vec<f32> {
+            let len = self.lengths[row];
+            let mut dw = vec![0.0f32; g4 * h];
+            if len == 0 {
+                return dw;
+            }
+            let x = &xs[row * t * g4..(row + 1) * t * g4];
+            let (mut hs, mut cs) = (vec![0.0f32; h], vec![0.0f32; h]);
+            let mut trace = vec![0.0f32; len * 6 * h];
+            forward_seq(&rec, x, len, self.reverse, &mut hs, &mut cs, None, Some(&mut trace));
+            let g = &gs[row * (t + 2) * h..(row + 1) * (t + 2) * h];
+            let (d_out, d_state) = g.split_at(t * h);
+            let mut dh = d_state[..h].to_vec();
+            let mut dc = d_state[h..].to_vec();
+            backward_seq(&rec, &trace, len, self.reverse, d_out, &mut dh, &mut dc, dx, &mut dw);
+            dw
+        };
+        let rows = dxg.chunks_mut(t * g4).enumerate();
+        let dw = if self.parallel() {
+            rows.collect::<Vec<_>>()
+                .into_par_iter()
+                .map(run)
+                .reduce(|| vec![0.0f32; g4 * h], add_into)
+        } else {
+            rows.map(run).fold(vec![0.0f32; g4 * h], add_into)
+        };
+        let dev = xg.device();
+        Ok((
+            Some(Tensor::from_vec(dxg, (b, t, g4), dev)?),
+            Some(Tensor::from_vec(dw, (g4, h), dev)?),
+        ))
+    }
+}
+
+fn add_into(mut a: Vec<f32>, b: Vec<f32>) -> Vec<f32> {
+    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+    a
+}

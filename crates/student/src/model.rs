@@ -1,0 +1,150 @@
+//! The student: embedding → bidirectional LSTM → final states → dropout → linear.
+//!
+//! `forward(ids (B, T) u32, lengths) → logits (B, C)`. The sentence vector is the top layer's
+//! final forward state (after the last real token) concatenated with its final backward state
+//! (after reading back to the first token), `(B, 2H)`. Parameter names follow the PyTorch
+//! module of the original tutorial: `embedding.weight`, `rnn.*`, `fc.weight`, `fc.bias`.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Tensor};
+use rand::Rng;
+use rand_distr::{Distribution, Normal, Uniform};
+
+use crate::bilstm::{BiLstm, Recurrence};
+use crate::{Error, Result, StudentConfig};
+
+/// The BiLSTM sentence classifier.
+#[derive(Clone, Debug)]
+pub struct BiLstmClassifier {
+    config: StudentConfig,
+    embedding: Tensor,
+    rnn: BiLstm,
+    fc_weight: Tensor,
+    fc_bias: Tensor,
+}
+
+impl BiLstmClassifier {
+    /// Parameter names and shapes, in a fixed order (PyTorch state-dict names).
+    pub fn parameter_shapes(config: &StudentConfig) -> Vec<(String, Vec<usize>)> {
+        let (e, h) = (config.embedding_dim, config.hidden_size);
+        let mut shapes = vec![("embedding.weight".to_string(), vec![config.vocab_size, e])];
+        for l in 0..config.num_layers {
+            let input = if l == 0 { e } else { 2 * h };
+            for sfx in ["", "_reverse"] {
+                shapes.push((format!("rnn.weight_ih_l{l}{sfx}"), vec![4 * h, input]));
+                shapes.push((format!("rnn.weight_hh_l{l}{sfx}"), vec![4 * h, h]));
+                shapes.push((format!("rnn.bias_ih_l{l}{sfx}"), vec![4 * h]));
+                shapes.push((format!("rnn.bias_hh_l{l}{sfx}"), vec![4 * h]));
+            }
+        }
+        shapes.push(("fc.weight".into(), vec![config.num_outputs, 2 * h]));
+        shapes.push(("fc.bias".into(), vec![config.num_outputs]));
+        shapes
+    }
+
+    /// Fresh parameters initialised as PyTorch does: embedding N(0, 1), LSTM U(±1/√H),
+    /// linear U(±1/√fan_in). Drawn from `rng`, so a seed fixes the model.
+    pub fn init_tensors(config: &StudentConfig, rng: &mut impl Rng, device: &Device) -> Result<HashMap<String, Tensor>> {
+        config.validate()?;
+        let lstm_bound = 1.0 / (config.hidden_size as f32).sqrt();
+        let fc_bound = 1.0 / ((2 * config.hidden_size) as f32).sqrt();
+        let normal = Normal::new(0.0f32, 1.0).map_err(|e| Error::Config(e.to_string()))?;
+        let mut out = HashMap::new();
+        for (name, shape) in Self::parameter_shapes(config) {
+            let n: usize = shape.iter().product();
+            let values: Vec<f32> = if name == "embedding.weight" {
+                (0..n).map(|_| normal.sample(rng)).collect()
+            } else {
+                let bound = if name.starts_with("fc.") { fc_bound } else { lstm_bound };
+                let u = Uniform::new_inclusive(-bound, bound);
+                (0..n).map(|_| u.sample(rng)).collect()
+            };
+            out.insert(name, Tensor::from_vec(values, shape, device)?);
+        }
+        Ok(out)
+    }
+
+    /// Builds the model over `tensors` (checked against the config's names and shapes).
+    /// Training passes the tensors of its `Var`s, so gradients reach them.
+    pub fn from_tensors(config: &StudentConfig, tensors: &HashMap<String, Tensor>) -> Result<Self> {
+        config.validate()?;
+        for (name, shape) in Self::parameter_shapes(config) {
+            let t = tensors
+                .get(&name)
+                .ok_or_else(|| Error::MissingTensor { path: "<model>".into(), name: name.clone() })?;
+            if t.dims() != shape.as_slice() {
+                return Err(Error::Shape { path: "<model>".into(), name, found: t.dims().to_vec(), expected: shape });
+            }
+        }
+        let get = |n: &str| tensors[n].clone();
+        Ok(Self {
+            config: config.clone(),
+            embedding: get("embedding.weight"),
+            rnn: BiLstm::from_tensors(tensors, "rnn.", config.num_layers)?,
+            fc_weight: get("fc.weight"),
+            fc_bias: get("fc.bias"),
+        })
+    }
+
+    /// Forces the plain candle-op recurrence (for parity tests and devices without the kernel).
+    pub fn with_recurrence(mut self, recurrence: Recurrence) -> Self {
+        self.rnn = self.rnn.with_recurrence(recurrence);
+        self
+    }
+
+    /// The architecture.
+    pub fn config(&self) -> &StudentConfig {
+        &self.config
+    }
+
+    /// The recurrent part.
+    pub fn rnn(&self) -> &BiLstm {
+        &self.rnn
+    }
+
+    /// All parameters by name.
+    pub fn tensors(&self) -> HashMap<String, Tensor> {
+        let mut m = HashMap::new();
+        m.insert("embedding.weight".to_string(), self.embedding.clone());
+        for (l, layer) in self.rnn.layers().iter().enumerate() {
+            for (dir, sfx) in layer.iter().zip(["", "_reverse"]) {
+                m.insert(format!("rnn.weight_ih_l{l}{sfx}"), dir.weight_ih.clone());
+                m.insert(format!("rnn.weight_hh_l{l}{sfx}"), dir.weight_hh.clone());
+                m.insert(format!("rnn.bias_ih_l{l}{sfx}"), dir.bias_ih.clone());
+                m.insert(format!("rnn.bias_hh_l{l}{sfx}"), dir.bias_hh.clone());
+            }
+        }
+        m.insert("fc.weight".into(), self.fc_weight.clone());
+        m.insert("fc.bias".into(), self.fc_bias.clone());
+        m
+    }
+
+    /// Logits `(B, C)` for token ids `(B, T)` (u32) whose row `b` has `lengths[b]` real tokens.
+    /// With `dropout_rng`, dropout is applied (training); without, the model is deterministic.
+    pub fn forward(&self, ids: &Tensor, lengths: &[usize], dropout_rng: Option<&mut dyn rand::RngCore>) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let x = self
+            .embedding
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, t, self.config.embedding_dim))?;
+        let mut features = self.rnn.final_states(&x, lengths)?;
+        if let Some(rng) = dropout_rng {
+            features = dropout(&features, self.config.dropout, rng)?;
+        }
+        Ok(features.matmul(&self.fc_weight.t()?)?.broadcast_add(&self.fc_bias)?)
+    }
+}
+
+/// Inverted dropout with a mask drawn from `rng` (candle's own dropout is not seedable).
+fn dropout(x: &Tensor, p: f32, rng: &mut dyn rand::RngCore) -> Result<Tensor> {
+    if p <= 0.0 {
+        return Ok(x.clone());
+    }
+    let scale = 1.0 / (1.0 - p);
+    let mask: Vec<f32> = (0..x.elem_count())
+        .map(|_| if rng.gen::<f32>() < p { 0.0 } else { scale })
+        .collect();
+    let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(DType::F32)?;
+    Ok((x * mask)?)
+}

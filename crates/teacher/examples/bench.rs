@@ -1,0 +1,93 @@
+//! Benchmarks of the teacher on this machine (not a test): fine-tuning step time and
+//! labelling throughput.
+//!
+//! ```text
+//! cargo run --release -p distill-teacher --example bench -- \
+//!     [--teacher ID_OR_DIR] [--data assets/sst2/train.tsv] [--steps 30] [--label 3000] [--batch 32]
+//! ```
+//!
+//! Step time is measured over `--steps` steps of the fine-tuning loop
+//! ([`distill_teacher::finetune::train_step`] on seeded length-bucketed batches of the
+//! data, the first 3 steps excluded as warm-up); throughput over the first `--label`
+//! sentences of the data, tokenisation included.
+
+use std::time::Instant;
+
+use candle_core::Device;
+use distill_data::{Dataset, LabelSet};
+use distill_teacher::batching::bucketed_batches;
+use distill_teacher::finetune::train_step;
+use distill_teacher::optim::{AdamW, AdamWConfig};
+use distill_teacher::{predict_logits, InferOptions, LoadOptions, Teacher};
+
+fn arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_string())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let teacher_id = arg("--teacher", "sentence-transformers/all-MiniLM-L6-v2");
+    let data_path = arg("--data", concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/sst2/train.tsv"));
+    let steps: usize = arg("--steps", "30").parse()?;
+    let label_n: usize = arg("--label", "3000").parse()?;
+    let batch: usize = arg("--batch", "32").parse()?;
+
+    let data = Dataset::read(data_path.as_ref(), &LabelSet::binary())?;
+    let labels = data.labels().ok_or("the data must be labelled")?;
+    let opts = LoadOptions {
+        labels: Some(vec!["0".into(), "1".into()]),
+        ..Default::default()
+    };
+    let teacher = Teacher::load(&teacher_id, &opts, &Device::Cpu)?;
+    println!("teacher {teacher_id}: {} parameters", teacher.model.params().count());
+
+    if label_n > 0 {
+        let texts: Vec<&str> = data.texts().into_iter().take(label_n).collect();
+        let start = Instant::now();
+        let infer = InferOptions { batch_size: 64, progress: false };
+        let logits = predict_logits(&teacher, &texts, &infer)?;
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "labelling: {} sentences in {secs:.2} s = {:.0} sentences/s ({} logits)",
+            texts.len(),
+            texts.len() as f64 / secs,
+            logits.len()
+        );
+    }
+
+    if steps > 0 {
+        let ids = teacher.tokenizer.encode_all(&data.texts())?;
+        let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
+        let mut opt = AdamW::new(teacher.model.params().iter(), AdamWConfig::default())?;
+        teacher.model.seed_dropout(42);
+        let batches = bucketed_batches(&lengths, batch, 42, 0);
+        let mut times = Vec::new();
+        let mut tokens = 0usize;
+        for (step, b) in batches.iter().take(steps + 3).enumerate() {
+            let seqs: Vec<&[u32]> = b.iter().map(|&i| ids[i].as_slice()).collect();
+            let ys: Vec<u32> = b.iter().map(|&i| labels[i]).collect();
+            let t0 = Instant::now();
+            let loss = train_step(&teacher, &mut opt, &seqs, &ys, 3e-5, 1.0)?;
+            let dt = t0.elapsed().as_secs_f64();
+            let t = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
+            if step >= 3 {
+                times.push(dt);
+                tokens += t * seqs.len();
+            }
+            println!("step {step:3}: T = {t:3}, loss {loss:.4}, {dt:.3} s");
+        }
+        let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
+        let mut sorted = times.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
+        println!(
+            "fine-tuning: {} steps of batch {batch}: mean {mean:.3} s/step, median {median:.3} s/step, {:.0} padded tokens/step",
+            times.len(),
+            tokens as f64 / times.len().max(1) as f64
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,305 @@
+//! Fine-tuning a BERT into a sentence classifier, as transformers' `Trainer` does for
+//! GLUE: cross-entropy on the logits, AdamW (decay 0.01 except biases and LayerNorm
+//! weights), linear warm-up over 6% of the steps then linear decay to 0, gradient
+//! clipping at global norm 1, dropout on, batches of similar length, all seeded.
+//!
+//! The dev set is evaluated after every epoch (and every `eval_every` steps when asked);
+//! each evaluation appends a line to `<out>/metrics.jsonl`, and the best one by dev
+//! accuracy (then lower loss) is saved as a Hugging Face folder in `<out>`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use distill_data::{Dataset, LabelSet};
+use serde::Serialize;
+
+use crate::batching::bucketed_batches;
+use crate::error::{Error, Result};
+use crate::infer::{predict_logits, progress_bar, score, InferOptions};
+use crate::layers::Mode;
+use crate::optim::{clip_factor, AdamW, AdamWConfig, LinearSchedule};
+use crate::teacher::{LoadOptions, Teacher};
+use crate::tokenize::pad_batch;
+
+/// Everything a fine-tuning run needs besides the data; defaults follow transformers'
+/// GLUE recipe.
+#[derive(Debug, Clone)]
+pub struct FinetuneConfig {
+    /// Base model: hub id or folder.
+    pub teacher: String,
+    /// Output folder (best checkpoint and `metrics.jsonl`).
+    pub out: PathBuf,
+    /// Label names; data label ids index into them.
+    pub labels: LabelSet,
+    pub epochs: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    pub batch_size: usize,
+    /// Share of the steps spent warming up.
+    pub warmup_ratio: f64,
+    pub weight_decay: f64,
+    /// Global gradient-norm clipping threshold.
+    pub max_grad_norm: f64,
+    pub seed: u64,
+    /// Stop after this many steps (the schedule is shortened to match).
+    pub max_steps: Option<usize>,
+    /// Also evaluate every this many steps.
+    pub eval_every: Option<usize>,
+    /// Longest token sequence.
+    pub max_len: usize,
+    /// Batch size of dev evaluation.
+    pub eval_batch_size: usize,
+    /// Log the running loss every this many steps.
+    pub log_every: usize,
+    /// Show progress bars.
+    pub progress: bool,
+}
+
+impl Default for FinetuneConfig {
+    fn default() -> Self {
+        Self {
+            teacher: "sentence-transformers/all-MiniLM-L6-v2".into(),
+            out: PathBuf::from("runs/teacher"),
+            labels: LabelSet::binary(),
+            epochs: 1,
+            lr: 3e-5,
+            batch_size: 32,
+            warmup_ratio: 0.06,
+            weight_decay: 0.01,
+            max_grad_norm: 1.0,
+            seed: 42,
+            max_steps: None,
+            eval_every: None,
+            max_len: 128,
+            eval_batch_size: 64,
+            log_every: 50,
+            progress: true,
+        }
+    }
+}
+
+/// One dev evaluation (a line of `metrics.jsonl`).
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalRecord {
+    pub epoch: usize,
+    pub step: usize,
+    /// Mean training loss since the previous evaluation.
+    pub train_loss: f64,
+    pub val_loss: f64,
+    pub val_acc: f64,
+    pub val_ap: f64,
+    pub val_f1: f64,
+    /// Learning rate of the last step.
+    pub lr: f64,
+    /// Seconds spent in training steps since the previous evaluation.
+    pub epoch_seconds: f64,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct FinetuneReport {
+    pub best: EvalRecord,
+    pub history: Vec<EvalRecord>,
+    pub steps: usize,
+    /// Mean wall time of a training step (forward, backward, update), evaluation excluded.
+    pub mean_step_seconds: f64,
+    pub out: PathBuf,
+}
+
+/// Fine-tunes `cfg.teacher` on `train`, evaluating on `dev`; see the module doc.
+pub fn finetune(cfg: &FinetuneConfig, train: &Dataset, dev: &Dataset, device: &Device) -> Result<FinetuneReport> {
+    check(cfg)?;
+    let train_labels = train
+        .labels()
+        .ok_or_else(|| Error::Labels("the training data must be labelled".into()))?;
+    let dev_labels = dev
+        .labels()
+        .ok_or_else(|| Error::Labels("the dev data must be labelled".into()))?;
+    if train.is_empty() || dev.is_empty() {
+        return Err(Error::Setting("training and dev data must not be empty".into()));
+    }
+    let load = LoadOptions {
+        labels: Some(cfg.labels.names().to_vec()),
+        seed: cfg.seed,
+        max_len: cfg.max_len,
+    };
+    let teacher = Teacher::load(&cfg.teacher, &load, device)?;
+    teacher.model.seed_dropout(cfg.seed);
+    let ids = teacher.tokenizer.encode_all(&train.texts())?;
+    let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
+    let dev_texts = dev.texts();
+
+    let per_epoch = train.len().div_ceil(cfg.batch_size);
+    let total = (per_epoch * cfg.epochs).min(cfg.max_steps.unwrap_or(usize::MAX));
+    let schedule = LinearSchedule::with_ratio(cfg.lr, cfg.warmup_ratio, total);
+    let adamw = AdamWConfig {
+        weight_decay: cfg.weight_decay,
+        ..Default::default()
+    };
+    let mut opt = AdamW::new(teacher.model.params().iter(), adamw)?;
+    let (decayed, exempt) = opt.group_sizes();
+    tracing::info!(
+        teacher = %teacher.source.name(),
+        examples = train.len(),
+        epochs = cfg.epochs,
+        steps = total,
+        warmup = schedule.warmup,
+        lr = cfg.lr,
+        batch = cfg.batch_size,
+        decayed,
+        exempt,
+        "fine-tuning"
+    );
+
+    let eval_opts = InferOptions {
+        batch_size: cfg.eval_batch_size,
+        progress: false,
+    };
+    let mut history: Vec<EvalRecord> = Vec::new();
+    let mut best: Option<EvalRecord> = None;
+    let mut lines = String::new();
+    let (mut step, mut loss_sum, mut loss_n, mut span_seconds, mut all_seconds) = (0, 0f64, 0usize, 0f64, 0f64);
+    let mut lr;
+    let bar = progress_bar(total as u64, "fine-tuning", cfg.progress);
+    let started = Instant::now();
+    'epochs: for epoch in 0..cfg.epochs {
+        for batch in bucketed_batches(&lengths, cfg.batch_size, cfg.seed, epoch as u64) {
+            if step >= total {
+                break 'epochs;
+            }
+            let t0 = Instant::now();
+            let seqs: Vec<&[u32]> = batch.iter().map(|&i| ids[i].as_slice()).collect();
+            let ys: Vec<u32> = batch.iter().map(|&i| train_labels[i]).collect();
+            lr = schedule.lr(step);
+            let loss = train_step(&teacher, &mut opt, &seqs, &ys, lr, cfg.max_grad_norm)?;
+            if !loss.is_finite() {
+                return Err(Error::Setting(format!("the loss diverged at step {step} ({loss})")));
+            }
+            let dt = t0.elapsed().as_secs_f64();
+            step += 1;
+            loss_sum += loss;
+            loss_n += 1;
+            span_seconds += dt;
+            all_seconds += dt;
+            bar.set_message(format!("loss {:.4}", loss_sum / loss_n as f64));
+            bar.inc(1);
+            if step % cfg.log_every.max(1) == 0 {
+                let rate = step as f64 / all_seconds;
+                tracing::info!(
+                    step,
+                    total,
+                    loss = format!("{:.4}", loss_sum / loss_n as f64),
+                    lr = format!("{lr:.2e}"),
+                    s_per_step = format!("{:.3}", 1.0 / rate),
+                    eta_min = format!("{:.1}", (total - step) as f64 / rate / 60.0),
+                    "training"
+                );
+            }
+            let end_of_epoch = step % per_epoch == 0 || step == total;
+            let asked = cfg.eval_every.is_some_and(|n| step % n == 0);
+            if end_of_epoch || asked {
+                let logits = predict_logits(&teacher, &dev_texts, &eval_opts)?;
+                let eval = score(&logits, teacher.model.num_labels(), &dev_labels)?;
+                let record = EvalRecord {
+                    epoch: step.div_ceil(per_epoch),
+                    step,
+                    train_loss: loss_sum / loss_n.max(1) as f64,
+                    val_loss: eval.loss,
+                    val_acc: eval.metrics.acc,
+                    val_ap: eval.metrics.ap,
+                    val_f1: eval.metrics.f1,
+                    lr,
+                    epoch_seconds: span_seconds,
+                };
+                let improved = best
+                    .as_ref()
+                    .is_none_or(|b| (record.val_acc, -record.val_loss) > (b.val_acc, -b.val_loss));
+                bar.suspend(|| {
+                    tracing::info!(
+                        step,
+                        val_acc = format!("{:.4}", record.val_acc),
+                        val_ap = format!("{:.4}", record.val_ap),
+                        val_loss = format!("{:.4}", record.val_loss),
+                        best = improved,
+                        "dev evaluation"
+                    )
+                });
+                if improved {
+                    teacher.save(&cfg.out)?;
+                    best = Some(record.clone());
+                }
+                let line = serde_json::to_string(&record).map_err(|source| Error::Json {
+                    path: cfg.out.join("metrics.jsonl"),
+                    source,
+                })?;
+                lines.push_str(&line);
+                lines.push('\n');
+                let path = cfg.out.join("metrics.jsonl");
+                distill_data::write_atomic(&path, lines.as_bytes()).map_err(|e| Error::io("write", path, e))?;
+                history.push(record);
+                (loss_sum, loss_n, span_seconds) = (0.0, 0, 0.0);
+            }
+        }
+    }
+    bar.finish_and_clear();
+    let best = best.ok_or_else(|| Error::Setting("no training step was run".into()))?;
+    tracing::info!(
+        steps = step,
+        minutes = format!("{:.1}", started.elapsed().as_secs_f64() / 60.0),
+        s_per_step = format!("{:.3}", all_seconds / step.max(1) as f64),
+        best_acc = format!("{:.4}", best.val_acc),
+        best_ap = format!("{:.4}", best.val_ap),
+        out = %cfg.out.display(),
+        "fine-tuning done"
+    );
+    Ok(FinetuneReport {
+        best,
+        history,
+        steps: step,
+        mean_step_seconds: all_seconds / step.max(1) as f64,
+        out: cfg.out.clone(),
+    })
+}
+
+/// One optimisation step on a batch of token id sequences with their labels: forward in
+/// training mode, cross-entropy, backward, clipping to `max_grad_norm`, AdamW at `lr`.
+/// Returns the batch loss.
+pub fn train_step(
+    teacher: &Teacher,
+    opt: &mut AdamW,
+    seqs: &[&[u32]],
+    labels: &[u32],
+    lr: f64,
+    max_grad_norm: f64,
+) -> Result<f64> {
+    let device = teacher.device();
+    let (input, mask) = pad_batch(seqs, teacher.tokenizer.pad_id(), device)?;
+    let ys = Tensor::new(labels, device)?;
+    let logits = teacher.model.forward(&input, &mask, Mode::Train)?;
+    let loss = candle_nn::loss::cross_entropy(&logits, &ys)?;
+    let grads = loss.backward()?;
+    let factor = clip_factor(opt.grad_norm(&grads)?, max_grad_norm);
+    opt.step(&grads, lr, factor)?;
+    Ok(loss.to_scalar::<f32>()? as f64)
+}
+
+fn check(cfg: &FinetuneConfig) -> Result<()> {
+    let bad = |m: String| Err(Error::Setting(m));
+    if cfg.epochs == 0 || cfg.batch_size == 0 || cfg.eval_batch_size == 0 {
+        return bad("epochs and batch sizes must be positive".into());
+    }
+    if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
+        return bad(format!("learning rate {} must be positive", cfg.lr));
+    }
+    if !(0.0..1.0).contains(&cfg.warmup_ratio) {
+        return bad(format!("warm-up ratio {} is not in [0, 1)", cfg.warmup_ratio));
+    }
+    if cfg.max_steps == Some(0) || cfg.eval_every == Some(0) {
+        return bad("--max-steps and --eval-every must be positive".into());
+    }
+    if cfg.labels.len() < 2 {
+        return bad("a classifier needs at least two labels".into());
+    }
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! The building blocks of the BERT encoder that candle lacks for training.
+//!
+//! candle's fused layer norm and softmax kernels have no backward pass (gradients
+//! silently stop at them), and candle-transformers' BERT dropout is a no-op. Each block
+//! here therefore has two paths, chosen by [`Mode`]: the fused kernels for inference
+//! ([`Mode::Eval`]) and compositions of differentiable tensor ops, with real dropout in
+//! [`Mode::Train`], whenever gradients are wanted.
+//!
+//! | module | block | shapes |
+//! | --- | --- | --- |
+//! | [`linear`] | `y = x Wᵀ + b` | `(…, in)` → `(…, out)` |
+//! | [`layer_norm`] | `y = (x − μ) / √(σ² + ε) · γ + β` over the last dim | `(…, h)` → `(…, h)` |
+//! | [`softmax`] | `softmax(x)` over the last dim | `(…, n)` → `(…, n)` |
+//! | [`dropout`] | `y = x · m / (1 − p)`, `m ~ Bernoulli(1 − p)` | any |
+
+pub mod dropout;
+pub mod layer_norm;
+pub mod linear;
+pub mod softmax;
+
+pub use dropout::Dropout;
+pub use layer_norm::LayerNorm;
+pub use linear::Linear;
+
+use rand_chacha::ChaCha8Rng;
+
+/// How a forward pass runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Inference: fused kernels, no dropout, no backward.
+    Eval,
+    /// Differentiable ops without dropout (deterministic gradients, as in the parity tests).
+    Grad,
+    /// Training: differentiable ops and dropout.
+    Train,
+}
+
+impl Mode {
+    /// Whether the pass must be differentiable.
+    pub fn differentiable(self) -> bool {
+        self != Mode::Eval
+    }
+}
+
+/// The state a forward pass threads through the layers: the mode and the dropout RNG.
+pub struct Ctx<'a> {
+    pub mode: Mode,
+    pub(crate) rng: &'a mut ChaCha8Rng,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(mode: Mode, rng: &'a mut ChaCha8Rng) -> Self {
+        Self { mode, rng }
+    }
+}

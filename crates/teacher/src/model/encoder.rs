@@ -1,0 +1,138 @@
+//! One BERT encoder layer (post-LN, as in the original BERT):
+//!
+//! ```text
+//! a = LayerNorm(x + Dropout(Attention(x) Wₒ + bₒ))
+//! y = LayerNorm(a + Dropout(act(a W₁ + b₁) W₂ + b₂))
+//! Attention(x) = concatₕ softmax(Qₕ Kₕᵀ / √d + mask) Vₕ      (dropout on the probabilities)
+//! ```
+//! `x`, `a`, `y` `(B, T, H)`; per head `Qₕ`, `Kₕ`, `Vₕ` `(B, T, d)` with `d = H / heads`;
+//! the additive mask `(B, 1, 1, T)` is 0 for tokens and the most negative f32 for padding,
+//! so padded keys get exactly zero probability (transformers does the same).
+
+use candle_core::{Result, Tensor};
+
+use crate::config::{Activation, BertConfig};
+use crate::error::Result as CrateResult;
+use crate::layers::{softmax::softmax_last_dim, Ctx, Dropout, LayerNorm, Linear};
+use crate::weights::Params;
+
+fn linear(params: &Params, prefix: &str) -> CrateResult<Linear> {
+    Ok(Linear::new(
+        params.get(&format!("{prefix}.weight"))?,
+        params.get(&format!("{prefix}.bias"))?,
+    ))
+}
+
+fn layer_norm(params: &Params, prefix: &str, eps: f64) -> CrateResult<LayerNorm> {
+    Ok(LayerNorm::new(
+        params.get(&format!("{prefix}.weight"))?,
+        params.get(&format!("{prefix}.bias"))?,
+        eps,
+    ))
+}
+
+/// Multi-head self-attention with its output projection, dropout and LayerNorm.
+#[derive(Debug, Clone)]
+struct Attention {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    output: Linear,
+    layer_norm: LayerNorm,
+    heads: usize,
+    probs_dropout: Dropout,
+    hidden_dropout: Dropout,
+}
+
+impl Attention {
+    fn new(params: &Params, prefix: &str, cfg: &BertConfig) -> CrateResult<Self> {
+        Ok(Self {
+            query: linear(params, &format!("{prefix}.self.query"))?,
+            key: linear(params, &format!("{prefix}.self.key"))?,
+            value: linear(params, &format!("{prefix}.self.value"))?,
+            output: linear(params, &format!("{prefix}.output.dense"))?,
+            layer_norm: layer_norm(params, &format!("{prefix}.output.LayerNorm"), cfg.layer_norm_eps)?,
+            heads: cfg.num_attention_heads,
+            probs_dropout: Dropout::new(cfg.attention_probs_dropout_prob),
+            hidden_dropout: Dropout::new(cfg.hidden_dropout_prob),
+        })
+    }
+
+    /// `(B, T, H)` → `(B, T, H, heads)` split into `(B, heads, T, d)`.
+    fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, t, h) = x.dims3()?;
+        x.reshape((b, t, self.heads, h / self.heads))?
+            .transpose(1, 2)?
+            .contiguous()
+    }
+
+    fn forward(&self, x: &Tensor, mask: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
+        let (b, t, h) = x.dims3()?;
+        let scale = 1.0 / ((h / self.heads) as f64).sqrt();
+        // Scaling q (B·T·H values) is cheaper than scaling the scores (B·heads·T² values).
+        let q = self.split_heads(&(self.query.forward(x)? * scale)?)?;
+        let k = self.split_heads(&self.key.forward(x)?)?;
+        let v = self.split_heads(&self.value.forward(x)?)?;
+        let scores = q.matmul(&k.t()?)?.broadcast_add(mask)?;
+        let probs = softmax_last_dim(&scores, ctx.mode)?;
+        let probs = self.probs_dropout.forward(&probs, ctx)?;
+        let context = probs
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((b, t, h))?;
+        let out = self.output.forward(&context)?;
+        let out = self.hidden_dropout.forward(&out, ctx)?;
+        self.layer_norm.forward(&(out + x)?, ctx.mode)
+    }
+}
+
+/// One encoder layer: attention block, then feed-forward block.
+#[derive(Debug, Clone)]
+pub struct EncoderLayer {
+    attention: Attention,
+    intermediate: Linear,
+    output: Linear,
+    layer_norm: LayerNorm,
+    act: Activation,
+    dropout: Dropout,
+}
+
+impl EncoderLayer {
+    /// The layer `index` of `params`.
+    pub fn new(params: &Params, index: usize, cfg: &BertConfig) -> CrateResult<Self> {
+        let p = format!("bert.encoder.layer.{index}");
+        Ok(Self {
+            attention: Attention::new(params, &format!("{p}.attention"), cfg)?,
+            intermediate: linear(params, &format!("{p}.intermediate.dense"))?,
+            output: linear(params, &format!("{p}.output.dense"))?,
+            layer_norm: layer_norm(params, &format!("{p}.output.LayerNorm"), cfg.layer_norm_eps)?,
+            act: cfg.hidden_act,
+            dropout: Dropout::new(cfg.hidden_dropout_prob),
+        })
+    }
+
+    /// `(B, T, H)` → `(B, T, H)`; `mask` is the additive `(B, 1, 1, T)` mask.
+    pub fn forward(&self, x: &Tensor, mask: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
+        let a = self.attention.forward(x, mask, ctx)?;
+        let inner = self.intermediate.forward(&a)?;
+        let inner = match self.act {
+            Activation::Gelu => inner.gelu_erf()?,
+            Activation::GeluTanh => inner.gelu()?,
+            Activation::Relu => inner.relu()?,
+        };
+        let out = self.output.forward(&inner)?;
+        let out = self.dropout.forward(&out, ctx)?;
+        self.layer_norm.forward(&(out + a)?, ctx.mode)
+    }
+}
+
+/// The additive attention mask `(B, 1, 1, T)` from a `(B, T)` mask of ones (tokens) and
+/// zeros (padding): `0` for tokens, `f32::MIN` for padding.
+pub fn additive_mask(mask: &Tensor) -> Result<Tensor> {
+    let (b, t) = mask.dims2()?;
+    let max = f32::MAX as f64;
+    mask.to_dtype(candle_core::DType::F32)?
+        .affine(max, -max)?
+        .reshape((b, 1, 1, t))
+}

@@ -1,0 +1,135 @@
+//! `BertForSequenceClassification` in candle:
+//!
+//! ```text
+//! ids (B, T), mask (B, T)
+//!  → Embeddings → EncoderLayer × L → hidden (B, T, H)        (last hidden state)
+//!  → pooled = tanh(hidden[:, 0] W_p + b_p)    (B, H)         (pooler output)
+//!  → logits = Dropout(pooled) W_c + b_c       (B, C)
+//! ```
+//!
+//! One model serves training and inference: [`Mode`] picks fused kernels (inference) or
+//! differentiable compositions with dropout (training). The parameters live in
+//! [`Params`] as variables, so gradients of any loss on the logits map to them by name.
+
+pub mod embeddings;
+pub mod encoder;
+
+use std::sync::Mutex;
+
+use candle_core::{DType, Device, IndexOp, Tensor};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::BertConfig;
+use crate::error::Result;
+use crate::layers::{Ctx, Dropout, Linear, Mode};
+use crate::weights::Params;
+use embeddings::Embeddings;
+use encoder::{additive_mask, EncoderLayer};
+
+/// The encoder's outputs for a batch.
+#[derive(Debug, Clone)]
+pub struct BertOutput {
+    /// `(B, T, H)`.
+    pub last_hidden_state: Tensor,
+    /// `(B, H)`: `tanh` of the dense pooler over the first (`[CLS]`) token.
+    pub pooler_output: Tensor,
+}
+
+/// A BERT encoder with pooler and classification head.
+pub struct BertClassifier {
+    config: BertConfig,
+    params: Params,
+    embeddings: Embeddings,
+    layers: Vec<EncoderLayer>,
+    pooler: Linear,
+    dropout: Dropout,
+    classifier: Linear,
+    num_labels: usize,
+    rng: Mutex<ChaCha8Rng>,
+}
+
+impl BertClassifier {
+    /// Builds the model on `params`, which must follow `config` (see [`Params::load`]).
+    pub fn new(config: BertConfig, params: Params) -> Result<Self> {
+        let embeddings = Embeddings::new(&params, &config)?;
+        let layers = (0..config.num_hidden_layers)
+            .map(|i| EncoderLayer::new(&params, i, &config))
+            .collect::<Result<Vec<_>>>()?;
+        let pooler = Linear::new(
+            params.get("bert.pooler.dense.weight")?,
+            params.get("bert.pooler.dense.bias")?,
+        );
+        let classifier = Linear::new(params.get("classifier.weight")?, params.get("classifier.bias")?);
+        let num_labels = classifier.weight().dim(0)?;
+        Ok(Self {
+            dropout: Dropout::new(config.classifier_dropout_prob()),
+            config,
+            params,
+            embeddings,
+            layers,
+            pooler,
+            classifier,
+            num_labels,
+            rng: Mutex::new(ChaCha8Rng::seed_from_u64(0)),
+        })
+    }
+
+    pub fn config(&self) -> &BertConfig {
+        &self.config
+    }
+
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    pub fn num_labels(&self) -> usize {
+        self.num_labels
+    }
+
+    pub fn device(&self) -> &Device {
+        self.classifier.weight().device()
+    }
+
+    /// Restarts the dropout stream from `seed`.
+    pub fn seed_dropout(&self, seed: u64) {
+        *self.lock_rng() = ChaCha8Rng::seed_from_u64(seed);
+    }
+
+    fn lock_rng(&self) -> std::sync::MutexGuard<'_, ChaCha8Rng> {
+        // A panic elsewhere cannot leave an RNG in an invalid state.
+        self.rng.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Last hidden state and pooler output for `ids` `(B, T)` u32 with `mask` `(B, T)`
+    /// (1 for tokens, 0 for padding).
+    pub fn encode(&self, ids: &Tensor, mask: &Tensor, mode: Mode) -> Result<BertOutput> {
+        let mut rng = self.lock_rng();
+        let mut ctx = Ctx::new(mode, &mut rng);
+        let (last_hidden_state, pooler_output) = self.encode_with(ids, mask, &mut ctx)?;
+        Ok(BertOutput {
+            last_hidden_state,
+            pooler_output,
+        })
+    }
+
+    /// Classification logits `(B, C)` for `ids` `(B, T)` with `mask` `(B, T)`.
+    pub fn forward(&self, ids: &Tensor, mask: &Tensor, mode: Mode) -> Result<Tensor> {
+        let mut rng = self.lock_rng();
+        let mut ctx = Ctx::new(mode, &mut rng);
+        let (_, pooled) = self.encode_with(ids, mask, &mut ctx)?;
+        let pooled = self.dropout.forward(&pooled, &mut ctx)?;
+        Ok(self.classifier.forward(&pooled)?)
+    }
+
+    fn encode_with(&self, ids: &Tensor, mask: &Tensor, ctx: &mut Ctx) -> Result<(Tensor, Tensor)> {
+        let mask = additive_mask(&mask.to_dtype(DType::F32)?)?;
+        let mut hidden = self.embeddings.forward(ids, ctx)?;
+        for layer in &self.layers {
+            hidden = layer.forward(&hidden, &mask, ctx)?;
+        }
+        let first = hidden.i((.., 0))?;
+        let pooled = self.pooler.forward(&first)?.tanh()?;
+        Ok((hidden, pooled))
+    }
+}

@@ -1,0 +1,183 @@
+//! A loaded teacher: where it came from, its config, tokenizer and model on a device;
+//! and writing it back as a Hugging Face folder.
+//!
+//! The folder written by [`Teacher::save`] is what transformers'
+//! `BertForSequenceClassification.from_pretrained` loads as is: `config.json`
+//! (`architectures: ["BertForSequenceClassification"]`, `id2label`, `label2id`),
+//! `model.safetensors` (`bert.*`, `classifier.*`, metadata `format: pt`),
+//! `tokenizer.json`, and the tokenizer's side files when the source had them. Each file is
+//! written to a temporary name and renamed into place.
+
+use std::io::Read;
+use std::path::Path;
+
+use candle_core::Device;
+use sha2::{Digest, Sha256};
+
+use crate::config::BertConfig;
+use crate::error::{Error, Result};
+use crate::model::BertClassifier;
+use crate::source::{TeacherFiles, TeacherSource};
+use crate::tokenize::TeacherTokenizer;
+use crate::weights::Params;
+
+/// Tokenizer files copied next to a saved checkpoint when the source has them.
+const SIDE_FILES: [&str; 3] = ["tokenizer_config.json", "special_tokens_map.json", "vocab.txt"];
+
+/// How to load a teacher.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Label names the classifier must produce (for fine-tuning a base model); `None`
+    /// keeps the config's (`id2label`, or `num_labels` generic ones).
+    pub labels: Option<Vec<String>>,
+    /// Seed for initialising a missing pooler or classifier.
+    pub seed: u64,
+    /// Longest token sequence, specials included (clamped to the model's positions).
+    pub max_len: usize,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            labels: None,
+            seed: 42,
+            max_len: 128,
+        }
+    }
+}
+
+/// A BERT classifier with its tokenizer, ready to run on a device.
+pub struct Teacher {
+    pub source: TeacherSource,
+    pub files: TeacherFiles,
+    pub tokenizer: TeacherTokenizer,
+    pub model: BertClassifier,
+    labels: Vec<String>,
+}
+
+impl std::fmt::Debug for Teacher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Teacher")
+            .field("source", &self.source)
+            .field("labels", &self.labels)
+            .finish()
+    }
+}
+
+impl Teacher {
+    /// Resolves `id_or_dir` (folder or hub id) and loads it onto `device`.
+    pub fn load(id_or_dir: &str, opts: &LoadOptions, device: &Device) -> Result<Self> {
+        Self::from_source(TeacherSource::resolve(id_or_dir)?, opts, device)
+    }
+
+    /// Loads a resolved teacher onto `device`.
+    pub fn from_source(source: TeacherSource, opts: &LoadOptions, device: &Device) -> Result<Self> {
+        let files = source.files()?;
+        let mut config = BertConfig::from_file(&files.config)?;
+        let labels = match &opts.labels {
+            None => config
+                .id2label
+                .clone()
+                .unwrap_or_else(|| (0..config.num_labels()).map(|i| format!("LABEL_{i}")).collect()),
+            Some(wanted) => {
+                if config.is_classifier() && config.num_labels() != wanted.len() {
+                    return Err(Error::Labels(format!(
+                        "teacher {} classifies into {} labels, the data has {} ({})",
+                        source.name(),
+                        config.num_labels(),
+                        wanted.len(),
+                        wanted.join(", ")
+                    )));
+                }
+                config = config.with_labels(wanted);
+                wanted.clone()
+            }
+        };
+        if labels.is_empty() {
+            return Err(Error::Labels("a classifier needs at least one label".into()));
+        }
+        let max_len = opts.max_len.min(config.max_position_embeddings);
+        let tokenizer = TeacherTokenizer::load(&files.tokenizer, files.tokenizer_config.as_deref(), max_len)?;
+        if tokenizer.vocab_size() > config.vocab_size {
+            return Err(Error::ConfigMismatch {
+                path: files.config.clone(),
+                message: format!(
+                    "the tokenizer has {} tokens, the embeddings only {} (vocab_size)",
+                    tokenizer.vocab_size(),
+                    config.vocab_size
+                ),
+            });
+        }
+        let params = Params::load(&files.weights, &config, labels.len(), opts.seed, device)?;
+        tracing::info!(
+            teacher = %source.name(),
+            layers = config.num_hidden_layers,
+            hidden = config.hidden_size,
+            params = params.count(),
+            labels = labels.len(),
+            "teacher loaded"
+        );
+        let model = BertClassifier::new(config, params)?;
+        Ok(Self {
+            source,
+            files,
+            tokenizer,
+            model,
+            labels,
+        })
+    }
+
+    /// Label names in output order.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// The device the model is on.
+    pub fn device(&self) -> &Device {
+        self.model.device()
+    }
+
+    /// SHA-256 (hex) over the bytes of `config.json` followed by the weights file: the
+    /// identity a logit cache records.
+    pub fn sha256(&self) -> Result<String> {
+        let mut hasher = Sha256::new();
+        for path in [&self.files.config, &self.files.weights.path().to_path_buf()] {
+            let mut file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = file.read(&mut buf).map_err(|e| Error::io("read", path, e))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+            }
+        }
+        Ok(hex::encode(hasher.finalize()))
+    }
+
+    /// Writes the current weights as a Hugging Face `BertForSequenceClassification`
+    /// folder (see the module doc). Weights go first and the config last, so a folder
+    /// with the new config always has the new weights.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+        let write = |name: &str, bytes: &[u8]| {
+            let path = dir.join(name);
+            distill_data::write_atomic(&path, bytes).map_err(|e| Error::io("write", path, e))
+        };
+        write("model.safetensors", &self.model.params().to_safetensors()?)?;
+        write("tokenizer.json", self.tokenizer.to_json()?.as_bytes())?;
+        for name in SIDE_FILES {
+            let from = self.files.dir.join(name);
+            if from.is_file() && from != dir.join(name) {
+                let bytes = std::fs::read(&from).map_err(|e| Error::io("read", &from, e))?;
+                write(name, &bytes)?;
+            }
+        }
+        let config = self.model.config().to_classifier_json(&self.labels);
+        let text = serde_json::to_string_pretty(&config).map_err(|source| Error::Json {
+            path: dir.join("config.json"),
+            source,
+        })?;
+        write("config.json", text.as_bytes())
+    }
+}

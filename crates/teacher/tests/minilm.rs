@@ -1,0 +1,58 @@
+//! Parity with transformers for `sentence-transformers/all-MiniLM-L6-v2`, the default
+//! teacher base: last hidden state and pooler output to 1e-4 on the six golden sentences
+//! (`fixtures/minilm_l6_golden.safetensors`).
+//!
+//! The model is read from the hf-hub cache through the same resolution as
+//! `--teacher sentence-transformers/all-MiniLM-L6-v2`. `cargo xtask assets` puts it
+//! there; without it this test fails and says so, rather than passing silently.
+
+use std::path::PathBuf;
+
+use candle_core::{DType, Device, Tensor};
+use distill_teacher::{hub, LoadOptions, Mode, Teacher, TeacherSource};
+
+const ID: &str = "sentence-transformers/all-MiniLM-L6-v2";
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+}
+
+#[test]
+fn minilm_matches_transformers() {
+    let Some(dir) = hub::cached_snapshot(ID) else {
+        panic!(
+            "{ID} is not in the hf-hub cache at {}: run `cargo xtask assets` first",
+            hub::cache_dir().display()
+        );
+    };
+    let source = TeacherSource::Hub { id: ID.into(), dir };
+    let teacher = Teacher::from_source(source, &LoadOptions::default(), &Device::Cpu).expect("MiniLM loads");
+
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/minilm_l6_golden.safetensors");
+    let golden = candle_core::safetensors::load(path, &Device::Cpu).expect("golden file");
+    let ids = golden["input_ids"].to_dtype(DType::U32).unwrap();
+    let mask = golden["attention_mask"].to_dtype(DType::U32).unwrap();
+
+    // The tokenizer gives the same ids as transformers' for the golden sentences.
+    let sentences: Vec<String> = {
+        let text = std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-bert/golden.json"),
+        )
+        .unwrap();
+        let g: serde_json::Value = serde_json::from_str(&text).unwrap();
+        serde_json::from_value(g["sentences"].clone()).unwrap()
+    };
+    let ours = teacher.tokenizer.encode_all(&sentences).unwrap();
+    let seqs: Vec<&[u32]> = ours.iter().map(Vec::as_slice).collect();
+    let (our_ids, _) = distill_teacher::pad_batch(&seqs, 0, &Device::Cpu).unwrap();
+    assert_eq!(our_ids.to_vec2::<u32>().unwrap(), ids.to_vec2::<u32>().unwrap());
+
+    for mode in [Mode::Eval, Mode::Grad] {
+        let out = teacher.model.encode(&ids, &mask, mode).expect("forward");
+        let hidden = max_abs_diff(&out.last_hidden_state, &golden["last_hidden_state"]);
+        let pooled = max_abs_diff(&out.pooler_output, &golden["pooler_output"]);
+        println!("MiniLM {mode:?}: last hidden state max abs error {hidden:.2e}, pooler output {pooled:.2e}");
+        assert!(hidden < 1e-4, "{mode:?}: last hidden state differs by {hidden}");
+        assert!(pooled < 1e-4, "{mode:?}: pooler output differs by {pooled}");
+    }
+}

@@ -1,0 +1,136 @@
+//! Training losses over a batch of logits `(B, C)`: the baseline and the distillation family.
+//!
+//! With gold labels `y` (some rows may have none: augmented sentences), teacher logits `t`
+//! and student logits `s`:
+//! - `ce`: `CE(s, y)`; `bce`: one logit, `BCEWithLogits(s, y)`.
+//! - `distill`: `a·CE(s, y) + (1−a)·MSE(s, t)` (Tang et al. 2019).
+//! - `weighted-mse`: `a·CE(s, y) + (1−a)·mean_i w_i·MSE_i(s, t)`, `w_i = exp(k·log p_t(y_i))`
+//!   (the teacher's predicted label where `y_i` is missing), down-weighting examples the
+//!   teacher gets wrong.
+//! - `kl`: `a·CE(s, y) + (1−a)·T²·KL(softmax(t/T) ‖ softmax(s/T))` (Hinton et al.).
+//!
+//! CE terms average over the labelled rows only (zero if none); teacher terms over all rows.
+
+use candle_core::{DType, Result, Tensor, D};
+use candle_nn::ops::log_softmax;
+use serde::{Deserialize, Serialize};
+
+/// Which loss a run trains with, and its hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Loss {
+    Ce,
+    Bce,
+    Distill { alpha: f64 },
+    WeightedMse { alpha: f64, k: f64 },
+    Kl { alpha: f64, temperature: f64 },
+}
+
+impl Loss {
+    /// Number of logits the student must output for this loss.
+    pub fn num_outputs(&self) -> usize {
+        if matches!(self, Loss::Bce) {
+            1
+        } else {
+            2
+        }
+    }
+
+    /// Whether the loss needs teacher logits.
+    pub fn needs_teacher(&self) -> bool {
+        !matches!(self, Loss::Ce | Loss::Bce)
+    }
+
+    /// The loss of a batch. `labels[i]` is `None` for unlabelled rows; `teacher` is `(B, C)`.
+    pub fn compute(&self, logits: &Tensor, labels: &[Option<u32>], teacher: Option<&Tensor>) -> Result<Tensor> {
+        let teacher = || teacher.ok_or_else(|| candle_core::Error::Msg("this loss needs teacher logits".into()));
+        match *self {
+            Loss::Ce => cross_entropy(logits, labels),
+            Loss::Bce => bce_with_logits(logits, labels),
+            Loss::Distill { alpha } => blend(alpha, cross_entropy(logits, labels)?, mse(logits, teacher()?)?),
+            Loss::WeightedMse { alpha, k } => {
+                blend(alpha, cross_entropy(logits, labels)?, weighted_mse(logits, teacher()?, labels, k)?)
+            }
+            Loss::Kl { alpha, temperature } => {
+                blend(alpha, cross_entropy(logits, labels)?, kl(logits, teacher()?, temperature)?)
+            }
+        }
+    }
+}
+
+fn blend(alpha: f64, hard: Tensor, soft: Tensor) -> Result<Tensor> {
+    (hard * alpha)? + (soft * (1.0 - alpha))?
+}
+
+/// Rows with a label, and those labels, as tensors.
+fn labelled(logits: &Tensor, labels: &[Option<u32>]) -> Result<Option<(Tensor, Tensor)>> {
+    let (rows, ys): (Vec<u32>, Vec<u32>) =
+        labels.iter().enumerate().filter_map(|(i, y)| y.map(|y| (i as u32, y))).unzip();
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let dev = logits.device();
+    let ys = Tensor::new(ys, dev)?;
+    if rows.len() == labels.len() {
+        return Ok(Some((logits.clone(), ys)));
+    }
+    Ok(Some((logits.index_select(&Tensor::new(rows, dev)?, 0)?, ys)))
+}
+
+/// Mean cross-entropy over labelled rows (0 when there are none).
+pub fn cross_entropy(logits: &Tensor, labels: &[Option<u32>]) -> Result<Tensor> {
+    match labelled(logits, labels)? {
+        Some((s, y)) => candle_nn::loss::cross_entropy(&s, &y),
+        None => Tensor::new(0f32, logits.device()),
+    }
+}
+
+/// Mean BCE-with-logits over labelled rows of a `(B, 1)` output, in the stable form
+/// `max(z, 0) − z·y + log(1 + e^{−|z|})`.
+pub fn bce_with_logits(logits: &Tensor, labels: &[Option<u32>]) -> Result<Tensor> {
+    let Some((z, y)) = labelled(logits, labels)? else {
+        return Tensor::new(0f32, logits.device());
+    };
+    let z = z.flatten_all()?;
+    let y = y.to_dtype(DType::F32)?;
+    let pos = z.relu()?;
+    let soft = (z.abs()?.neg()?.exp()? + 1.0)?.log()?;
+    ((pos - (&z * &y)?)? + soft)?.mean_all()
+}
+
+/// Mean squared error over all elements, as PyTorch's `MSELoss()`.
+pub fn mse(logits: &Tensor, teacher: &Tensor) -> Result<Tensor> {
+    (logits - teacher)?.sqr()?.mean_all()
+}
+
+/// Per-example MSE weighted by the teacher's probability of the gold label to the power `k`.
+pub fn weighted_mse(logits: &Tensor, teacher: &Tensor, labels: &[Option<u32>], k: f64) -> Result<Tensor> {
+    let log_p = log_softmax(teacher, D::Minus1)?.to_vec2::<f32>()?;
+    let weights: Vec<f32> = log_p
+        .iter()
+        .zip(labels)
+        .map(|(row, y)| {
+            let target = y.map(|y| y as usize).unwrap_or_else(|| argmax(row));
+            (k as f32 * row[target]).exp()
+        })
+        .collect();
+    let w = Tensor::new(weights, logits.device())?;
+    let per_example = (logits - teacher)?.sqr()?.mean(D::Minus1)?;
+    (per_example * w)?.mean_all()
+}
+
+/// `T²·KL(softmax(t/T) ‖ softmax(s/T))`, averaged over the batch.
+pub fn kl(logits: &Tensor, teacher: &Tensor, temperature: f64) -> Result<Tensor> {
+    let log_q = log_softmax(&(logits / temperature)?, D::Minus1)?;
+    let log_p = log_softmax(&(teacher / temperature)?, D::Minus1)?;
+    let p = log_p.exp()?;
+    let b = logits.dim(0)? as f64;
+    (p * (log_p - log_q)?)?.sum_all()? * (temperature * temperature / b)
+}
+
+fn argmax(row: &[f32]) -> usize {
+    row.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best })
+        .0
+}

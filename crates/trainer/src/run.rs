@@ -1,0 +1,125 @@
+//! A whole student training run from files: read, split, build the vocabulary, encode,
+//! attach teacher logits, train. The CLI's `distill student train` is this struct.
+
+use std::fs;
+use std::path::PathBuf;
+
+use candle_core::Device;
+use distill_data::{io::write_atomic, split::stratified_split_indices, Dataset, LabelSet, Normalizer, TeacherLogits, VocabBuilder};
+use distill_student::{StudentConfig, StudentPreset};
+use serde::Serialize;
+
+use crate::error::io_err;
+use crate::{train, EncodedSet, Error, Result, TrainConfig, TrainOutcome};
+
+/// The token that masked words become in augmented sentences.
+pub const MASK_TOKEN: &str = "<mask>";
+
+/// Teacher-labelled transfer sentences (see `distill augment`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Augmentation {
+    /// Sentences, one per row (TSV with a `sentence` header).
+    pub data: PathBuf,
+    /// The teacher's logits over `data`.
+    pub logits: PathBuf,
+}
+
+/// Everything a `distill student train` run needs.
+#[derive(Clone, Debug, Serialize)]
+pub struct StudentRun {
+    pub train_path: PathBuf,
+    pub out: PathBuf,
+    pub preset: StudentPreset,
+    /// Share of the training file held out for validation (stratified).
+    pub val_share: f64,
+    /// Seed of the validation split (the training seed is in `train`).
+    pub split_seed: u64,
+    pub normalize: bool,
+    pub max_vocab: usize,
+    pub min_freq: usize,
+    pub max_len: usize,
+    /// Teacher logits over `train_path`, in its order (distillation).
+    pub logits: Option<PathBuf>,
+    pub augment: Option<Augmentation>,
+    pub train: TrainConfig,
+}
+
+impl StudentRun {
+    /// Defaults of the original tutorial for `train_path` → `out`.
+    pub fn new(train_path: PathBuf, out: PathBuf) -> Self {
+        Self {
+            train_path,
+            out,
+            preset: StudentPreset::original(),
+            val_share: 0.2,
+            split_seed: 0,
+            normalize: true,
+            max_vocab: 10_000,
+            min_freq: 1,
+            max_len: 128,
+            logits: None,
+            augment: None,
+            train: TrainConfig::default(),
+        }
+    }
+
+    /// Runs it; the trained model is in `out/best`.
+    pub fn run(&self, device: &Device) -> Result<TrainOutcome> {
+        let labels = LabelSet::binary();
+        let data = Dataset::read(&self.train_path, &labels)?;
+        let (train_rows, val_rows) = stratified_split_indices(&data, self.val_share, self.split_seed);
+        if train_rows.is_empty() || val_rows.is_empty() {
+            return Err(Error::Config(format!(
+                "{}: {} sentences leave an empty training or validation part at --val-share {}",
+                self.train_path.display(),
+                data.len(),
+                self.val_share
+            )));
+        }
+        let normalizer = Normalizer::new(self.normalize);
+        let tokens: Vec<Vec<String>> = train_rows.iter().map(|&i| normalizer.tokens(&data.examples[i].text)).collect();
+        let mut builder = VocabBuilder { max_size: self.max_vocab, min_freq: self.min_freq, ..VocabBuilder::default() };
+        if self.augment.is_some() {
+            builder.specials.push(MASK_TOKEN.to_string());
+        }
+        let vocab = builder.build(tokens.iter().map(Vec::as_slice));
+        tracing::info!(
+            "{} training / {} validation sentences, vocabulary of {} tokens",
+            train_rows.len(),
+            val_rows.len(),
+            vocab.len()
+        );
+
+        let encode = |rows: &[usize]| {
+            let texts: Vec<&str> = rows.iter().map(|&i| data.examples[i].text.as_str()).collect();
+            let gold = rows.iter().map(|&i| data.examples[i].label).collect();
+            EncodedSet::encode(&texts, gold, &normalizer, &vocab)
+        };
+        let (mut train_set, mut val_set) = (encode(&train_rows), encode(&val_rows));
+        if let Some(path) = &self.logits {
+            let logits = TeacherLogits::load(path)?;
+            logits.check_matches(&data)?;
+            train_set = train_set.with_teacher(&logits, &train_rows);
+            val_set = val_set.with_teacher(&logits, &val_rows);
+        }
+        if let Some(aug) = &self.augment {
+            let extra = Dataset::read(&aug.data, &labels)?;
+            let logits = TeacherLogits::load(&aug.logits)?;
+            logits.check_matches(&extra)?;
+            let texts = extra.texts();
+            let rows: Vec<usize> = (0..extra.len()).collect();
+            let set = EncodedSet::encode(&texts, vec![None; extra.len()], &normalizer, &vocab).with_teacher(&logits, &rows);
+            tracing::info!("{} augmented sentences from {}", set.len(), aug.data.display());
+            train_set = train_set.concat(set);
+        }
+
+        let mut student = StudentConfig::new(&self.preset, vocab.len(), self.train.loss.num_outputs());
+        student.normalize = self.normalize;
+        student.max_len = self.max_len;
+        fs::create_dir_all(&self.out).map_err(io_err(&self.out))?;
+        let cfg_path = self.out.join("config.json");
+        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::Config(e.to_string()))?;
+        write_atomic(&cfg_path, &json).map_err(io_err(&cfg_path))?;
+        train(&self.train, &student, &vocab, &train_set, &val_set, &self.out, device)
+    }
+}

@@ -1,0 +1,268 @@
+//! The training loop: epochs of Adam steps over length-bucketed batches, validation after
+//! each epoch, the best model kept by validation loss, and a resumable `last/` checkpoint.
+//!
+//! Run folder: `metrics.jsonl` (one [`EpochRecord`] per epoch), `best/` (model folder),
+//! `last/` (model folder + `optimizer.safetensors` + `state.json`). Randomness (init, batch
+//! order, dropout) is derived from the seed and the epoch number alone, so a run resumed from
+//! `last/` continues exactly as an uninterrupted one.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor, Var};
+use distill_data::{io::write_atomic, Batcher, Vocab};
+use distill_student::{replace_dir, BiLstmClassifier, StudentConfig, StudentModel};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::io_err;
+use crate::evaluate::evaluate;
+use crate::optim::{Adam, AdamConfig, StepLr};
+use crate::{EncodedSet, Error, Loss, Result};
+
+/// Hyper-parameters of a training run (defaults: the original tutorial).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    /// StepLR decay per epoch.
+    pub gamma: f64,
+    pub seed: u64,
+    pub loss: Loss,
+    /// Show a progress bar.
+    #[serde(skip)]
+    pub progress: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self { epochs: 30, batch_size: 32, lr: 1e-3, gamma: 0.9, seed: 0, loss: Loss::Ce, progress: true }
+    }
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub val_loss: f64,
+    pub val_acc: f64,
+    pub val_ap: f64,
+    pub val_f1: f64,
+    pub lr: f64,
+    pub epoch_seconds: f64,
+}
+
+/// `last/state.json`: where a resumed run picks up.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct ResumeState {
+    epochs_done: usize,
+    best_val_loss: f64,
+    config: TrainConfig,
+}
+
+/// What a finished run returns.
+#[derive(Clone, Debug)]
+pub struct TrainOutcome {
+    pub records: Vec<EpochRecord>,
+    pub best_epoch: usize,
+}
+
+/// A seed for one purpose in one epoch, so every epoch's randomness is independent of how
+/// the run got there (fresh or resumed).
+fn derive_seed(seed: u64, purpose: u64, epoch: usize) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ purpose.wrapping_mul(0xBF58_476D_1CE4_E5B9) ^ (epoch as u64 + 1)
+}
+
+/// Trains a student on `train`, validating on `val`, writing into `out`. Resumes from
+/// `out/last` when it exists and was written with the same config.
+pub fn train(
+    cfg: &TrainConfig,
+    student: &StudentConfig,
+    vocab: &Vocab,
+    train: &EncodedSet,
+    val: &EncodedSet,
+    out: &Path,
+    device: &Device,
+) -> Result<TrainOutcome> {
+    if cfg.loss.needs_teacher() && train.teacher.is_none() {
+        return Err(Error::Config("this loss needs teacher logits (--logits)".into()));
+    }
+    if student.num_outputs != cfg.loss.num_outputs() {
+        return Err(Error::Config(format!("loss needs {} outputs, student has {}", cfg.loss.num_outputs(), student.num_outputs)));
+    }
+    fs::create_dir_all(out).map_err(io_err(out))?;
+    let (vars, mut adam, mut state) = start_or_resume(cfg, student, out, device)?;
+    let tensors: HashMap<String, Tensor> = vars.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
+    let model = BiLstmClassifier::from_tensors(student, &tensors)?;
+    let mut records = read_records(&out.join("metrics.jsonl"), state.epochs_done)?;
+    let schedule = StepLr { base_lr: cfg.lr, gamma: cfg.gamma, step_size: 1 };
+    let batcher = Batcher::new(cfg.batch_size).max_len(student.max_len).shuffle(true);
+
+    for epoch in state.epochs_done..cfg.epochs {
+        let started = Instant::now();
+        adam.set_lr(schedule.lr_at(epoch));
+        let batches = batcher.clone().seed(derive_seed(cfg.seed, 1, epoch)).batches(&train.ids, epoch);
+        let mut dropout_rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, 2, epoch));
+        let bar = progress_bar(cfg.progress, batches.len() as u64, epoch, cfg.epochs);
+        let (mut loss_sum, mut seen) = (0.0f64, 0usize);
+        for batch in &batches {
+            let ids = Tensor::from_vec(batch.ids.clone(), (batch.batch, batch.time), device)?;
+            let labels = batch.gather(&train.labels);
+            let teacher = match &train.teacher {
+                Some(t) => {
+                    let c = train.num_labels;
+                    let rows: Vec<f32> = batch.indices.iter().flat_map(|&i| t[i * c..(i + 1) * c].iter().copied()).collect();
+                    Some(Tensor::from_vec(rows, (batch.batch, c), device)?)
+                }
+                None => None,
+            };
+            let logits = model.forward(&ids, &batch.lengths, Some(&mut dropout_rng))?;
+            let loss = cfg.loss.compute(&logits, &labels, teacher.as_ref())?;
+            adam.step(&loss.backward()?)?;
+            let l = loss.to_scalar::<f32>()? as f64;
+            loss_sum += l * batch.batch as f64;
+            seen += batch.batch;
+            bar.inc(1);
+            if bar.position() % 64 == 0 {
+                bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
+            }
+        }
+        bar.finish_and_clear();
+        let train_seconds = started.elapsed().as_secs_f64();
+        let eval = evaluate(&model, val, &cfg.loss, device)?;
+        let record = EpochRecord {
+            epoch: epoch + 1,
+            train_loss: loss_sum / seen.max(1) as f64,
+            val_loss: eval.loss,
+            val_acc: eval.metrics.acc,
+            val_ap: eval.metrics.ap,
+            val_f1: eval.metrics.f1,
+            lr: adam.lr(),
+            epoch_seconds: train_seconds,
+        };
+        tracing::info!(
+            "epoch {}/{}: train loss {:.4}, val loss {:.4}, acc {:.4}, ap {:.4}, f1 {:.4} ({:.2}s)",
+            record.epoch, cfg.epochs, record.train_loss, record.val_loss, record.val_acc, record.val_ap, record.val_f1, train_seconds
+        );
+        if record.val_loss < state.best_val_loss {
+            state.best_val_loss = record.val_loss;
+            StudentModel::save(&out.join("best"), student, vocab, &tensors)?;
+        }
+        records.push(record);
+        write_records(&out.join("metrics.jsonl"), &records)?;
+        state.epochs_done = epoch + 1;
+        save_last(out, student, vocab, &tensors, &adam, &state)?;
+    }
+    let best_epoch = records
+        .iter()
+        .min_by(|a, b| a.val_loss.total_cmp(&b.val_loss))
+        .map_or(0, |r| r.epoch);
+    Ok(TrainOutcome { records, best_epoch })
+}
+
+type Start = (Vec<(String, Var)>, Adam, ResumeState);
+
+fn start_or_resume(cfg: &TrainConfig, student: &StudentConfig, out: &Path, device: &Device) -> Result<Start> {
+    let last = out.join("last");
+    let state_path = last.join("state.json");
+    let adam_config = AdamConfig { lr: cfg.lr, ..AdamConfig::default() };
+    if state_path.exists() {
+        let text = fs::read_to_string(&state_path).map_err(io_err(&state_path))?;
+        let state: ResumeState = serde_json::from_str(&text)
+            .map_err(|e| Error::Format { path: state_path.clone(), reason: e.to_string() })?;
+        let comparable = |c: &TrainConfig| {
+            let mut c = c.clone();
+            c.epochs = 0; // a run may be extended
+            serde_json::to_value(c).ok()
+        };
+        if comparable(&state.config) != comparable(cfg) {
+            return Err(Error::Config(format!(
+                "{} holds a run with different settings; use a new --out or delete it",
+                out.display()
+            )));
+        }
+        let state = ResumeState { config: cfg.clone(), ..state };
+        let model = StudentModel::load(&last, device)?;
+        if &model.config != student {
+            return Err(Error::Config(format!("{}: student config differs from this run's", last.display())));
+        }
+        let vars = to_vars(student, model.classifier.tensors())?;
+        let mut adam = Adam::new(vars.clone(), adam_config);
+        let opt_path = last.join("optimizer.safetensors");
+        let opt = candle_core::safetensors::load(&opt_path, &Device::Cpu)
+            .map_err(|e| Error::Format { path: opt_path.clone(), reason: e.to_string() })?;
+        adam.load_state(&opt)?;
+        tracing::info!("resuming {} after epoch {}", out.display(), state.epochs_done);
+        return Ok((vars, adam, state));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, 0, 0));
+    let vars = to_vars(student, BiLstmClassifier::init_tensors(student, &mut rng, device)?)?;
+    let adam = Adam::new(vars.clone(), adam_config);
+    Ok((vars, adam, ResumeState { epochs_done: 0, best_val_loss: f64::INFINITY, config: cfg.clone() }))
+}
+
+/// Vars in the model's fixed parameter order.
+fn to_vars(student: &StudentConfig, mut tensors: HashMap<String, Tensor>) -> Result<Vec<(String, Var)>> {
+    BiLstmClassifier::parameter_shapes(student)
+        .into_iter()
+        .map(|(name, _)| {
+            let t = tensors.remove(&name).ok_or_else(|| Error::Config(format!("missing parameter {name}")))?;
+            Ok((name, Var::from_tensor(&t)?))
+        })
+        .collect()
+}
+
+fn save_last(out: &Path, student: &StudentConfig, vocab: &Vocab, tensors: &HashMap<String, Tensor>, adam: &Adam, state: &ResumeState) -> Result<()> {
+    let partial = out.join("last.next");
+    StudentModel::save(&partial, student, vocab, tensors)?;
+    let opt = partial.join("optimizer.safetensors");
+    candle_core::safetensors::save(&adam.state()?, &opt).map_err(|e| Error::Format { path: opt.clone(), reason: e.to_string() })?;
+    let json = serde_json::to_vec_pretty(state).map_err(|e| Error::Config(e.to_string()))?;
+    let sp = partial.join("state.json");
+    write_atomic(&sp, &json).map_err(io_err(&sp))?;
+    replace_dir(&partial, &out.join("last"))?;
+    Ok(())
+}
+
+fn read_records(path: &Path, keep: usize) -> Result<Vec<EpochRecord>> {
+    if keep == 0 || !path.exists() {
+        return Ok(Vec::new());
+    }
+    let text = fs::read_to_string(path).map_err(io_err(path))?;
+    text.lines()
+        .take(keep)
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| Error::Format { path: path.to_path_buf(), reason: format!("line {}: {e}", i + 1) })
+        })
+        .collect()
+}
+
+fn write_records(path: &Path, records: &[EpochRecord]) -> Result<()> {
+    let mut text = String::new();
+    for r in records {
+        text.push_str(&serde_json::to_string(r).map_err(|e| Error::Config(e.to_string()))?);
+        text.push('\n');
+    }
+    write_atomic(path, text.as_bytes()).map_err(io_err(path))
+}
+
+fn progress_bar(show: bool, len: u64, epoch: usize, epochs: usize) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} batches {per_sec} eta {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{}/{}", epoch + 1, epochs));
+    bar
+}
