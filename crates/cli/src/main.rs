@@ -30,6 +30,12 @@ enum Command {
 }
 
 fn main() -> Result<()> {
+    // candle asks for the thread count on every parallel op, and without RAYON_NUM_THREADS
+    // that means reading /proc each time (5% of a student epoch); fix it once, here.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

@@ -12,10 +12,36 @@
 //! ([`crate::Predictor`]); [`crate::reference`] is the plain candle-op version they are
 //! tested against.
 
-/// Logistic sigmoid.
+/// `eˣ` by range reduction and the Cephes polynomial (relative error ~1e-7), written
+/// without branches or calls so loops over gate arrays vectorise; libm's `expf`/`tanhf`
+/// calls were a third of the training time.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer
+    let x = x.clamp(-87.0, 88.0);
+    let n = (x * LOG2E + ROUND) - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 5.000_000_1e-1;
+    let p = p * r * r + r + 1.0;
+    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+/// Logistic sigmoid `1 / (1 + e⁻ˣ)`.
 #[inline(always)]
 pub fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
+    1.0 / (1.0 + exp(-x))
+}
+
+/// `tanh x = 2σ(2x) − 1` (absolute error ~1e-7).
+#[inline(always)]
+pub fn tanh(x: f32) -> f32 {
+    2.0 * sigmoid(2.0 * x) - 1.0
 }
 
 /// Recurrent weights laid out for the step loops: `w` is PyTorch's `[4H, H]`,
@@ -53,6 +79,9 @@ impl Recurrent {
     }
 }
 
+/// Floats per hidden unit that [`forward_seq`] records per step for [`backward_seq`].
+pub const TRACE: usize = 7;
+
 /// Position of step `s` in a sequence of `len` tokens.
 #[inline(always)]
 fn position(s: usize, len: usize, reverse: bool) -> usize {
@@ -72,16 +101,13 @@ fn activate(z: &mut [f32], hidden: usize) {
         *v = sigmoid(*v);
     }
     for v in g.iter_mut() {
-        *v = v.tanh();
+        *v = tanh(*v);
     }
 }
 
-/// Runs one sequence forward. `xg` is `[len_max, 4H]` (rows past `len` are ignored),
-/// `out` is `[len_max, H]` and receives `h_t` at each real position (padding untouched).
-/// `h` and `c` hold the initial state on entry and the final state on exit.
-/// When `trace` is given (`[len, 6H]`), each step stores `(i, f, g, o, c, h)` for the backward pass.
 #[allow(clippy::too_many_arguments)]
-pub fn forward_seq(
+#[inline(always)]
+fn forward_seq_impl(
     rec: &Recurrent,
     xg: &[f32],
     len: usize,
@@ -94,6 +120,7 @@ pub fn forward_seq(
     let hd = rec.hidden;
     let g4 = 4 * hd;
     let mut z = vec![0.0f32; g4];
+    let mut tc = vec![0.0f32; hd];
     for s in 0..len {
         let t = position(s, len, reverse);
         z.copy_from_slice(&xg[t * g4..(t + 1) * g4]);
@@ -101,26 +128,27 @@ pub fn forward_seq(
         activate(&mut z, hd);
         for k in 0..hd {
             c[k] = z[hd + k] * c[k] + z[k] * z[2 * hd + k];
-            h[k] = z[3 * hd + k] * c[k].tanh();
+        }
+        for k in 0..hd {
+            tc[k] = tanh(c[k]);
+            h[k] = z[3 * hd + k] * tc[k];
         }
         if let Some(out) = out.as_deref_mut() {
             out[t * hd..(t + 1) * hd].copy_from_slice(h);
         }
         if let Some(trace) = trace.as_deref_mut() {
-            let row = &mut trace[s * 6 * hd..(s + 1) * 6 * hd];
+            let row = &mut trace[s * TRACE * hd..(s + 1) * TRACE * hd];
             row[..g4].copy_from_slice(&z);
             row[g4..g4 + hd].copy_from_slice(c);
-            row[g4 + hd..].copy_from_slice(h);
+            row[g4 + hd..g4 + 2 * hd].copy_from_slice(&tc);
+            row[g4 + 2 * hd..].copy_from_slice(h);
         }
     }
 }
 
-/// Back-propagates through one sequence whose forward `trace` was recorded by [`forward_seq`]
-/// (initial state zero). `d_out` is `[len_max, H]` (gradient w.r.t. each output `h_t`),
-/// `dh`/`dc` hold the gradients w.r.t. the final `h`/`c` on entry. Writes `dxg` (`[len_max, 4H]`,
-/// real rows only) and accumulates `dw` (`[4H, H]`).
 #[allow(clippy::too_many_arguments)]
-pub fn backward_seq(
+#[inline(always)]
+fn backward_seq_impl(
     rec: &Recurrent,
     trace: &[f32],
     len: usize,
@@ -137,19 +165,19 @@ pub fn backward_seq(
     let mut dz = vec![0.0f32; g4];
     for s in (0..len).rev() {
         let t = position(s, len, reverse);
-        let row = &trace[s * 6 * hd..(s + 1) * 6 * hd];
+        let row = &trace[s * TRACE * hd..(s + 1) * TRACE * hd];
         let (gates, rest) = row.split_at(g4);
-        let c_t = &rest[..hd];
+        let tanh_c = &rest[hd..2 * hd];
         let (c_prev, h_prev) = if s > 0 {
-            let prev = &trace[(s - 1) * 6 * hd..s * 6 * hd];
-            (&prev[g4..g4 + hd], &prev[g4 + hd..])
+            let prev = &trace[(s - 1) * TRACE * hd..s * TRACE * hd];
+            (&prev[g4..g4 + hd], &prev[g4 + 2 * hd..])
         } else {
             (&zeros[..], &zeros[..])
         };
         for k in 0..hd {
             let (i, f, g, o) = (gates[k], gates[hd + k], gates[2 * hd + k], gates[3 * hd + k]);
             let dhk = dh[k] + d_out[t * hd + k];
-            let tc = c_t[k].tanh();
+            let tc = tanh_c[k];
             let dck = dc[k] + dhk * o * (1.0 - tc * tc);
             dz[k] = dck * g * i * (1.0 - i);
             dz[hd + k] = dck * c_prev[k] * f * (1.0 - f);
@@ -169,4 +197,65 @@ pub fn backward_seq(
             }
         }
     }
+}
+
+/// Compiles `$generic` a second time with AVX2 and FMA enabled and picks that copy at run
+/// time when the CPU has them (the default x86-64 target only assumes SSE2, and these loops
+/// are 8 and 32 lanes wide).
+macro_rules! dispatch {
+    ($(#[$doc:meta])* pub fn $name:ident / $avx:ident = $generic:ident ($($arg:ident : $ty:ty),* $(,)?)) => {
+        $(#[$doc])*
+        #[allow(clippy::too_many_arguments)]
+        pub fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                // SAFETY: the features were just detected on this CPU.
+                return unsafe { $avx($($arg),*) };
+            }
+            $generic($($arg),*)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $avx($($arg: $ty),*) {
+            $generic($($arg),*)
+        }
+    };
+}
+
+dispatch! {
+    /// Runs one sequence forward. `xg` is `[len_max, 4H]` (rows past `len` are ignored),
+    /// `out` is `[len_max, H]` and receives `h_t` at each real position (padding untouched).
+    /// `h` and `c` hold the initial state on entry and the final state on exit. When `trace`
+    /// is given (`[len, TRACE·H]`), each step stores `(i, f, g, o, c, tanh c, h)` for the
+    /// backward pass.
+    pub fn forward_seq / forward_seq_avx2 = forward_seq_impl(
+        rec: &Recurrent,
+        xg: &[f32],
+        len: usize,
+        reverse: bool,
+        h: &mut [f32],
+        c: &mut [f32],
+        out: Option<&mut [f32]>,
+        trace: Option<&mut [f32]>,
+    )
+}
+
+dispatch! {
+    /// Back-propagates through one sequence whose forward `trace` was recorded by
+    /// [`forward_seq`] (initial state zero). `d_out` is `[len_max, H]` (gradient w.r.t. each
+    /// output `h_t`), `dh`/`dc` hold the gradients w.r.t. the final `h`/`c` on entry. Writes
+    /// `dxg` (`[len_max, 4H]`, real rows only) and accumulates `dw` (`[4H, H]`).
+    pub fn backward_seq / backward_seq_avx2 = backward_seq_impl(
+        rec: &Recurrent,
+        trace: &[f32],
+        len: usize,
+        reverse: bool,
+        d_out: &[f32],
+        dh: &mut [f32],
+        dc: &mut [f32],
+        dxg: &mut [f32],
+        dw: &mut [f32],
+    )
 }

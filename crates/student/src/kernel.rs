@@ -8,15 +8,15 @@
 //!
 //! One op per gate per step would launch `~10·time` candle ops per direction; this runs the
 //! whole recurrence in [`crate::cell`] over the batch in parallel, forward and backward
-//! (the backward recomputes the forward trace, which is cheaper than storing it in a tensor).
+//! (when training, the forward keeps its per-step trace inside the op for the backward).
 //! CPU only: other devices use [`crate::reference`].
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cell::{backward_seq, forward_seq, Recurrent};
+use crate::cell::{backward_seq, forward_seq, Recurrent, TRACE};
 
 /// Below this many token steps per batch, threads cost more than they save.
 const PARALLEL_MIN_STEPS: usize = 256;
@@ -26,17 +26,24 @@ const PARALLEL_MIN_STEPS: usize = 256;
 pub struct LstmSeqOp {
     lengths: Arc<[usize]>,
     reverse: bool,
+    /// The forward trace (`[B, T, TRACE·H]`), kept for the backward pass when the inputs
+    /// track gradients; the backward recomputes it if absent.
+    trace: Arc<Mutex<Option<Vec<f32>>>>,
+    record: bool,
 }
 
 impl LstmSeqOp {
     /// `lengths[b]` real tokens in row `b`; `reverse` reads right to left from the last real token.
     pub fn new(lengths: Arc<[usize]>, reverse: bool) -> Self {
-        Self { lengths, reverse }
+        Self { lengths, reverse, trace: Arc::default(), record: false }
     }
 
     /// Applies the op: `xg` `(B, T, 4H)`, `w_hh` `(4H, H)` → `(B, T + 2, H)`.
     pub fn apply(&self, xg: &Tensor, w_hh: &Tensor) -> candle_core::Result<Tensor> {
-        xg.contiguous()?.apply_op2(&w_hh.contiguous()?, self.clone())
+        let mut op = self.clone();
+        op.record = xg.track_op() || w_hh.track_op();
+        op.trace = Arc::default();
+        xg.contiguous()?.apply_op2(&w_hh.contiguous()?, op)
     }
 
     fn dims(&self, xg: &Layout, w: &Layout) -> candle_core::Result<(usize, usize, usize)> {
@@ -83,17 +90,29 @@ impl CustomOp2 for LstmSeqOp {
         let xg = f32_slice(s1, l1)?;
         let rec = Recurrent::new(f32_slice(s2, l2)?.to_vec(), h);
         let mut out = vec![0.0f32; b * (t + 2) * h];
-        let run = |(row, o): (usize, &mut [f32])| {
+        let row_trace = t * TRACE * h;
+        let mut trace = if self.record { vec![0.0f32; b * row_trace] } else { Vec::new() };
+        let run = |((row, o), tr): ((usize, &mut [f32]), &mut [f32])| {
             let (seq, state) = o.split_at_mut(t * h);
             let (hn, cn) = state.split_at_mut(h);
             let x = &xg[row * t * 4 * h..(row + 1) * t * 4 * h];
-            forward_seq(&rec, x, self.lengths[row], self.reverse, hn, cn, Some(seq), None);
+            let len = self.lengths[row];
+            let tr = if tr.is_empty() { None } else { Some(&mut tr[..len * TRACE * h]) };
+            forward_seq(&rec, x, len, self.reverse, hn, cn, Some(seq), tr);
         };
-        let chunks = out.chunks_mut((t + 2) * h).enumerate();
-        if self.parallel() {
-            chunks.collect::<Vec<_>>().into_par_iter().for_each(run);
+        let traces: Vec<&mut [f32]> = if self.record {
+            trace.chunks_mut(row_trace.max(1)).collect()
         } else {
-            chunks.for_each(run);
+            (0..b).map(|_| &mut [][..]).collect()
+        };
+        let rows = out.chunks_mut((t + 2) * h).enumerate().zip(traces);
+        if self.parallel() {
+            rows.collect::<Vec<_>>().into_par_iter().for_each(run);
+        } else {
+            rows.for_each(run);
+        }
+        if self.record {
+            *self.trace.lock().map_err(|_| candle_core::Error::Msg("lstm kernel: poisoned trace".into()))? = Some(trace);
         }
         Ok((CpuStorage::F32(out), Shape::from((b, t + 2, h))))
     }
@@ -107,26 +126,39 @@ impl CustomOp2 for LstmSeqOp {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let (b, t, g4) = xg.dims3()?;
         let h = g4 / 4;
-        let xs = xg.flatten_all()?.to_vec1::<f32>()?;
+        let saved = self.trace.lock().ok().and_then(|mut t| t.take());
+        let xs = match saved {
+            Some(_) => Vec::new(),
+            None => xg.flatten_all()?.to_vec1::<f32>()?,
+        };
         let gs = grad.flatten_all()?.to_vec1::<f32>()?;
         let rec = Recurrent::new(w_hh.flatten_all()?.to_vec1::<f32>()?, h);
         let mut dxg = vec![0.0f32; b * t * g4];
 
+        let row_trace = t * TRACE * h;
         let run = |(row, dx): (usize, &mut [f32])| -> Vec<f32> {
             let len = self.lengths[row];
             let mut dw = vec![0.0f32; g4 * h];
             if len == 0 {
                 return dw;
             }
-            let x = &xs[row * t * g4..(row + 1) * t * g4];
-            let (mut hs, mut cs) = (vec![0.0f32; h], vec![0.0f32; h]);
-            let mut trace = vec![0.0f32; len * 6 * h];
-            forward_seq(&rec, x, len, self.reverse, &mut hs, &mut cs, None, Some(&mut trace));
+            let recomputed;
+            let trace = match &saved {
+                Some(all) => &all[row * row_trace..row * row_trace + len * TRACE * h],
+                None => {
+                    let x = &xs[row * t * g4..(row + 1) * t * g4];
+                    let (mut hs, mut cs) = (vec![0.0f32; h], vec![0.0f32; h]);
+                    let mut tr = vec![0.0f32; len * TRACE * h];
+                    forward_seq(&rec, x, len, self.reverse, &mut hs, &mut cs, None, Some(&mut tr));
+                    recomputed = tr;
+                    &recomputed[..]
+                }
+            };
             let g = &gs[row * (t + 2) * h..(row + 1) * (t + 2) * h];
             let (d_out, d_state) = g.split_at(t * h);
             let mut dh = d_state[..h].to_vec();
             let mut dc = d_state[h..].to_vec();
-            backward_seq(&rec, &trace, len, self.reverse, d_out, &mut dh, &mut dc, dx, &mut dw);
+            backward_seq(&rec, trace, len, self.reverse, d_out, &mut dh, &mut dc, dx, &mut dw);
             dw
         };
         let rows = dxg.chunks_mut(t * g4).enumerate();

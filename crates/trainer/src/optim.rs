@@ -10,7 +10,11 @@
 
 use std::collections::HashMap;
 
-use candle_core::{backprop::GradStore, Result, Tensor, Var};
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+use candle_core::{backprop::GradStore, CpuStorage, InplaceOp2, Layout, Result, Tensor, Var};
 
 /// Adam's hyper-parameters (PyTorch defaults).
 #[derive(Clone, Copy, Debug)]
@@ -81,17 +85,20 @@ impl Adam {
         let step_size = (c.lr / bc1) as f32;
         let inv_sqrt_bc2 = (1.0 / bc2.sqrt()) as f32;
         let eps = c.eps as f32;
+        let hp = Hyper { b1, b2, step_size, inv_sqrt_bc2, eps };
         for slot in &mut self.slots {
             let Some(grad) = grads.get(slot.var.as_tensor()) else { continue };
-            let g = grad.flatten_all()?.to_vec1::<f32>()?;
-            let mut p = slot.var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
-            for (((p, m), v), g) in p.iter_mut().zip(&mut slot.m).zip(&mut slot.v).zip(&g) {
-                *m = b1 * *m + (1.0 - b1) * g;
-                *v = b2 * *v + (1.0 - b2) * g * g;
-                *p -= step_size * *m / ((*v).sqrt() * inv_sqrt_bc2 + eps);
+            if slot.var.device().is_cpu() {
+                let op = AdamUpdate { hp, moments: RefCell::new((&mut slot.m, &mut slot.v)) };
+                slot.var.as_tensor().inplace_op2(&grad.contiguous()?, &op)?;
+            } else {
+                // Other devices: through the host (correct, not fast).
+                let g = grad.flatten_all()?.to_vec1::<f32>()?;
+                let mut p = slot.var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+                hp.update(&mut p, &mut slot.m, &mut slot.v, &g);
+                let shape = slot.var.shape().clone();
+                slot.var.set(&Tensor::from_vec(p, shape, slot.var.device())?)?;
             }
-            let shape = slot.var.shape().clone();
-            slot.var.set(&Tensor::from_vec(p, shape, slot.var.device())?)?;
         }
         Ok(())
     }
@@ -139,5 +146,92 @@ impl StepLr {
     /// Learning rate during epoch `epoch` (0-based).
     pub fn lr_at(&self, epoch: usize) -> f64 {
         self.base_lr * self.gamma.powi((epoch / self.step_size.max(1)) as i32)
+    }
+}
+
+/// The per-step constants of the update.
+#[derive(Clone, Copy)]
+struct Hyper {
+    b1: f32,
+    b2: f32,
+    step_size: f32,
+    inv_sqrt_bc2: f32,
+    eps: f32,
+}
+
+/// Parameters at least this large are updated on all cores: the embedding's four arrays
+/// (parameter, gradient, two moments) overflow one core's L2 cache but fit in two.
+const PARALLEL_MIN: usize = 1 << 16;
+
+impl Hyper {
+    /// One Adam update, split across threads for large parameters.
+    fn update(&self, p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]) {
+        if p.len() < PARALLEL_MIN {
+            return self.update_serial(p, m, v, g);
+        }
+        let chunk = p.len().div_ceil(rayon::current_num_threads().max(1));
+        p.par_chunks_mut(chunk)
+            .zip(m.par_chunks_mut(chunk))
+            .zip(v.par_chunks_mut(chunk))
+            .zip(g.par_chunks(chunk))
+            .for_each(|(((p, m), v), g)| self.update_serial(p, m, v, g));
+    }
+
+    fn update_serial(&self, p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the features were just detected on this CPU.
+            return unsafe { self.update_avx2(p, m, v, g) };
+        }
+        self.update_generic(p, m, v, g)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn update_avx2(&self, p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]) {
+        self.update_generic(p, m, v, g)
+    }
+
+    /// The update over equal-length slices (indexed so the loop vectorises).
+    #[inline(always)]
+    fn update_generic(&self, p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]) {
+        let n = p.len();
+        let (m, v, g) = (&mut m[..n], &mut v[..n], &g[..n]);
+        for i in 0..n {
+            let gi = g[i];
+            m[i] = self.b1 * m[i] + (1.0 - self.b1) * gi;
+            v[i] = self.b2 * v[i] + (1.0 - self.b2) * gi * gi;
+            p[i] -= self.step_size * m[i] / (v[i].sqrt() * self.inv_sqrt_bc2 + self.eps);
+        }
+    }
+}
+
+/// Adam as an in-place candle op on a CPU parameter: no copies of the parameter or gradient.
+struct AdamUpdate<'a> {
+    hp: Hyper,
+    moments: RefCell<(&'a mut Vec<f32>, &'a mut Vec<f32>)>,
+}
+
+impl InplaceOp2 for AdamUpdate<'_> {
+    fn name(&self) -> &'static str {
+        "adam-update"
+    }
+
+    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<()> {
+        let (Some((p0, p1)), Some((g0, g1))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
+            candle_core::bail!("adam-update: parameter and gradient must be contiguous");
+        };
+        let g = &s2.as_slice::<f32>()?[g0..g1];
+        let p = match s1 {
+            CpuStorage::F32(p) => &mut p[p0..p1],
+            _ => candle_core::bail!("adam-update: f32 parameters only"),
+        };
+        if g.len() != p.len() {
+            candle_core::bail!("adam-update: gradient size {} ≠ parameter size {}", g.len(), p.len());
+        }
+        let mut moments = self.moments.borrow_mut();
+        let (m, v) = &mut *moments;
+        self.hp.update(p, m, v, g);
+        Ok(())
     }
 }
