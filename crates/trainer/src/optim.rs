@@ -85,7 +85,15 @@ impl Adam {
         let step_size = (c.lr / bc1) as f32;
         let inv_sqrt_bc2 = (1.0 / bc2.sqrt()) as f32;
         let eps = c.eps as f32;
-        let hp = Hyper { b1, b2, step_size, inv_sqrt_bc2, eps };
+        let hp = Hyper {
+            b1,
+            b2,
+            one_minus_b1: (1.0 - c.beta1) as f32,
+            one_minus_b2: (1.0 - c.beta2) as f32,
+            step_size,
+            inv_sqrt_bc2,
+            eps,
+        };
         for slot in &mut self.slots {
             let Some(grad) = grads.get(slot.var.as_tensor()) else { continue };
             if slot.var.device().is_cpu() {
@@ -154,6 +162,9 @@ impl StepLr {
 struct Hyper {
     b1: f32,
     b2: f32,
+    /// `1 − β` computed in f64 as PyTorch does (in f32, `1 − 0.999` is off by 5e-5).
+    one_minus_b1: f32,
+    one_minus_b2: f32,
     step_size: f32,
     inv_sqrt_bc2: f32,
     eps: f32,
@@ -199,8 +210,8 @@ impl Hyper {
         let (m, v, g) = (&mut m[..n], &mut v[..n], &g[..n]);
         for i in 0..n {
             let gi = g[i];
-            m[i] = self.b1 * m[i] + (1.0 - self.b1) * gi;
-            v[i] = self.b2 * v[i] + (1.0 - self.b2) * gi * gi;
+            m[i] = self.b1 * m[i] + self.one_minus_b1 * gi;
+            v[i] = self.b2 * v[i] + self.one_minus_b2 * gi * gi;
             p[i] -= self.step_size * m[i] / (v[i].sqrt() * self.inv_sqrt_bc2 + self.eps);
         }
     }
