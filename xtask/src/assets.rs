@@ -129,7 +129,7 @@ fn read_wheel(path: &Path) -> Result<Vec<(String, Vec<u8>)>> {
     let mut files = Vec::new();
     for i in 0..zip.len() {
         let mut entry = zip.by_index(i)?;
-        let Some(name) = entry.name().strip_prefix(WHEEL_PREFIX).map(str::to_string) else {
+        let Some(name) = entry.name()?.strip_prefix(WHEEL_PREFIX).map(str::to_string) else {
             continue;
         };
         if entry.is_dir() || name.is_empty() || name.split('/').any(|part| part == ".." || part.is_empty()) {

@@ -5,6 +5,7 @@ mod bench;
 mod device;
 mod eval;
 mod student;
+mod teacher;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -21,6 +22,9 @@ enum Command {
     /// Train students.
     #[command(subcommand)]
     Student(student::StudentCommand),
+    /// Fine-tune, evaluate and label with a BERT teacher.
+    #[command(subcommand)]
+    Teacher(teacher::TeacherCommand),
     /// Evaluate a student on a labelled file.
     Eval(eval::EvalArgs),
     /// Classify sentences (arguments, or stdin lines) as JSON lines.
@@ -44,6 +48,7 @@ fn main() -> Result<()> {
         .init();
     match Cli::parse().command {
         Command::Student(cmd) => student::run(cmd),
+        Command::Teacher(cmd) => teacher::run(cmd),
         Command::Eval(a) => eval::eval(a),
         Command::Predict(a) => eval::predict(a),
         Command::Bench(a) => bench::bench(a),

@@ -1,0 +1,98 @@
+//! The `distill` binary end to end on a small slice of SST-2: train, eval, predict, and the
+//! errors a user sees for bad input.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn distill(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_distill")).args(args).output().expect("distill runs")
+}
+
+fn assets() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/sst2")
+}
+
+fn head(src: &Path, dst: &Path, lines: usize) {
+    let text = std::fs::read_to_string(src).unwrap();
+    let part: Vec<&str> = text.lines().take(lines + 1).collect();
+    std::fs::write(dst, part.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn train_eval_predict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = tmp.path().join("train.tsv");
+    head(&assets().join("train.tsv"), &train, 3000);
+    let out = tmp.path().join("run");
+    let o = distill(&[
+        "student", "train", "--train", train.to_str().unwrap(), "--out", out.to_str().unwrap(),
+        "--epochs", "2", "--quiet", "--lr", "0.005",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 2);
+    for f in ["config.json", "vocab.json", "model.safetensors"] {
+        assert!(out.join("best").join(f).exists(), "best/{f}");
+    }
+
+    let model = out.join("best");
+    let dev = assets().join("dev.tsv");
+    let o = distill(&["eval", "--model", model.to_str().unwrap(), "--data", dev.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(m["n"], 872);
+    for k in ["acc", "ap", "f1"] {
+        let v = m[k].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{k} = {v}");
+    }
+    let cm = m["confusion"].as_array().unwrap();
+    let total: u64 = cm.iter().flat_map(|r| r.as_array().unwrap()).map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(total, 872);
+
+    let o = distill(&["predict", "--model", model.to_str().unwrap(), "a great film", ""]);
+    assert!(o.status.success());
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(o.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    for l in &lines {
+        let p = l["probability"].as_f64().unwrap();
+        assert!((0.5..=1.0).contains(&p));
+        assert!(["0", "1"].contains(&l["label"].as_str().unwrap()));
+    }
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_distill"))
+        .args(["predict", "--model", model.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"dull and lifeless\n?!\nwonderful\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8(o.stdout).unwrap().lines().count(), 3);
+}
+
+#[test]
+fn bad_training_file_names_file_line_and_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("bad.tsv");
+    std::fs::write(&bad, "sentence\tlabel\na fine film\t1\nno tab on this line\nworse\t0\n").unwrap();
+    let o = distill(&["student", "train", "--train", bad.to_str().unwrap(), "--out", tmp.path().join("r").to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("bad.tsv") && err.contains(":3") , "{err}");
+    assert!(!tmp.path().join("r/best").exists());
+
+    std::fs::write(&bad, "sentence\tlabel\na fine film\t1\nworse\t7\n").unwrap();
+    let o = distill(&["student", "train", "--train", bad.to_str().unwrap(), "--out", tmp.path().join("r").to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains('7') && err.contains(":3"), "{err}");
+}
+
+#[test]
+fn missing_model_is_a_clear_error() {
+    let o = distill(&["predict", "--model", "/nonexistent/model", "hi"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("/nonexistent/model"), "{err}");
+}
