@@ -29,7 +29,10 @@ pub fn exp(x: f32) -> f32 {
         * r
         + 5.000_000_1e-1;
     let p = p * r * r + r + 1.0;
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // SAFETY: x is clamped, so n is an integer in [-126, 127]; the unchecked conversion
+    // (unlike `as`, which saturates with branches) lets the loops vectorise.
+    let n = unsafe { n.to_int_unchecked::<i32>() };
+    p * f32::from_bits(((n + 127) as u32) << 23)
 }
 
 /// Logistic sigmoid `1 / (1 + e⁻ˣ)`.
@@ -93,21 +96,21 @@ fn position(s: usize, len: usize, reverse: bool) -> usize {
 }
 
 /// Applies the gate nonlinearities in place: `z` (pre-activations) becomes `(i, f, g, o)`.
+/// One uniform loop (`tanh x = 2σ(2x) − 1` for the `g` block) so it vectorises.
 #[inline(always)]
 fn activate(z: &mut [f32], hidden: usize) {
-    let (ifg, o) = z.split_at_mut(3 * hidden);
-    let (if_, g) = ifg.split_at_mut(2 * hidden);
-    for v in if_.iter_mut().chain(o.iter_mut()) {
-        *v = sigmoid(*v);
-    }
-    for v in g.iter_mut() {
-        *v = tanh(*v);
+    let (g0, g1) = (2 * hidden, 3 * hidden);
+    for (j, v) in z.iter_mut().enumerate() {
+        let is_g = j >= g0 && j < g1;
+        let scale = if is_g { 2.0 } else { 1.0 };
+        let s = sigmoid(scale * *v);
+        *v = if is_g { 2.0 * s - 1.0 } else { s };
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn forward_seq_impl(
+fn forward_seq_impl<const H: usize>(
     rec: &Recurrent,
     xg: &[f32],
     len: usize,
@@ -117,7 +120,8 @@ fn forward_seq_impl(
     mut out: Option<&mut [f32]>,
     mut trace: Option<&mut [f32]>,
 ) {
-    let hd = rec.hidden;
+    // A compile-time size for the common widths lets the compiler unroll the per-unit loops.
+    let hd = if H > 0 { H } else { rec.hidden };
     let g4 = 4 * hd;
     let mut z = vec![0.0f32; g4];
     let mut tc = vec![0.0f32; hd];
@@ -148,7 +152,7 @@ fn forward_seq_impl(
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn backward_seq_impl(
+fn backward_seq_impl<const H: usize>(
     rec: &Recurrent,
     trace: &[f32],
     len: usize,
@@ -159,7 +163,8 @@ fn backward_seq_impl(
     dxg: &mut [f32],
     dw: &mut [f32],
 ) {
-    let hd = rec.hidden;
+    // A compile-time size for the common widths lets the compiler unroll the per-unit loops.
+    let hd = if H > 0 { H } else { rec.hidden };
     let g4 = 4 * hd;
     let zeros = vec![0.0f32; hd];
     let mut dz = vec![0.0f32; g4];
@@ -202,6 +207,19 @@ fn backward_seq_impl(
 /// Compiles `$generic` a second time with AVX2 and FMA enabled and picks that copy at run
 /// time when the CPU has them (the default x86-64 target only assumes SSE2, and these loops
 /// are 8 and 32 lanes wide).
+/// Calls `$f::<H>` with `H` the hidden size of the first argument (a [`Recurrent`]) when it
+/// is one of the presets' sizes, else with `H = 0` (read at run time).
+macro_rules! specialised {
+    ($f:ident, ($rec:ident $(, $arg:ident)*)) => {
+        match $rec.hidden {
+            8 => $f::<8>($rec $(, $arg)*),
+            16 => $f::<16>($rec $(, $arg)*),
+            64 => $f::<64>($rec $(, $arg)*),
+            _ => $f::<0>($rec $(, $arg)*),
+        }
+    };
+}
+
 macro_rules! dispatch {
     ($(#[$doc:meta])* pub fn $name:ident / $avx:ident = $generic:ident ($($arg:ident : $ty:ty),* $(,)?)) => {
         $(#[$doc])*
@@ -212,14 +230,14 @@ macro_rules! dispatch {
                 // SAFETY: the features were just detected on this CPU.
                 return unsafe { $avx($($arg),*) };
             }
-            $generic($($arg),*)
+            specialised!($generic, ($($arg),*))
         }
 
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2,fma")]
         #[allow(clippy::too_many_arguments)]
         unsafe fn $avx($($arg: $ty),*) {
-            $generic($($arg),*)
+            specialised!($generic, ($($arg),*))
         }
     };
 }
