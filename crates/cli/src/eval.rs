@@ -21,6 +21,10 @@ pub struct EvalArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also write P(label 1) of every sentence to this file, one per line in input order
+    /// (for precision–recall curves).
+    #[arg(long)]
+    scores: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -51,13 +55,22 @@ pub fn score(predictor: &Predictor, data: &Dataset) -> Result<(Metrics, Vec<f32>
 pub fn eval(a: EvalArgs) -> Result<()> {
     let predictor = load_predictor(&a.model)?;
     let data = Dataset::read(&a.data, &LabelSet::binary())?;
-    let (m, _) = score(&predictor, &data)?;
+    let (m, p) = score(&predictor, &data)?;
+    if let Some(path) = &a.scores {
+        write_scores(path, &p)?;
+    }
     if a.json {
         println!("{}", serde_json::to_string(&m)?);
     } else {
         print_metrics(&m);
     }
     Ok(())
+}
+
+/// Writes one score per line, in input order, atomically.
+pub fn write_scores(path: &Path, scores: &[f32]) -> Result<()> {
+    let text: String = scores.iter().map(|s| format!("{s}\n")).collect();
+    distill_data::write_atomic(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
 }
 
 /// A short human-readable report of metrics.

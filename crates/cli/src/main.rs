@@ -1,6 +1,7 @@
 //! `distill`: train, evaluate and serve candle-distill students and teachers.
 //! Each subcommand is a thin call into one library function.
 
+mod augment;
 mod bench;
 mod device;
 mod eval;
@@ -29,6 +30,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Classify sentences (arguments, or stdin lines) as JSON lines.
     Predict(eval::PredictArgs),
+    /// Write augmented transfer sentences for the teacher to label.
+    Augment(augment::AugmentArgs),
     /// Time training and inference.
     Bench(bench::BenchArgs),
 }
@@ -51,6 +54,7 @@ fn main() -> Result<()> {
         Command::Teacher(cmd) => teacher::run(cmd),
         Command::Eval(a) => eval::eval(a),
         Command::Predict(a) => eval::predict(a),
+        Command::Augment(a) => augment::augment(a),
         Command::Bench(a) => bench::bench(a),
     }
 }

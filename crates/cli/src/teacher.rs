@@ -59,9 +59,18 @@ pub enum TeacherCommand {
         teacher: String,
         #[arg(long)]
         data: PathBuf,
-        /// Print one JSON object (keys as in metrics.jsonl: n, acc, ap, f1, loss, confusion).
+        /// Print one JSON object (keys as in metrics.jsonl: n, acc, ap, f1, loss, confusion,
+        /// plus the pass's seconds and sentences_per_second).
         #[arg(long)]
         json: bool,
+        /// Also write P(label 1) of every sentence to this file, one per line in input order
+        /// (for precision–recall curves).
+        #[arg(long)]
+        scores: Option<PathBuf>,
+        /// Also time this many single-sentence passes (batch 1, first sentences of DATA) and
+        /// report their median as latency_us_median.
+        #[arg(long, default_value_t = 0)]
+        latency: usize,
         #[arg(long, default_value_t = 64)]
         batch_size: usize,
         #[arg(long, default_value = "0,1")]
@@ -113,6 +122,36 @@ fn load_teacher(id_or_dir: &str, labels: &LabelSet, device: &str) -> Result<Teac
         labels.names().join(", ")
     );
     Ok(teacher)
+}
+
+/// P(label 1) per row of row-major `[N, C]` logits (softmax).
+fn positive_scores(logits: &[f32], num_labels: usize) -> Vec<f32> {
+    logits
+        .chunks(num_labels)
+        .map(|row| {
+            let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f32 = row.iter().map(|&v| (v - max).exp()).sum();
+            (row[1] - max).exp() / sum
+        })
+        .collect()
+}
+
+/// Median microseconds of one forward pass over a single sentence (text in, logits out),
+/// over the first `n` sentences of `texts` (cycling when there are fewer).
+fn single_sentence_latency(teacher: &Teacher, texts: &[&str], n: usize) -> Result<f64> {
+    let opts = InferOptions {
+        batch_size: 1,
+        progress: false,
+    };
+    let mut times = Vec::with_capacity(n);
+    for text in texts.iter().cycle().take(n) {
+        let start = std::time::Instant::now();
+        std::hint::black_box(distill_teacher::predict_logits(teacher, &[*text], &opts)?);
+        times.push(start.elapsed().as_secs_f64() * 1e6);
+    }
+    anyhow::ensure!(!times.is_empty(), "no sentences to time");
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
 }
 
 /// Runs one teacher subcommand.
@@ -170,23 +209,37 @@ pub fn run(cmd: TeacherCommand) -> Result<()> {
             teacher,
             data,
             json,
+            scores,
+            latency,
             batch_size,
             labels,
             device,
         } => {
             let labels = label_set(&labels)?;
             let data = read(&data, &labels)?;
+            let gold = data.labels().context("evaluation needs a label on every row")?;
             let teacher = load_teacher(&teacher, &labels, &device)?;
             let opts = InferOptions {
                 batch_size,
                 progress: !json,
             };
-            let eval = distill_teacher::evaluate(&teacher, &data, &opts)?;
+            let texts = data.texts();
+            let start = std::time::Instant::now();
+            let logits = distill_teacher::predict_logits(&teacher, &texts, &opts)?;
+            let seconds = start.elapsed().as_secs_f64();
+            let eval = distill_teacher::infer::score(&logits, labels.len(), &gold)?;
+            if let Some(path) = &scores {
+                crate::eval::write_scores(path, &positive_scores(&logits, labels.len()))?;
+            }
+            let latency_us_median = (latency > 0).then(|| single_sentence_latency(&teacher, &texts, latency));
+            let latency_us_median = latency_us_median.transpose()?;
             let m = &eval.metrics;
             if json {
                 let value = serde_json::json!({
                     "n": m.n, "acc": m.acc, "ap": m.ap, "f1": m.f1,
                     "loss": eval.loss, "confusion": m.confusion,
+                    "seconds": seconds, "sentences_per_second": m.n as f64 / seconds.max(1e-9),
+                    "latency_us_median": latency_us_median,
                 });
                 println!("{value}");
             } else {

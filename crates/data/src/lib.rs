@@ -41,6 +41,7 @@
 //! assert_eq!(b.row(short)[8], Vocab::PAD);
 //! ```
 
+pub mod augment;
 pub mod batch;
 pub mod dataset;
 pub mod error;
@@ -53,13 +54,14 @@ pub mod split;
 mod table;
 pub mod vocab;
 
+pub use augment::{Augmenter, Substitutes, MASK};
 pub use batch::{padding_share, Batch, Batcher};
 pub use dataset::{Dataset, Example, LabelSet};
 pub use error::{Error, Result};
 pub use io::{sha256_hex, write_atomic};
 pub use logits::{LogitsMeta, TeacherLogits};
 pub use metrics::{average_precision, pr_curve, Metrics};
-pub use normalize::Normalizer;
+pub use normalize::{Normalizer, MASK_TOKEN};
 pub use numwords::number_to_words;
 pub use split::{stratified_split, stratified_split_indices, stratified_subset};
 pub use vocab::{Vocab, VocabBuilder};

@@ -23,6 +23,7 @@
 //! With normalisation off ([`Normalizer::plain`]) text is only lower-cased and
 //! split on whitespace.
 
+use crate::augment::MASK;
 use crate::numwords::number_to_words;
 use rust_stemmers::{Algorithm, Stemmer};
 
@@ -61,13 +62,18 @@ impl Normalizer {
 
     /// The tokens of `text`.
     pub fn tokens(&self, text: &str) -> Vec<String> {
+        // The augmentation mask survives both paths as the student's `<mask>` token.
+        let mask = |w: &str| (w == MASK).then(|| MASK_TOKEN.to_string());
         if !self.enabled {
-            return split_words(text).map(str::to_lowercase).collect();
+            return split_words(text).map(|w| mask(w).unwrap_or_else(|| w.to_lowercase())).collect();
         }
         // A stemmer is a function pointer; making one per call costs nothing.
         let stemmer = Stemmer::create(Algorithm::English);
         split_words(text)
             .filter_map(|word| {
+                if let Some(m) = mask(word) {
+                    return Some(m);
+                }
                 let mut w: String = word.chars().filter(|c| !c.is_ascii_punctuation()).collect();
                 if let Some(spelled) = number_to_words(&w) {
                     w = spelled;
@@ -78,6 +84,9 @@ impl Normalizer {
             .collect()
     }
 }
+
+/// The student's vocabulary token for [`MASK`].
+pub const MASK_TOKEN: &str = "<mask>";
 
 /// Splits on whitespace as Python's `str.split()` does: Unicode white space
 /// plus the ASCII separators U+001C..U+001F.

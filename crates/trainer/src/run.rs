@@ -13,7 +13,7 @@ use crate::error::io_err;
 use crate::{train, EncodedSet, Error, Result, TrainConfig, TrainOutcome};
 
 /// The token that masked words become in augmented sentences.
-pub const MASK_TOKEN: &str = "<mask>";
+pub use distill_data::MASK_TOKEN;
 
 /// Teacher-labelled transfer sentences (see `distill augment`).
 #[derive(Clone, Debug, Serialize)]

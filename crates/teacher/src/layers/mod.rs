@@ -11,9 +11,11 @@
 //! | [`linear`] | `y = x Wᵀ + b` | `(…, in)` → `(…, out)` |
 //! | [`layer_norm`] | `y = (x − μ) / √(σ² + ε) · γ + β` over the last dim | `(…, h)` → `(…, h)` |
 //! | [`softmax`] | `softmax(x)` over the last dim | `(…, n)` → `(…, n)` |
+//! | [`gelu`] | `x · Φ(x)`, fast and differentiable | any |
 //! | [`dropout`] | `y = x · m / (1 − p)`, `m ~ Bernoulli(1 − p)` | any |
 
 pub mod dropout;
+pub mod gelu;
 pub mod layer_norm;
 pub mod linear;
 pub mod softmax;

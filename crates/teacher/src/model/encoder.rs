@@ -13,7 +13,7 @@ use candle_core::{Result, Tensor};
 
 use crate::config::{Activation, BertConfig};
 use crate::error::Result as CrateResult;
-use crate::layers::{softmax::softmax_last_dim, Ctx, Dropout, LayerNorm, Linear};
+use crate::layers::{gelu, softmax::softmax_last_dim, Ctx, Dropout, LayerNorm, Linear};
 use crate::weights::Params;
 
 fn linear(params: &Params, prefix: &str) -> CrateResult<Linear> {
@@ -117,7 +117,7 @@ impl EncoderLayer {
         let a = self.attention.forward(x, mask, ctx)?;
         let inner = self.intermediate.forward(&a)?;
         let inner = match self.act {
-            Activation::Gelu => inner.gelu_erf()?,
+            Activation::Gelu => gelu::gelu_erf(&inner)?,
             Activation::GeluTanh => inner.gelu()?,
             Activation::Relu => inner.relu()?,
         };

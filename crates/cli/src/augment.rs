@@ -1,0 +1,67 @@
+//! `distill augment`: teacher-ready transfer sentences (Tang et al. 2019) written to a TSV.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use distill_data::{Augmenter, Dataset, LabelSet};
+use distill_teacher::{neighbours, LoadOptions, Teacher};
+
+#[derive(Args, Debug)]
+pub struct AugmentArgs {
+    /// Sentences to augment (the training file).
+    #[arg(long)]
+    data: PathBuf,
+    /// Output TSV (header `sentence`), one augmented sentence per row.
+    #[arg(long)]
+    out: PathBuf,
+    /// Teacher (hub id or folder) whose input embeddings choose swap words.
+    #[arg(long)]
+    teacher: String,
+    /// Samples drawn per sentence (n_iter).
+    #[arg(long, default_value_t = 20)]
+    augment_factor: usize,
+    /// Swap candidates per word.
+    #[arg(long, default_value_t = 10)]
+    neighbours: usize,
+    #[arg(long, default_value_t = 0.1)]
+    p_mask: f64,
+    #[arg(long, default_value_t = 0.1)]
+    p_swap: f64,
+    #[arg(long, default_value_t = 0.25)]
+    p_ngram: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+pub fn augment(a: AugmentArgs) -> Result<()> {
+    let started = Instant::now();
+    let data = Dataset::read(&a.data, &LabelSet::binary())?;
+    let texts = data.texts();
+    let teacher = Teacher::load(&a.teacher, &LoadOptions::default(), &candle_core::Device::Cpu)
+        .with_context(|| format!("loading teacher {}", a.teacher))?;
+    let words = neighbours::vocabulary(&texts);
+    let subs = neighbours::similar_words(&teacher, &words, a.neighbours)?;
+    tracing::info!("{} of {} words have swap candidates", subs.len(), words.len());
+    let aug = Augmenter {
+        p_mask: a.p_mask,
+        p_swap: a.p_swap,
+        p_ngram: a.p_ngram,
+        n_iter: a.augment_factor,
+        seed: a.seed,
+        ..Augmenter::default()
+    };
+    let samples = aug.augment(&texts, &subs);
+    Dataset::from_texts(samples.clone())
+        .write_tsv(&a.out)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    println!(
+        "{} augmented sentences from {} ({:.1}s) -> {}",
+        samples.len(),
+        data.len(),
+        started.elapsed().as_secs_f64(),
+        a.out.display()
+    );
+    Ok(())
+}

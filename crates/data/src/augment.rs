@@ -1,0 +1,130 @@
+//! Data augmentation of Tang et al. (2019): unlabelled transfer sentences for the teacher to
+//! label and the student to imitate.
+//!
+//! For each sentence, `n_iter` samples are drawn. Per whitespace word: with probability
+//! `p_mask` it becomes [`MASK`]; else with probability `p_swap` it becomes a word of the same
+//! kind (from a [`Substitutes`] table: the original uses part-of-speech classes); with
+//! probability `p_ngram` the sample is then cut to a random n-gram, `n` uniform in
+//! `1..=max_ngram`. Samples equal to their source or to an earlier sample are dropped.
+//! Everything is drawn from one ChaCha8 stream seeded by `seed`, in input order.
+
+use std::collections::{HashMap, HashSet};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// The mask word written into augmented sentences: BERT's own mask token, which the teacher
+/// reads as such and the student's normaliser turns into its `<mask>` token.
+pub const MASK: &str = "[MASK]";
+
+/// Replacement candidates per word (`word → words of the same kind`).
+pub type Substitutes = HashMap<String, Vec<String>>;
+
+/// Augmentation settings; defaults are the paper's.
+#[derive(Clone, Debug)]
+pub struct Augmenter {
+    pub p_mask: f64,
+    pub p_swap: f64,
+    pub p_ngram: f64,
+    pub max_ngram: usize,
+    /// Samples drawn per sentence.
+    pub n_iter: usize,
+    pub seed: u64,
+}
+
+impl Default for Augmenter {
+    fn default() -> Self {
+        Self { p_mask: 0.1, p_swap: 0.1, p_ngram: 0.25, max_ngram: 5, n_iter: 20, seed: 0 }
+    }
+}
+
+impl Augmenter {
+    /// New sentences from `sentences`, deduplicated (against each other and the sources).
+    pub fn augment<S: AsRef<str>>(&self, sentences: &[S], substitutes: &Substitutes) -> Vec<String> {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        let mut seen: HashSet<String> = sentences.iter().map(|s| normalise_space(s.as_ref())).collect();
+        let mut out = Vec::new();
+        for sentence in sentences {
+            let words: Vec<&str> = sentence.as_ref().split_whitespace().collect();
+            if words.is_empty() {
+                continue;
+            }
+            for _ in 0..self.n_iter {
+                let sample = self.sample(&words, substitutes, &mut rng);
+                if seen.insert(sample.clone()) {
+                    out.push(sample);
+                }
+            }
+        }
+        out
+    }
+
+    fn sample(&self, words: &[&str], substitutes: &Substitutes, rng: &mut ChaCha8Rng) -> String {
+        let mut new: Vec<&str> = Vec::with_capacity(words.len());
+        for &w in words {
+            let x: f64 = rng.gen();
+            let word = if x < self.p_mask {
+                MASK
+            } else if x < self.p_mask + self.p_swap {
+                match substitutes.get(w) {
+                    Some(c) if !c.is_empty() => c[rng.gen_range(0..c.len())].as_str(),
+                    _ => w,
+                }
+            } else {
+                w
+            };
+            new.push(word);
+        }
+        if rng.gen::<f64>() < self.p_ngram && new.len() > 1 {
+            let n = rng.gen_range(1..=self.max_ngram.max(1)).min(new.len());
+            let start = rng.gen_range(0..=new.len() - n);
+            new = new[start..start + n].to_vec();
+        }
+        new.join(" ")
+    }
+}
+
+fn normalise_space(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subs() -> Substitutes {
+        let mut s = Substitutes::new();
+        s.insert("good".into(), vec!["great".into(), "fine".into()]);
+        s
+    }
+
+    #[test]
+    fn same_seed_same_samples_and_no_duplicates() {
+        let data = ["a good film about nothing much", "bad", "good"];
+        let aug = Augmenter { n_iter: 30, seed: 3, ..Augmenter::default() };
+        let a = aug.augment(&data, &subs());
+        assert_eq!(a, aug.augment(&data, &subs()));
+        let unique: HashSet<&String> = a.iter().collect();
+        assert_eq!(unique.len(), a.len());
+        assert!(!a.iter().any(|s| data.contains(&s.as_str())));
+        assert_ne!(a, Augmenter { seed: 4, ..aug.clone() }.augment(&data, &subs()));
+    }
+
+    #[test]
+    fn masks_swaps_and_ngrams_appear_at_about_their_rates() {
+        let sentence = "good ".repeat(40);
+        let aug = Augmenter { n_iter: 400, p_ngram: 0.0, ..Augmenter::default() };
+        let samples = aug.augment(&[sentence.as_str()], &subs());
+        let words: Vec<&str> = samples.iter().flat_map(|s| s.split(' ')).collect();
+        let share = |w: &str| words.iter().filter(|&&x| x == w).count() as f64 / words.len() as f64;
+        assert!((share(MASK) - 0.1).abs() < 0.02, "mask share {}", share(MASK));
+        assert!((share("great") + share("fine") - 0.1).abs() < 0.02);
+        let cut = Augmenter { n_iter: 400, p_ngram: 1.0, ..Augmenter::default() }.augment(&[sentence.as_str()], &subs());
+        assert!(cut.iter().all(|s| s.split(' ').count() <= 5));
+    }
+
+    #[test]
+    fn empty_sentences_give_nothing() {
+        assert!(Augmenter::default().augment(&["", "   "], &Substitutes::new()).is_empty());
+    }
+}
