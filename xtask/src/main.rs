@@ -1,6 +1,7 @@
 //! `cargo xtask <task>`: project chores that need more than cargo.
 
 mod assets;
+mod pipeline;
 
 use clap::{Parser, Subcommand};
 
@@ -15,6 +16,8 @@ struct Cli {
 enum Task {
     /// Make sure the data and the default teacher base are on this machine.
     Assets(assets::AssetsArgs),
+    /// The whole run: teacher, labels, augmentation, students, evaluation and a report.
+    Pipeline(pipeline::PipelineArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -27,5 +30,6 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().task {
         Task::Assets(args) => assets::run(&args),
+        Task::Pipeline(args) => pipeline::run(&args),
     }
 }

@@ -123,12 +123,19 @@ impl BiLstmClassifier {
     /// Logits `(B, C)` for token ids `(B, T)` (u32) whose row `b` has `lengths[b]` real tokens.
     /// With `dropout_rng`, dropout is applied (training); without, the model is deterministic.
     pub fn forward(&self, ids: &Tensor, lengths: &[usize], dropout_rng: Option<&mut dyn rand::RngCore>) -> Result<Tensor> {
+        self.forward_embedded(&self.embed(ids)?, lengths, dropout_rng)
+    }
+
+    /// Embedding rows of `ids` `(B, T)` → `(B, T, E)`.
+    pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
-        let x = self
-            .embedding
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((b, t, self.config.embedding_dim))?;
-        let mut features = self.rnn.final_states(&x, lengths)?;
+        Ok(self.embedding.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.config.embedding_dim))?)
+    }
+
+    /// The model after the embedding: `x` `(B, T, E)` → logits `(B, C)`. Training uses this
+    /// to take the embedding's gradient per row instead of as a dense `(V, E)` tensor.
+    pub fn forward_embedded(&self, x: &Tensor, lengths: &[usize], dropout_rng: Option<&mut dyn rand::RngCore>) -> Result<Tensor> {
+        let mut features = self.rnn.final_states(x, lengths)?;
         if let Some(rng) = dropout_rng {
             features = dropout(&features, self.config.dropout, rng)?;
         }

@@ -34,6 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let steps: usize = arg("--steps", "30").parse()?;
     let label_n: usize = arg("--label", "3000").parse()?;
     let batch: usize = arg("--batch", "32").parse()?;
+    let phases = std::env::args().any(|a| a == "--phases");
 
     let data = Dataset::read(data_path.as_ref(), &LabelSet::binary())?;
     let labels = data.labels().ok_or("the data must be labelled")?;
@@ -59,7 +60,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     if steps > 0 {
+        let start = Instant::now();
         let ids = teacher.tokenizer.encode_all(&data.texts())?;
+        println!("tokenised {} sentences in {:.2} s", ids.len(), start.elapsed().as_secs_f64());
         let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
         let mut opt = AdamW::new(teacher.model.params().iter(), AdamWConfig::default())?;
         teacher.model.seed_dropout(42);
@@ -70,7 +73,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let seqs: Vec<&[u32]> = b.iter().map(|&i| ids[i].as_slice()).collect();
             let ys: Vec<u32> = b.iter().map(|&i| labels[i]).collect();
             let t0 = Instant::now();
-            let loss = train_step(&teacher, &mut opt, &seqs, &ys, 3e-5, 1.0)?;
+            let loss = if phases {
+                phase_step(&teacher, &mut opt, &seqs, &ys)?
+            } else {
+                train_step(&teacher, &mut opt, &seqs, &ys, 3e-5, 1.0)?
+            };
             let dt = t0.elapsed().as_secs_f64();
             let t = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
             if step >= 3 {
@@ -90,4 +97,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     Ok(())
+}
+
+/// `train_step` with each phase timed (forward, backward, gradient norm, update).
+fn phase_step(teacher: &Teacher, opt: &mut AdamW, seqs: &[&[u32]], ys: &[u32]) -> Result<f64, Box<dyn std::error::Error>> {
+    use distill_teacher::Mode;
+    let dev = teacher.device();
+    let t = Instant::now();
+    let (input, mask) = distill_teacher::pad_batch(seqs, teacher.tokenizer.pad_id(), dev)?;
+    let ys = candle_core::Tensor::new(ys, dev)?;
+    let (logits, words) = teacher.model.forward_sparse(&input, &mask, Mode::Train)?;
+    let loss = candle_nn::loss::cross_entropy(&logits, &ys)?;
+    let f = t.elapsed().as_secs_f64();
+    let grads = loss.backward()?;
+    let b = t.elapsed().as_secs_f64();
+    let words = words.ok_or("no word rows")?;
+    let values = grads.get(words.leaf.as_tensor()).ok_or("no word gradient")?;
+    let table = teacher.model.params().var(distill_teacher::model::WORD_EMBEDDINGS)?;
+    let sparse = distill_teacher::optim::SparseGrad { var: table, rows: &words.rows, values };
+    let norm = opt.grad_norm(&grads, Some(&sparse))?;
+    let n = t.elapsed().as_secs_f64();
+    opt.step(&grads, 3e-5, distill_teacher::optim::clip_factor(norm, 1.0), Some(&sparse))?;
+    let u = t.elapsed().as_secs_f64();
+    println!("    forward {f:.3}  backward {:.3}  norm {:.3}  update {:.3}", b - f, n - b, u - n);
+    Ok(loss.to_scalar::<f32>()? as f64)
 }

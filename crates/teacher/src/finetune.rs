@@ -18,7 +18,8 @@ use crate::batching::bucketed_batches;
 use crate::error::{Error, Result};
 use crate::infer::{predict_logits, progress_bar, score, InferOptions};
 use crate::layers::Mode;
-use crate::optim::{clip_factor, AdamW, AdamWConfig, LinearSchedule};
+use crate::model::WORD_EMBEDDINGS;
+use crate::optim::{clip_factor, AdamW, AdamWConfig, LinearSchedule, SparseGrad};
 use crate::teacher::{LoadOptions, Teacher};
 use crate::tokenize::pad_batch;
 
@@ -276,11 +277,20 @@ pub fn train_step(
     let device = teacher.device();
     let (input, mask) = pad_batch(seqs, teacher.tokenizer.pad_id(), device)?;
     let ys = Tensor::new(labels, device)?;
-    let logits = teacher.model.forward(&input, &mask, Mode::Train)?;
+    let (logits, words) = teacher.model.forward_sparse(&input, &mask, Mode::Train)?;
     let loss = candle_nn::loss::cross_entropy(&logits, &ys)?;
     let grads = loss.backward()?;
-    let factor = clip_factor(opt.grad_norm(&grads)?, max_grad_norm);
-    opt.step(&grads, lr, factor)?;
+    let table = teacher.model.params().var(WORD_EMBEDDINGS)?;
+    let sparse = match &words {
+        Some(w) => grads.get(w.leaf.as_tensor()).map(|values| SparseGrad {
+            var: table,
+            rows: &w.rows,
+            values,
+        }),
+        None => None,
+    };
+    let factor = clip_factor(opt.grad_norm(&grads, sparse.as_ref())?, max_grad_norm);
+    opt.step(&grads, lr, factor, sparse.as_ref())?;
     Ok(loss.to_scalar::<f32>()? as f64)
 }
 

@@ -18,6 +18,7 @@
 
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, CustomOp1, InplaceOp2, Layout, Shape, Tensor, Var};
+use rayon::prelude::*;
 
 use crate::error::Result;
 
@@ -102,10 +103,15 @@ impl AdamW {
     }
 
     /// The global L2 norm of the gradients of the optimised variables.
-    pub fn grad_norm(&self, grads: &GradStore) -> Result<f64> {
+    pub fn grad_norm(&self, grads: &GradStore, sparse: Option<&SparseGrad>) -> Result<f64> {
         let mut total = 0f64;
         for slot in &self.slots {
-            if let Some(g) = grads.get(slot.var.as_tensor()) {
+            let g = match gradient(&slot.var, grads, sparse) {
+                None => None,
+                Some(Grad::Dense(g)) => Some(g),
+                Some(Grad::Rows(_, values)) => Some(values),
+            };
+            if let Some(g) = g {
                 let sq = if g.device().is_cpu() {
                     g.apply_op1_no_bwd(&SumOfSquares)?
                 } else {
@@ -119,19 +125,24 @@ impl AdamW {
 
     /// One update at learning rate `lr`, with gradients scaled by `grad_scale` (the
     /// clipping factor). Variables without a gradient are left alone, as in PyTorch.
-    pub fn step(&mut self, grads: &GradStore, lr: f64, grad_scale: f64) -> Result<()> {
+    pub fn step(&mut self, grads: &GradStore, lr: f64, grad_scale: f64, sparse: Option<&SparseGrad>) -> Result<()> {
         self.step += 1;
         let c = self.cfg;
         let bc1 = 1.0 - c.beta1.powi(self.step as i32);
         let bc2 = 1.0 - c.beta2.powi(self.step as i32);
         for slot in &mut self.slots {
-            let Some(g) = grads.get(slot.var.as_tensor()) else {
+            let Some(g) = gradient(&slot.var, grads, sparse) else {
                 continue;
             };
             let wd = if slot.decay { c.weight_decay } else { 0.0 };
             match &mut slot.moments {
                 Moments::Host { m, v } => {
+                    let (g, rows) = match g {
+                        Grad::Dense(g) => (g.contiguous()?, None),
+                        Grad::Rows(rows, values) => (values.contiguous()?, Some(rows)),
+                    };
                     let kernel = FusedAdamW {
+                        rows,
                         m: std::sync::Mutex::new(m),
                         v: std::sync::Mutex::new(v),
                         decay: (1.0 - lr * wd) as f32,
@@ -142,10 +153,16 @@ impl AdamW {
                         inv_sqrt_bc2: (1.0 / bc2.sqrt()) as f32,
                         grad_scale: grad_scale as f32,
                     };
-                    slot.var.as_tensor().inplace_op2(&g.contiguous()?, &kernel)?;
+                    slot.var.as_tensor().inplace_op2(&g, &kernel)?;
                 }
                 Moments::Device { m, v } => {
-                    let g = (g * grad_scale)?;
+                    let g = match g {
+                        Grad::Dense(g) => (g * grad_scale)?,
+                        Grad::Rows(rows, values) => {
+                            let index = Tensor::new(rows, values.device())?;
+                            (slot.var.zeros_like()?.index_add(&index, values, 0)? * grad_scale)?
+                        }
+                    };
                     *m = ((&*m * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
                     *v = ((&*v * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
                     let denom = ((v.sqrt()? / bc2.sqrt())? + c.eps)?;
@@ -156,6 +173,30 @@ impl AdamW {
             }
         }
         Ok(())
+    }
+}
+
+/// A gradient known only on some rows of a matrix parameter (the word embeddings, see
+/// [`crate::layers::WordRows`]); every other row's gradient is zero.
+#[derive(Debug, Clone, Copy)]
+pub struct SparseGrad<'a> {
+    /// The parameter, `(rows, width)`.
+    pub var: &'a Var,
+    /// Sorted, distinct row indices.
+    pub rows: &'a [u32],
+    /// `(rows.len(), width)`.
+    pub values: &'a Tensor,
+}
+
+enum Grad<'a> {
+    Dense(&'a Tensor),
+    Rows(&'a [u32], &'a Tensor),
+}
+
+fn gradient<'a>(var: &Var, grads: &'a GradStore, sparse: Option<&SparseGrad<'a>>) -> Option<Grad<'a>> {
+    match sparse {
+        Some(s) if s.var.as_tensor().id() == var.as_tensor().id() => Some(Grad::Rows(s.rows, s.values)),
+        _ => grads.get(var.as_tensor()).map(Grad::Dense),
     }
 }
 
@@ -211,8 +252,10 @@ impl CustomOp1 for SumOfSquares {
     }
 }
 
-/// The fused AdamW update of one parameter (see the module doc), in place.
+/// The fused AdamW update of one parameter (see the module doc), in place. With `rows`,
+/// the gradient holds only those rows of the parameter (the others' gradient is zero).
 struct FusedAdamW<'a> {
+    rows: Option<&'a [u32]>,
     m: std::sync::Mutex<&'a mut Vec<f32>>,
     v: std::sync::Mutex<&'a mut Vec<f32>>,
     decay: f32,
@@ -225,13 +268,46 @@ struct FusedAdamW<'a> {
 }
 
 impl FusedAdamW<'_> {
-    fn update(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
-        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-            let g = g * self.grad_scale;
-            *m = self.beta1 * *m + (1.0 - self.beta1) * g;
-            *v = self.beta2 * *v + (1.0 - self.beta2) * g * g;
-            let denom = v.sqrt() * self.inv_sqrt_bc2 + self.eps;
-            *p = *p * self.decay - self.step_size * *m / denom;
+    #[inline]
+    fn update(&self, p: &mut [f32], g: Option<&[f32]>, m: &mut [f32], v: &mut [f32]) {
+        let (b1, b2) = (self.beta1, self.beta2);
+        match g {
+            Some(g) => {
+                for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                    let g = g * self.grad_scale;
+                    *m = b1 * *m + (1.0 - b1) * g;
+                    *v = b2 * *v + (1.0 - b2) * g * g;
+                    *p = *p * self.decay - self.step_size * *m / (v.sqrt() * self.inv_sqrt_bc2 + self.eps);
+                }
+            }
+            None => {
+                for ((p, m), v) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()) {
+                    *m *= b1;
+                    *v *= b2;
+                    *p = *p * self.decay - self.step_size * *m / (v.sqrt() * self.inv_sqrt_bc2 + self.eps);
+                }
+            }
+        }
+    }
+
+    /// Updates a block of whole rows starting at row `first`; `grad` is the full gradient
+    /// (dense) or the sparse rows' values.
+    fn update_block(&self, first: usize, width: usize, p: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]) {
+        let Some(rows) = self.rows else {
+            let start = first * width;
+            return self.update(p, Some(&grad[start..start + p.len()]), m, v);
+        };
+        let last = first + p.len() / width;
+        let mut k = rows.partition_point(|&r| (r as usize) < first);
+        for r in first..last {
+            let range = (r - first) * width..(r - first + 1) * width;
+            let g = if k < rows.len() && rows[k] as usize == r {
+                k += 1;
+                Some(&grad[(k - 1) * width..k * width])
+            } else {
+                None
+            };
+            self.update(&mut p[range.clone()], g, &mut m[range.clone()], &mut v[range]);
         }
     }
 }
@@ -252,25 +328,25 @@ impl InplaceOp2 for FusedAdamW<'_> {
         let g = &s2.as_slice::<f32>()?[g0..g1];
         let mut m = self.m.lock().map_err(|_| candle_core::Error::Msg("poisoned".into()))?;
         let mut v = self.v.lock().map_err(|_| candle_core::Error::Msg("poisoned".into()))?;
-        if p.len() != g.len() || p.len() != m.len() || p.len() != v.len() {
+        let width = match self.rows {
+            None => 1,
+            Some(rows) => {
+                let width = l1.dims().last().copied().unwrap_or(1).max(1);
+                if rows.len() * width != g.len() || rows.iter().any(|&r| r as usize * width >= p.len()) {
+                    candle_core::bail!("fused-adamw: sparse rows do not fit the parameter")
+                }
+                width
+            }
+        };
+        if (self.rows.is_none() && p.len() != g.len()) || p.len() != m.len() || p.len() != v.len() {
             candle_core::bail!("fused-adamw: parameter, gradient and state sizes differ")
         }
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if threads == 1 || p.len() < 1 << 16 {
-            self.update(p, g, &mut m[..], &mut v[..]);
-            return Ok(());
-        }
-        let chunk = p.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            for (((p, g), m), v) in p
-                .chunks_mut(chunk)
-                .zip(g.chunks(chunk))
-                .zip(m.chunks_mut(chunk))
-                .zip(v.chunks_mut(chunk))
-            {
-                scope.spawn(move || self.update(p, g, m, v));
-            }
-        });
+        // Whole rows per task, about 64k values each.
+        let block = (65_536 / width).max(1) * width;
+        p.par_chunks_mut(block)
+            .zip(m.par_chunks_mut(block).zip(v.par_chunks_mut(block)))
+            .enumerate()
+            .for_each(|(i, (p, (m, v)))| self.update_block(i * block / width, width, p, g, m, v));
         Ok(())
     }
 }
@@ -293,7 +369,7 @@ mod tests {
             let loss = ((w.as_tensor() * Tensor::new(&g, &Device::Cpu)?)?.sum_all()?
                 + (b.as_tensor() * Tensor::new(&g, &Device::Cpu)?)?.sum_all()?)?;
             let grads = loss.backward()?;
-            opt.step(&grads, lr, scale)?;
+            opt.step(&grads, lr, scale, None)?;
             // Reference, in f64, after `step` identical steps.
             let (b1, b2, eps, wd) = (0.9f64, 0.999f64, 1e-8, 0.01);
             let mut expected = [[0f64; 3]; 2];
@@ -322,11 +398,37 @@ mod tests {
     }
 
     #[test]
+    fn sparse_rows_update_like_the_dense_gradient() -> Result<()> {
+        let dev = Device::Cpu;
+        let init = Tensor::arange(0f32, 12., &dev)?.reshape((4, 3))?;
+        let (dense_var, sparse_var) = (Var::from_tensor(&init)?, Var::from_tensor(&init)?);
+        let mut dense_opt = AdamW::new([("w", &dense_var)], AdamWConfig::default())?;
+        let mut sparse_opt = AdamW::new([("w", &sparse_var)], AdamWConfig::default())?;
+        let rows = [1u32, 3];
+        let values = Tensor::new(&[[0.5f32, -1., 2.], [0.1, 0.2, 0.3]], &dev)?;
+        let full = init.zeros_like()?.index_add(&Tensor::new(&rows, &dev)?, &values, 0)?;
+        for step in 0..3 {
+            // The dense gradient of Σ w·full is `full`.
+            let grads = (dense_var.as_tensor() * &full)?.sum_all()?.backward()?;
+            let empty = (sparse_var.as_tensor().detach() * 0.)?.sum_all()?.backward()?;
+            let sparse = SparseGrad { var: &sparse_var, rows: &rows, values: &values };
+            let (n1, n2) = (dense_opt.grad_norm(&grads, None)?, sparse_opt.grad_norm(&empty, Some(&sparse))?);
+            assert!((n1 - n2).abs() < 1e-6, "{n1} vs {n2}");
+            // After the first step, rows without gradient still move (momentum, decay).
+            dense_opt.step(&grads, 0.1, 0.7, None)?;
+            sparse_opt.step(&empty, 0.1, 0.7, Some(&sparse))?;
+            let diff = (dense_var.as_tensor() - sparse_var.as_tensor())?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(diff < 1e-6, "step {step}: {diff}");
+        }
+        Ok(())
+    }
+
+    #[test]
     fn grad_norm_and_clipping() -> Result<()> {
         let w = Var::from_slice(&[1f32, 2.0], 2, &Device::Cpu)?;
         let opt = AdamW::new([("w", &w)], AdamWConfig::default())?;
         let grads = (w.as_tensor() * Tensor::new(&[3f32, 4.0], &Device::Cpu)?)?.sum_all()?.backward()?;
-        let norm = opt.grad_norm(&grads)?;
+        let norm = opt.grad_norm(&grads, None)?;
         assert!((norm - 5.0).abs() < 1e-6);
         assert!((clip_factor(norm, 1.0) - 0.2).abs() < 1e-6);
         assert_eq!(clip_factor(0.5, 1.0), 1.0);

@@ -136,6 +136,17 @@ impl Params {
             })
     }
 
+    /// The variable of the parameter `name`.
+    pub fn var(&self, name: &str) -> Result<&Var> {
+        self.index
+            .get(name)
+            .map(|&i| &self.vars[i].1)
+            .ok_or_else(|| Error::MissingTensor {
+                path: "<parameters>".into(),
+                name: name.to_string(),
+            })
+    }
+
     /// All parameters with their names, in load order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Var)> {
         self.vars.iter().map(|(n, v)| (n.as_str(), v))

@@ -157,3 +157,27 @@ fn dropout_is_real_in_training_and_seeded() {
     assert!(max_abs_diff(&a, &c) > 1e-3, "another seed drops other units");
     assert!(max_abs_diff(&a, &eval) > 1e-3, "dropout changes the training logits");
 }
+
+#[test]
+fn the_sparse_word_gradient_equals_the_dense_one() {
+    let (t, g) = (teacher(), golden());
+    let (ids, mask) = batch(&t, &g);
+    let ys = Tensor::new(g.labels.as_slice(), &Device::Cpu).unwrap();
+    let table = t.model.params().get(distill_teacher::model::WORD_EMBEDDINGS).unwrap();
+
+    let logits = t.model.forward(&ids, &mask, Mode::Grad).unwrap();
+    let dense = candle_nn::loss::cross_entropy(&logits, &ys).unwrap().backward().unwrap();
+    let dense = dense.get(&table).expect("dense gradient").clone();
+
+    let (logits, rows) = t.model.forward_sparse(&ids, &mask, Mode::Grad).unwrap();
+    let rows = rows.expect("a differentiable pass records its rows");
+    let grads = candle_nn::loss::cross_entropy(&logits, &ys).unwrap().backward().unwrap();
+    assert!(grads.get(&table).is_none(), "the table itself gets no dense gradient");
+    let mut distinct: Vec<u32> = g.ids.concat();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(rows.rows, distinct);
+    let sparse = t.model.dense_word_grad(&rows, &grads).unwrap().expect("rows gradient");
+    let diff = (sparse - dense).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(diff < 1e-7, "{diff}");
+}

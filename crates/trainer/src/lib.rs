@@ -20,6 +20,7 @@ mod error;
 mod evaluate;
 mod loss;
 pub mod optim;
+pub mod row_adam;
 mod run;
 mod train;
 

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::io_err;
 use crate::evaluate::evaluate;
 use crate::optim::{Adam, AdamConfig, StepLr};
+use crate::row_adam::{row_gradients, RowAdam};
 use crate::{EncodedSet, Error, Loss, Result};
 
 /// Hyper-parameters of a training run (defaults: the original tutorial).
@@ -97,9 +98,9 @@ pub fn train(
         return Err(Error::Config(format!("loss needs {} outputs, student has {}", cfg.loss.num_outputs(), student.num_outputs)));
     }
     fs::create_dir_all(out).map_err(io_err(out))?;
-    let (vars, mut adam, mut state) = start_or_resume(cfg, student, out, device)?;
-    let tensors: HashMap<String, Tensor> = vars.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
+    let Start { tensors, mut adam, mut rows, mut state } = start_or_resume(cfg, student, out, device)?;
     let model = BiLstmClassifier::from_tensors(student, &tensors)?;
+    let embedding = tensors[EMBEDDING].clone();
     let mut records = read_records(&out.join("metrics.jsonl"), state.epochs_done)?;
     let schedule = StepLr { base_lr: cfg.lr, gamma: cfg.gamma, step_size: 1 };
     let batcher = Batcher::new(cfg.batch_size).max_len(student.max_len).shuffle(true);
@@ -122,9 +123,24 @@ pub fn train(
                 }
                 None => None,
             };
-            let logits = model.forward(&ids, &batch.lengths, Some(&mut dropout_rng))?;
+            // The embedding rows enter as a leaf, so their gradient comes back per position
+            // `(B, T, E)` rather than as a dense `(V, E)` table (see `row_adam`).
+            let x = match rows {
+                Some(_) => Var::from_tensor(&model.embed(&ids)?)?.as_tensor().clone(),
+                None => model.embed(&ids)?,
+            };
+            let logits = model.forward_embedded(&x, &batch.lengths, Some(&mut dropout_rng))?;
             let loss = cfg.loss.compute(&logits, &labels, teacher.as_ref())?;
-            adam.step(&loss.backward()?)?;
+            let grads = loss.backward()?;
+            adam.step(&grads)?;
+            if let Some(rows) = rows.as_mut() {
+                let gx = match grads.get(&x) {
+                    Some(g) => g.flatten_all()?.to_vec1::<f32>()?,
+                    None => vec![0.0; x.elem_count()],
+                };
+                let (ids_touched, g) = row_gradients(&batch.ids, &batch.lengths, batch.time, &gx, student.embedding_dim);
+                rows.step(&embedding, adam.lr(), &ids_touched, &g)?;
+            }
             let l = loss.to_scalar::<f32>()? as f64;
             loss_sum += l * batch.batch as f64;
             seen += batch.batch;
@@ -132,6 +148,9 @@ pub fn train(
             if bar.position() % 64 == 0 {
                 bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
             }
+        }
+        if let Some(rows) = rows.as_mut() {
+            rows.sync(&embedding)?;
         }
         bar.finish_and_clear();
         let train_seconds = started.elapsed().as_secs_f64();
@@ -157,7 +176,7 @@ pub fn train(
         records.push(record);
         write_records(&out.join("metrics.jsonl"), &records)?;
         state.epochs_done = epoch + 1;
-        save_last(out, student, vocab, &tensors, &adam, &state)?;
+        save_last(out, student, vocab, &tensors, &adam, rows.as_ref(), &state)?;
     }
     let best_epoch = records
         .iter()
@@ -166,13 +185,23 @@ pub fn train(
     Ok(TrainOutcome { records, best_epoch })
 }
 
-type Start = (Vec<(String, Var)>, Adam, ResumeState);
+/// The name of the embedding table, which [`RowAdam`] updates on CPU.
+const EMBEDDING: &str = "embedding.weight";
+
+/// Parameters and optimiser state at the start of (or back into) a run.
+struct Start {
+    tensors: HashMap<String, Tensor>,
+    adam: Adam,
+    /// The embedding's optimiser on CPU; elsewhere the embedding is one of `adam`'s variables.
+    rows: Option<RowAdam>,
+    state: ResumeState,
+}
 
 fn start_or_resume(cfg: &TrainConfig, student: &StudentConfig, out: &Path, device: &Device) -> Result<Start> {
     let last = out.join("last");
     let state_path = last.join("state.json");
     let adam_config = AdamConfig { lr: cfg.lr, ..AdamConfig::default() };
-    if state_path.exists() {
+    let resumed = if state_path.exists() {
         let text = fs::read_to_string(&state_path).map_err(io_err(&state_path))?;
         let state: ResumeState = serde_json::from_str(&text)
             .map_err(|e| Error::Format { path: state_path.clone(), reason: e.to_string() })?;
@@ -187,42 +216,68 @@ fn start_or_resume(cfg: &TrainConfig, student: &StudentConfig, out: &Path, devic
                 out.display()
             )));
         }
-        let state = ResumeState { config: cfg.clone(), ..state };
         let model = StudentModel::load(&last, device)?;
         if &model.config != student {
             return Err(Error::Config(format!("{}: student config differs from this run's", last.display())));
         }
-        let vars = to_vars(student, model.classifier.tensors())?;
-        let mut adam = Adam::new(vars.clone(), adam_config);
+        tracing::info!("resuming {} after epoch {}", out.display(), state.epochs_done);
+        Some((model.classifier.tensors(), ResumeState { config: cfg.clone(), ..state }))
+    } else {
+        None
+    };
+    let (initial, state) = match resumed {
+        Some(r) => r,
+        None => {
+            let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, 0, 0));
+            let fresh = ResumeState { epochs_done: 0, best_val_loss: f64::INFINITY, config: cfg.clone() };
+            (BiLstmClassifier::init_tensors(student, &mut rng, device)?, fresh)
+        }
+    };
+    let sparse = device.is_cpu();
+    let mut tensors = HashMap::new();
+    let mut vars = Vec::new();
+    for (name, _) in BiLstmClassifier::parameter_shapes(student) {
+        let t = initial.get(&name).ok_or_else(|| Error::Config(format!("missing parameter {name}")))?;
+        if sparse && name == EMBEDDING {
+            // A private copy: updated in place by RowAdam.
+            tensors.insert(name, t.copy()?);
+        } else {
+            let var = Var::from_tensor(t)?;
+            tensors.insert(name.clone(), var.as_tensor().clone());
+            vars.push((name, var));
+        }
+    }
+    let mut adam = Adam::new(vars, adam_config);
+    let mut rows = sparse.then(|| RowAdam::new(student.vocab_size, student.embedding_dim, adam_config));
+    if state.epochs_done > 0 {
         let opt_path = last.join("optimizer.safetensors");
         let opt = candle_core::safetensors::load(&opt_path, &Device::Cpu)
             .map_err(|e| Error::Format { path: opt_path.clone(), reason: e.to_string() })?;
         adam.load_state(&opt)?;
-        tracing::info!("resuming {} after epoch {}", out.display(), state.epochs_done);
-        return Ok((vars, adam, state));
+        if let Some(rows) = rows.as_mut() {
+            rows.load_state(EMBEDDING, &opt)?;
+        }
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, 0, 0));
-    let vars = to_vars(student, BiLstmClassifier::init_tensors(student, &mut rng, device)?)?;
-    let adam = Adam::new(vars.clone(), adam_config);
-    Ok((vars, adam, ResumeState { epochs_done: 0, best_val_loss: f64::INFINITY, config: cfg.clone() }))
+    Ok(Start { tensors, adam, rows, state })
 }
 
-/// Vars in the model's fixed parameter order.
-fn to_vars(student: &StudentConfig, mut tensors: HashMap<String, Tensor>) -> Result<Vec<(String, Var)>> {
-    BiLstmClassifier::parameter_shapes(student)
-        .into_iter()
-        .map(|(name, _)| {
-            let t = tensors.remove(&name).ok_or_else(|| Error::Config(format!("missing parameter {name}")))?;
-            Ok((name, Var::from_tensor(&t)?))
-        })
-        .collect()
-}
-
-fn save_last(out: &Path, student: &StudentConfig, vocab: &Vocab, tensors: &HashMap<String, Tensor>, adam: &Adam, state: &ResumeState) -> Result<()> {
+fn save_last(
+    out: &Path,
+    student: &StudentConfig,
+    vocab: &Vocab,
+    tensors: &HashMap<String, Tensor>,
+    adam: &Adam,
+    rows: Option<&RowAdam>,
+    state: &ResumeState,
+) -> Result<()> {
     let partial = out.join("last.next");
     StudentModel::save(&partial, student, vocab, tensors)?;
     let opt = partial.join("optimizer.safetensors");
-    candle_core::safetensors::save(&adam.state()?, &opt).map_err(|e| Error::Format { path: opt.clone(), reason: e.to_string() })?;
+    let mut opt_state = adam.state()?;
+    if let Some(rows) = rows {
+        opt_state.extend(rows.state(EMBEDDING)?);
+    }
+    candle_core::safetensors::save(&opt_state, &opt).map_err(|e| Error::Format { path: opt.clone(), reason: e.to_string() })?;
     let json = serde_json::to_vec_pretty(state).map_err(|e| Error::Config(e.to_string()))?;
     let sp = partial.join("state.json");
     write_atomic(&sp, &json).map_err(io_err(&sp))?;

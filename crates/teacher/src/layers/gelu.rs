@@ -42,13 +42,14 @@ pub fn erf(x: f32) -> f32 {
     x * p / q
 }
 
-/// `exp(x)` for f32 (relative error ~1e-7), flushing to 0 below −87.
+/// `exp(x)` for f32 (relative error ~1e-7), exactly 0 below −87.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     const ROUND: f32 = 12_582_912.0; // 1.5 · 2²³: adding it rounds to an integer
+    let underflow = x < -87.0;
     let x = x.clamp(-87.0, 88.0);
     let n = (x * LOG2E + ROUND) - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
@@ -59,7 +60,12 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 0.166_666_66;
     p = p * r + 0.5;
     let e = p * r * r + r + 1.0;
-    e * f32::from_bits(((n as i32 + 127) << 23) as u32)
+    let y = e * f32::from_bits(((n as i32 + 127) << 23) as u32);
+    if underflow {
+        0.0
+    } else {
+        y
+    }
 }
 
 const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;

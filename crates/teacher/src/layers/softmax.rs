@@ -1,23 +1,115 @@
-//! Softmax over the last dim: `softmax(x)ᵢ = exp(xᵢ − m) / Σⱼ exp(xⱼ − m)`, with `m` the
-//! row maximum for numerical range; `(…, n)` → `(…, n)`.
+//! Softmax over the last dim: `yᵢ = exp(xᵢ − m) / Σⱼ exp(xⱼ − m)`, with `m` the row
+//! maximum for numerical range; `(…, n)` → `(…, n)`. Backward: `∂L/∂x = y · (g − Σ g·y)`
+//! per row, `g = ∂L/∂y`.
 //!
-//! [`Mode::Eval`] uses candle's fused kernel, which has no backward. The differentiable
-//! path detaches `m`: softmax does not depend on it, so no gradient is lost, and the
-//! backward pass skips the max reduction.
+//! candle's fused softmax has no backward. On the CPU this module runs its own kernels
+//! for both passes (rows spread over the thread pool); elsewhere inference uses candle's
+//! kernel and training [`softmax_diff`], the composition from differentiable ops (with
+//! `m` detached: softmax does not depend on it, so no gradient is lost).
 
-use candle_core::{Result, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
+use rayon::prelude::*;
 
+use super::gelu::exp;
 use super::Mode;
 
-/// Softmax over the last dim, fused or differentiable as `mode` asks.
+/// Values per parallel task.
+const CHUNK: usize = 16 * 1024;
+
+/// Softmax over the last dim, with a backward pass when `mode` is differentiable.
 pub fn softmax_last_dim(x: &Tensor, mode: Mode) -> Result<Tensor> {
-    if !mode.differentiable() {
-        return candle_nn::ops::softmax_last_dim(&x.contiguous()?);
+    let x = x.contiguous()?;
+    if x.device().is_cpu() && x.dtype() == DType::F32 {
+        return if mode.differentiable() {
+            x.apply_op1(Softmax)
+        } else {
+            x.apply_op1_no_bwd(&Softmax)
+        };
     }
+    if mode.differentiable() {
+        softmax_diff(&x)
+    } else {
+        candle_nn::ops::softmax_last_dim(&x)
+    }
+}
+
+/// The reference path, composed from differentiable tensor ops (any device).
+pub fn softmax_diff(x: &Tensor) -> Result<Tensor> {
     let max = x.max_keepdim(D::Minus1)?.detach();
     let exp = x.broadcast_sub(&max)?.exp()?;
     let sum = exp.sum_keepdim(D::Minus1)?;
     exp.broadcast_div(&sum)
+}
+
+fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&s.as_slice::<f32>()?[a..b]),
+        None => candle_core::bail!("softmax needs contiguous tensors"),
+    }
+}
+
+fn row_len(l: &Layout) -> Result<usize> {
+    match l.dims().last() {
+        Some(&n) if n > 0 => Ok(n),
+        _ => candle_core::bail!("softmax needs a non-empty last dim"),
+    }
+}
+
+struct Softmax;
+
+impl CustomOp1 for Softmax {
+    fn name(&self) -> &'static str {
+        "softmax-last-dim"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, n) = (slice(s, l)?, row_len(l)?);
+        let mut y = vec![0f32; x.len()];
+        let chunk = CHUNK.div_ceil(n) * n;
+        y.par_chunks_mut(chunk).zip(x.par_chunks(chunk)).for_each(|(y, x)| {
+            for (y, x) in y.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
+                let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0f32;
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y = exp(x - max);
+                    sum += *y;
+                }
+                let inv = 1.0 / sum;
+                y.iter_mut().for_each(|y| *y *= inv);
+            }
+        });
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(res.apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxBackward)?))
+    }
+}
+
+/// `(y, ∂L/∂y)` → `∂L/∂x`.
+struct SoftmaxBackward;
+
+impl CustomOp2 for SoftmaxBackward {
+    fn name(&self) -> &'static str {
+        "softmax-last-dim-backward"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (y, g, n) = (slice(s1, l1)?, slice(s2, l2)?, row_len(l1)?);
+        let mut dx = vec![0f32; y.len()];
+        let chunk = CHUNK.div_ceil(n) * n;
+        dx.par_chunks_mut(chunk)
+            .zip(y.par_chunks(chunk).zip(g.par_chunks(chunk)))
+            .for_each(|(dx, (y, g))| {
+                for ((dx, y), g) in dx.chunks_exact_mut(n).zip(y.chunks_exact(n)).zip(g.chunks_exact(n)) {
+                    let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
+                    for i in 0..n {
+                        dx[i] = y[i] * (g[i] - dot);
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
 }
 
 #[cfg(test)]
@@ -26,21 +118,22 @@ mod tests {
     use candle_core::{Device, Var};
 
     #[test]
-    fn both_paths_agree_and_gradients_flow() -> Result<()> {
+    fn kernels_match_the_composition_forward_and_backward() -> Result<()> {
         let dev = Device::Cpu;
-        let x = Var::from_tensor(&Tensor::new(&[[1f32, 2., 3.], [-1e3, 0., 5.]], &dev)?)?;
-        let fused = softmax_last_dim(&x, Mode::Eval)?;
-        let composed = softmax_last_dim(&x, Mode::Grad)?;
-        let diff = (&fused - &composed)?.abs()?.max_all()?.to_scalar::<f32>()?;
-        assert!(diff < 1e-6, "{diff}");
-        // d/dx of p₀ (first row) is p₀(δ − p): compare with the closed form.
-        let p = composed.to_vec2::<f32>()?;
-        let grads = composed.get(0)?.get(0)?.backward()?;
-        let g = grads.get(&x).expect("gradient").to_vec2::<f32>()?;
-        for j in 0..3 {
-            let expected = p[0][0] * (f32::from(j == 0) - p[0][j]);
-            assert!((g[0][j] - expected).abs() < 1e-6, "{j}: {} vs {expected}", g[0][j]);
-        }
+        let mask = Tensor::new(&[0f32, 0., f32::MIN, 0., 0., 0., f32::MIN], &dev)?;
+        let x = Var::from_tensor(&(Tensor::arange(0f32, 42., &dev)?.reshape((2, 3, 7))?.sin()? * 4.)?)?;
+        let masked = x.broadcast_add(&mask)?;
+        let fused = softmax_last_dim(&masked, Mode::Grad)?;
+        let composed = softmax_diff(&masked)?;
+        let max = |t: Tensor| t.abs()?.max_all()?.to_scalar::<f32>();
+        assert!(max((&fused - &composed)?)? < 1e-6);
+        let weights = Tensor::arange(0f32, 42., &dev)?.reshape((2, 3, 7))?.cos()?;
+        let g1 = (fused * &weights)?.sum_all()?.backward()?;
+        let g2 = (composed * &weights)?.sum_all()?.backward()?;
+        let (a, b) = (g1.get(&x).expect("grad"), g2.get(&x).expect("grad"));
+        assert!(max((a - b)?)? < 1e-6);
+        // Masked entries get exactly zero probability and gradient.
+        assert_eq!(a.get(0)?.get(0)?.get(2)?.to_scalar::<f32>()?, 0.0);
         Ok(())
     }
 }

@@ -4,11 +4,11 @@
 //! Single sentences only: every token has type 0, so the type embedding is one row added
 //! to all positions (its gradient is the sum over them, as in PyTorch).
 
-use candle_core::{Result, Tensor};
+use candle_core::{Result, Tensor, Var};
 
 use crate::config::BertConfig;
 use crate::error::Result as CrateResult;
-use crate::layers::{Ctx, Dropout, LayerNorm};
+use crate::layers::{Ctx, Dropout, LayerNorm, WordRows};
 use crate::weights::Params;
 
 /// Word, position and token-type embeddings with their LayerNorm.
@@ -45,10 +45,28 @@ impl Embeddings {
             candle_core::bail!("sequence of {t} tokens exceeds max_position_embeddings {max_positions}")
         }
         let hidden = self.word.dim(1)?;
-        let words = self
-            .word
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((b, t, hidden))?;
+        let flat = ids.flatten_all()?;
+        let words = if ctx.sparse_words && ctx.mode.differentiable() {
+            // Look the rows up through a small leaf variable, so that the gradient stays
+            // (rows, hidden) instead of a dense (vocab, hidden) matrix (see `WordRows`).
+            let host = flat.to_vec1::<u32>()?;
+            let mut rows = host.clone();
+            rows.sort_unstable();
+            rows.dedup();
+            let local: Vec<u32> = host
+                .iter()
+                .map(|id| rows.binary_search(id).unwrap_or_else(|i| i) as u32)
+                .collect();
+            let rows_t = Tensor::new(rows.as_slice(), ids.device())?;
+            let leaf = Var::from_tensor(&self.word.index_select(&rows_t, 0)?.detach())?;
+            let local = Tensor::from_vec(local, b * t, ids.device())?;
+            let words = leaf.as_tensor().index_select(&local, 0)?;
+            ctx.word_rows = Some(WordRows { rows, leaf });
+            words
+        } else {
+            self.word.index_select(&flat, 0)?
+        };
+        let words = words.reshape((b, t, hidden))?;
         let extra = (self.position.narrow(0, 0, t)? + self.token_type.narrow(0, 0, 1)?.broadcast_as((t, hidden))?)?;
         let x = words.broadcast_add(&extra)?;
         let x = self.layer_norm.forward(&x, ctx.mode)?;

@@ -22,10 +22,13 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::BertConfig;
 use crate::error::Result;
-use crate::layers::{Ctx, Dropout, Linear, Mode};
+use crate::layers::{Ctx, Dropout, Linear, Mode, WordRows};
 use crate::weights::Params;
 use embeddings::Embeddings;
 use encoder::{additive_mask, EncoderLayer};
+
+/// Name of the word-embedding table in [`Params`].
+pub const WORD_EMBEDDINGS: &str = "bert.embeddings.word_embeddings.weight";
 
 /// The encoder's outputs for a batch.
 #[derive(Debug, Clone)]
@@ -115,11 +118,33 @@ impl BertClassifier {
 
     /// Classification logits `(B, C)` for `ids` `(B, T)` with `mask` `(B, T)`.
     pub fn forward(&self, ids: &Tensor, mask: &Tensor, mode: Mode) -> Result<Tensor> {
+        Ok(self.forward_with(ids, mask, mode, false)?.0)
+    }
+
+    /// As [`BertClassifier::forward`] in a differentiable mode, but the word-embedding
+    /// gradient is left sparse: it lands on the returned [`WordRows`] instead of the table.
+    pub fn forward_sparse(&self, ids: &Tensor, mask: &Tensor, mode: Mode) -> Result<(Tensor, Option<WordRows>)> {
+        self.forward_with(ids, mask, mode, true)
+    }
+
+    fn forward_with(&self, ids: &Tensor, mask: &Tensor, mode: Mode, sparse: bool) -> Result<(Tensor, Option<WordRows>)> {
         let mut rng = self.lock_rng();
         let mut ctx = Ctx::new(mode, &mut rng);
+        ctx.sparse_words = sparse;
         let (_, pooled) = self.encode_with(ids, mask, &mut ctx)?;
         let pooled = self.dropout.forward(&pooled, &mut ctx)?;
-        Ok(self.classifier.forward(&pooled)?)
+        Ok((self.classifier.forward(&pooled)?, ctx.word_rows.take()))
+    }
+
+    /// The dense gradient of the word-embedding table from a sparse pass: `rows`' gradient
+    /// scattered into zeros `(vocab, hidden)` (for checks; training uses it sparse).
+    pub fn dense_word_grad(&self, rows: &WordRows, grads: &candle_core::backprop::GradStore) -> Result<Option<Tensor>> {
+        let Some(g) = grads.get(rows.leaf.as_tensor()) else {
+            return Ok(None);
+        };
+        let table = self.params.get(WORD_EMBEDDINGS)?;
+        let index = Tensor::new(rows.rows.as_slice(), g.device())?;
+        Ok(Some(table.zeros_like()?.index_add(&index, g, 0)?))
     }
 
     fn encode_with(&self, ids: &Tensor, mask: &Tensor, ctx: &mut Ctx) -> Result<(Tensor, Tensor)> {

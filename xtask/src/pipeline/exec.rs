@@ -1,0 +1,218 @@
+//! Running the plan: for each stage, key it, skip it when up to date, otherwise run it
+//! (printing one line with its state, the command, and letting the command's own progress
+//! bar draw beneath), and record the outcome in `pipeline.json` after every change of
+//! state, so that a kill or a failure loses nothing already finished.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Context, Result};
+use distill_data::{stratified_subset, Dataset, LabelSet};
+
+use super::cache::{now_unix, stage_key, FileHasher, PipelineFile, StageRecord, State};
+use super::stages::{Action, Layout, Stage};
+use super::{Context as RunContext, Paths};
+
+/// What a finished run did.
+pub struct Summary {
+    pub ran: usize,
+    pub skipped: usize,
+    pub seconds: f64,
+}
+
+/// Runs every stage of `plan` in order; stops at the first failure.
+pub fn run_all(ctx: &RunContext, plan: &[Stage]) -> Result<Summary> {
+    let layout = &ctx.layout;
+    std::fs::create_dir_all(&layout.run).with_context(|| format!("creating {}", layout.run.display()))?;
+    let json = layout.pipeline_json();
+    let mut record = PipelineFile::load(&json)?;
+    record.name = ctx.name.clone();
+    record.device = ctx.device.to_string();
+    record.settings = serde_json::to_value(&ctx.settings)?;
+    record.save(&json)?;
+    let names: Vec<String> = plan.iter().map(|s| s.name.clone()).collect();
+    let mut hasher = FileHasher::default();
+    let (mut ran, mut skipped) = (0, 0);
+    let started = Instant::now();
+    for (i, stage) in plan.iter().enumerate() {
+        let tag = format!("[{:>2}/{}] {}", i + 1, plan.len(), stage.name);
+        let mut inputs = BTreeMap::new();
+        for path in &stage.inputs {
+            let hash = hasher.sha256(path).with_context(|| {
+                format!("stage `{}` needs {}, which an earlier stage should have written", stage.name, path.display())
+            })?;
+            inputs.insert(ctx.paths.canonical(&path.display().to_string()), hash);
+        }
+        let mut settings = stage.settings.clone();
+        if matches!(stage.action, Action::Report) {
+            // The report shows every stage's wall time: a rerun stage reruns the report.
+            for r in record.stages.iter().filter(|r| r.name != stage.name) {
+                settings.push_str(&format!("\n{} {} {:?}", r.name, r.key, r.seconds));
+            }
+        }
+        let canonical: Vec<String> = ctx.paths.command_args(stage).iter().map(|a| ctx.paths.canonical(a)).collect();
+        let key = stage_key(&settings, &canonical, &inputs);
+        let previous = record.get(&stage.name).cloned();
+        let outputs_exist = stage.outputs.iter().all(|p| p.exists());
+        let forced = ctx.forced(&stage.name);
+        let same_key = previous.as_ref().is_some_and(|r| r.key == key);
+        if !forced && same_key && outputs_exist && previous.as_ref().is_some_and(|r| r.state == State::Done) {
+            println!("{tag}: skipped (up to date)");
+            skipped += 1;
+            continue;
+        }
+        let resume = !forced && same_key && previous.as_ref().is_some_and(|r| r.state != State::Done);
+        let why = match (&previous, forced, resume) {
+            (_, true, _) => "forced",
+            (None, ..) => "new",
+            (Some(_), _, true) => "resuming",
+            (Some(_), _, false) if same_key => "outputs missing",
+            _ => "inputs changed",
+        };
+        println!("{tag}: running ({why}) — {}", stage.what);
+        let command = ctx.paths.display_command(stage);
+        println!("    $ {command}");
+        if !resume {
+            for path in &stage.clean {
+                remove_inside(path, &layout.run)?;
+            }
+        }
+        let mut rec = StageRecord {
+            name: stage.name.clone(),
+            state: State::Running,
+            key,
+            command: command.clone(),
+            inputs,
+            seconds: None,
+            finished_unix: None,
+            error: None,
+        };
+        record.put(rec.clone(), &names);
+        record.save(&json)?;
+        let start = Instant::now();
+        let outcome = execute(ctx, stage, &record).and_then(|()| {
+            let missing: Vec<_> = stage.outputs.iter().filter(|p| !p.exists()).collect();
+            ensure!(missing.is_empty(), "the stage finished but did not write {missing:?}");
+            Ok(())
+        });
+        rec.seconds = Some(start.elapsed().as_secs_f64());
+        rec.finished_unix = Some(now_unix());
+        match outcome {
+            Ok(()) => {
+                rec.state = State::Done;
+                record.put(rec.clone(), &names);
+                record.save(&json)?;
+                println!("{tag}: done in {}", seconds(rec.seconds.unwrap_or(0.0)));
+                ran += 1;
+            }
+            Err(e) => {
+                rec.state = State::Failed;
+                rec.error = Some(format!("{e:#}"));
+                record.put(rec, &names);
+                record.save(&json)?;
+                let by_hand = match stage.action {
+                    Action::Cli { .. } => format!("rerun the stage by hand:\n    {command}\n"),
+                    _ => String::new(),
+                };
+                bail!(
+                    "stage `{}` failed: {e:#}\n{by_hand}or rerun the pipeline (finished stages are kept and skipped):\n    cargo xtask {}",
+                    stage.name,
+                    ctx.invocation
+                );
+            }
+        }
+    }
+    Ok(Summary { ran, skipped, seconds: started.elapsed().as_secs_f64() })
+}
+
+/// `12.3 s` or `4 min 05 s`.
+pub fn seconds(s: f64) -> String {
+    if s < 60.0 {
+        format!("{s:.1} s")
+    } else {
+        format!("{} min {:02.0} s", (s / 60.0).floor(), s % 60.0)
+    }
+}
+
+/// Removes a file or folder, refusing anything outside the run folder.
+fn remove_inside(path: &Path, run: &Path) -> Result<()> {
+    ensure!(path.starts_with(run), "refusing to remove {} (outside {})", path.display(), run.display());
+    let result = if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else if path.exists() {
+        std::fs::remove_file(path)
+    } else {
+        Ok(())
+    };
+    result.with_context(|| format!("removing {}", path.display()))
+}
+
+fn execute(ctx: &RunContext, stage: &Stage, record: &PipelineFile) -> Result<()> {
+    match &stage.action {
+        Action::Cli { args, stdout } => run_cli(&ctx.paths, args, stdout.as_deref()),
+        Action::Assets { hub_teacher } => assets(&ctx.layout, hub_teacher.as_deref()),
+        Action::Data => data(&ctx.layout, &ctx.settings),
+        Action::Report => super::report::write(ctx, record),
+    }
+}
+
+/// Runs `distill`, its progress on the terminal; JSON on stdout is saved to `stdout`.
+fn run_cli(paths: &Paths, args: &[String], stdout: Option<&Path>) -> Result<()> {
+    let mut cmd = Command::new(&paths.distill);
+    cmd.args(args).stdin(Stdio::null()).stderr(Stdio::inherit());
+    let Some(out) = stdout else {
+        let status = cmd.stdout(Stdio::inherit()).status().context("starting distill")?;
+        ensure!(status.success(), "distill exited with {status}");
+        return Ok(());
+    };
+    let output = cmd.stdout(Stdio::piped()).output().context("starting distill")?;
+    ensure!(output.status.success(), "distill exited with {}", output.status);
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).with_context(|| {
+        format!("distill printed no JSON object: {}", String::from_utf8_lossy(&output.stdout))
+    })?;
+    let text = serde_json::to_string_pretty(&value)? + "\n";
+    distill_data::write_atomic(out, text.as_bytes()).with_context(|| format!("writing {}", out.display()))
+}
+
+/// SST-2 must ship with the checkout; a hub teacher must be (or get) into the cache.
+fn assets(layout: &Layout, hub_teacher: Option<&str>) -> Result<()> {
+    for file in ["train.tsv", "dev.tsv"] {
+        let path = layout.sst2(file);
+        ensure!(path.is_file(), "{} is missing: it ships with the repository", path.display());
+    }
+    match hub_teacher {
+        Some(id) if id == crate::assets::MODEL_ID => {
+            crate::assets::run(&crate::assets::AssetsArgs { no_hub: false })?;
+        }
+        Some(id) => {
+            if distill_teacher::hub::cached_snapshot(id).is_none() {
+                let dir = distill_teacher::hub::download(id).with_context(|| format!("fetching {id}"))?;
+                println!("{id}: downloaded into {}", dir.display());
+            }
+        }
+        None => println!("    teacher base is a local folder: nothing to fetch"),
+    }
+    Ok(())
+}
+
+/// Writes the stratified subsets the run trains and evaluates on.
+fn data(layout: &Layout, settings: &super::presets::Settings) -> Result<()> {
+    let labels = LabelSet::binary();
+    let parts: [(&str, PathBuf, Option<usize>); 2] =
+        [("train.tsv", layout.train(), settings.train_size), ("dev.tsv", layout.dev(), settings.dev_size)];
+    for (file, out, size) in parts {
+        let source = layout.sst2(file);
+        let all = Dataset::read(&source, &labels).with_context(|| format!("reading {}", source.display()))?;
+        let subset = match size {
+            Some(n) => stratified_subset(&all, n, settings.seed),
+            None => all.clone(),
+        };
+        subset
+            .write_tsv_named(&out, &labels)
+            .with_context(|| format!("writing {}", out.display()))?;
+        println!("    {}: {} of {} sentences", out.display(), subset.len(), all.len());
+    }
+    Ok(())
+}

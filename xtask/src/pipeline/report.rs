@@ -1,0 +1,305 @@
+//! `report.md`, a self-contained `report.html` (plots embedded as base64 data URIs) and
+//! `report.json` (the same numbers for scripts and tests), from [`results::collect`] and
+//! the stage records of `pipeline.json`. Both documents are built from the same [`Table`]s.
+
+use std::fmt::Write as _;
+
+use anyhow::{Context as _, Result};
+use base64::Engine as _;
+
+use super::cache::PipelineFile;
+use super::exec::seconds;
+use super::plots::{self, Figure};
+use super::results::{self, short_name, ModelResult};
+use super::Context;
+
+/// A table rendered both as markdown and HTML.
+struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(header: &[&str]) -> Self {
+        Self { header: header.iter().map(|h| h.to_string()).collect(), rows: Vec::new() }
+    }
+
+    fn markdown(&self) -> String {
+        let cell = |c: &String| c.replace('|', "\\|");
+        let mut out = format!("| {} |\n", self.header.iter().map(cell).collect::<Vec<_>>().join(" | "));
+        out += &format!("|{}\n", self.header.iter().map(|_| "---|").collect::<String>());
+        for row in &self.rows {
+            out += &format!("| {} |\n", row.iter().map(cell).collect::<Vec<_>>().join(" | "));
+        }
+        out
+    }
+
+    fn html(&self) -> String {
+        let mut out = String::from("<table>\n<thead><tr>");
+        for h in &self.header {
+            let _ = write!(out, "<th>{}</th>", escape(h));
+        }
+        out += "</tr></thead>\n<tbody>\n";
+        for row in &self.rows {
+            out += "<tr>";
+            for c in row {
+                let _ = write!(out, "<td>{}</td>", escape(c));
+            }
+            out += "</tr>\n";
+        }
+        out + "</tbody>\n</table>\n"
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// `1234567` → `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 20 => format!("{:.1} MB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.0} KB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+fn micros(us: Option<f64>) -> String {
+    match us {
+        Some(us) if us >= 1000.0 => format!("{:.1} ms", us / 1000.0),
+        Some(us) => format!("{us:.0} µs"),
+        None => "–".into(),
+    }
+}
+
+fn ratio(r: Option<f64>) -> String {
+    r.map_or("–".into(), |r| if r >= 10.0 { format!("{r:.0}×") } else { format!("{r:.1}×") })
+}
+
+/// Throughput and latency speed-ups of `m` over the teacher.
+fn speedups(m: &ModelResult, teacher: Option<&ModelResult>) -> (Option<f64>, Option<f64>) {
+    let t = teacher;
+    let thr = t.and_then(|t| Some(m.throughput? / t.throughput?));
+    let lat = t.and_then(|t| Some(t.latency_us? / m.latency_us?));
+    (thr, lat)
+}
+
+fn results_table(models: &[ModelResult]) -> Table {
+    let mut t = Table::new(&[
+        "model",
+        "what",
+        "dev acc",
+        "AP",
+        "F1",
+        "parameters",
+        "size on disk",
+        "CPU sentences/s",
+        "CPU latency (1 sentence)",
+        "speed-up: throughput",
+        "speed-up: latency",
+    ]);
+    let teacher = models.iter().find(|m| m.teacher);
+    for m in models {
+        let (thr, lat) = speedups(m, teacher);
+        t.rows.push(vec![
+            m.name.clone(),
+            m.label.clone(),
+            format!("{:.2}%", m.acc * 100.0),
+            format!("{:.3}", m.ap),
+            format!("{:.3}", m.f1),
+            thousands(m.params),
+            bytes(m.size_bytes),
+            m.throughput.map_or("–".into(), |v| thousands(v.round() as u64)),
+            micros(m.latency_us),
+            ratio(thr),
+            ratio(lat),
+        ]);
+    }
+    t
+}
+
+fn stages_table(record: &PipelineFile) -> (Table, f64) {
+    let mut t = Table::new(&["stage", "state", "wall time"]);
+    let mut total = 0.0;
+    for r in record.stages.iter().filter(|r| r.name != "report") {
+        total += r.seconds.unwrap_or(0.0);
+        t.rows.push(vec![
+            r.name.clone(),
+            format!("{:?}", r.state).to_lowercase(),
+            r.seconds.map_or("–".into(), seconds),
+        ]);
+    }
+    (t, total)
+}
+
+fn settings_table(ctx: &Context) -> Table {
+    let mut t = Table::new(&["setting", "value"]);
+    t.rows.push(vec!["run".into(), ctx.name.clone()]);
+    t.rows.push(vec!["device (training, labelling)".into(), ctx.device.to_string()]);
+    if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&ctx.settings) {
+        for (k, v) in map {
+            let v = match v {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Null => "–".into(),
+                serde_json::Value::Array(a) => a.iter().map(|x| x.as_str().unwrap_or("?")).collect::<Vec<_>>().join(", "),
+                other => other.to_string(),
+            };
+            t.rows.push(vec![k.replace('_', " "), v]);
+        }
+    }
+    t
+}
+
+fn intro(ctx: &Context, models: &[ModelResult]) -> Vec<String> {
+    let s = &ctx.settings;
+    let n = models.first().map_or(0, |m| m.n);
+    let mut lines = vec![
+        format!(
+            "Preset `{}` on device `{}`: teacher fine-tuned from `{}`; training data {}; {n} dev sentences.",
+            s.preset.name(),
+            ctx.device,
+            short_name(&s.teacher),
+            s.train_size.map_or("all of SST-2 train".into(), |k| format!("a stratified subset of {k} SST-2 train sentences")),
+        ),
+        "Evaluation and timing run on this machine's CPU whatever the device. Throughput: sentences per second over \
+         the dev set, raw text in (tokenising included); students classify one sentence at a time on all cores, the \
+         teacher in batches of 64. Latency: median time to classify one sentence, raw text in. Speed-ups are over \
+         the teacher. Size on disk: the files of the model folder (weights, config, vocabulary or tokenizer)."
+            .to_string(),
+    ];
+    if s.preset == super::presets::Preset::Smoke {
+        lines.push(
+            "This is the smoke preset: a tiny random BERT and one epoch per model check the plumbing; its numbers say \
+             nothing about the method."
+                .into(),
+        );
+    }
+    lines
+}
+
+/// Writes `report.md`, `report.html`, `report.json` and `plots/`.
+pub fn write(ctx: &Context, record: &PipelineFile) -> Result<()> {
+    let layout = &ctx.layout;
+    let (models, labels) = results::collect(layout, &ctx.settings.teacher, &ctx.settings.students)?;
+    let figures = plots::draw_all(&layout.plots(), &models, &labels)?;
+    let results = results_table(&models);
+    let (stages, total) = stages_table(record);
+    let settings = settings_table(ctx);
+    let intro = intro(ctx, &models);
+    let commands: Vec<&str> = record.stages.iter().map(|r| r.command.as_str()).collect();
+    let title = format!("candle-distill pipeline report: {}", ctx.name);
+
+    let mut md = format!("# {title}\n\n");
+    for p in &intro {
+        md += &format!("{p}\n\n");
+    }
+    md += &format!("## Results on dev\n\n{}\n## Pictures\n\n", results.markdown());
+    for f in &figures {
+        let rel = f.png.strip_prefix(&layout.run).unwrap_or(&f.png).display().to_string();
+        let svg = f.svg.strip_prefix(&layout.run).unwrap_or(&f.svg).display().to_string();
+        md += &format!("### {}\n\n![{}]({rel})\n\n([SVG]({svg}))\n\n", f.title, f.title);
+    }
+    md += &format!("## Stages\n\nWall time of each stage when it last ran (total {}).\n\n{}\n", seconds(total), stages.markdown());
+    md += &format!("## Settings\n\n{}\n## Commands\n\nEach stage by hand, from the folder the pipeline ran in:\n\n```sh\n{}\n```\n", settings.markdown(), commands.join("\n"));
+    let md_path = layout.run.join("report.md");
+    distill_data::write_atomic(&md_path, md.as_bytes()).with_context(|| format!("writing {}", md_path.display()))?;
+
+    let html = html(&title, &intro, &results, &figures, &stages, total, &settings, &commands)?;
+    let html_path = layout.run.join("report.html");
+    distill_data::write_atomic(&html_path, html.as_bytes()).with_context(|| format!("writing {}", html_path.display()))?;
+
+    let teacher = models.iter().find(|m| m.teacher);
+    let json_models: Vec<serde_json::Value> = models
+        .iter()
+        .map(|m| {
+            let (thr, lat) = speedups(m, teacher);
+            let mut v = serde_json::to_value(m).unwrap_or_default();
+            v["speedup_throughput"] = serde_json::json!(thr);
+            v["speedup_latency"] = serde_json::json!(lat);
+            v
+        })
+        .collect();
+    let stage_times: Vec<serde_json::Value> = record
+        .stages
+        .iter()
+        .map(|r| serde_json::json!({"name": r.name, "state": r.state, "seconds": r.seconds}))
+        .collect();
+    let json = serde_json::json!({
+        "name": ctx.name, "device": ctx.device.to_string(), "settings": ctx.settings,
+        "models": json_models, "stages": stage_times,
+    });
+    let json_path = layout.run.join("report.json");
+    let text = serde_json::to_string_pretty(&json)? + "\n";
+    distill_data::write_atomic(&json_path, text.as_bytes()).with_context(|| format!("writing {}", json_path.display()))?;
+    println!("    wrote {}, {} and {} plots", md_path.display(), html_path.display(), figures.len() * 2);
+    Ok(())
+}
+
+const STYLE: &str = "body{font-family:system-ui,-apple-system,'DejaVu Sans',sans-serif;max-width:1600px;margin:2em auto;padding:0 1em;color:#222}\
+table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 10px;text-align:right}\
+th{background:#f3f3f3}td:first-child,td:nth-child(2),th:first-child,th:nth-child(2){text-align:left}\
+img{max-width:100%;border:1px solid #eee}pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:12px}";
+
+#[allow(clippy::too_many_arguments)]
+fn html(
+    title: &str,
+    intro: &[String],
+    results: &Table,
+    figures: &[Figure],
+    stages: &Table,
+    total: f64,
+    settings: &Table,
+    commands: &[&str],
+) -> Result<String> {
+    let mut out = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{t}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{t}</h1>\n",
+        t = escape(title)
+    );
+    for p in intro {
+        let _ = writeln!(out, "<p>{}</p>", escape(p));
+    }
+    let _ = write!(out, "<h2>Results on dev</h2>\n{}<h2>Pictures</h2>\n", results.html());
+    for f in figures {
+        let png = std::fs::read(&f.png).with_context(|| format!("reading {}", f.png.display()))?;
+        let data = base64::engine::general_purpose::STANDARD.encode(png);
+        let _ = writeln!(out, "<h3>{t}</h3>\n<img alt=\"{t}\" src=\"data:image/png;base64,{data}\">", t = escape(&f.title));
+    }
+    let _ = write!(out, "<h2>Stages</h2>\n<p>Wall time of each stage when it last ran (total {}).</p>\n{}", seconds(total), stages.html());
+    let _ = write!(out, "<h2>Settings</h2>\n{}", settings.html());
+    let _ = write!(out, "<h2>Commands</h2>\n<pre>{}</pre>\n</body>\n</html>\n", escape(&commands.join("\n")));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(thousands(12), "12");
+        assert_eq!(bytes(3 << 20), "3.0 MB");
+        assert_eq!(micros(Some(1500.0)), "1.5 ms");
+        assert_eq!(ratio(Some(123.4)), "123×");
+    }
+
+    #[test]
+    fn tables_render_and_escape() {
+        let mut t = Table::new(&["a", "b"]);
+        t.rows.push(vec!["x|y".into(), "<z>".into()]);
+        assert!(t.markdown().contains("x\\|y"));
+        assert!(t.html().contains("&lt;z&gt;"));
+    }
+}
