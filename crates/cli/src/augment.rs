@@ -39,11 +39,19 @@ pub fn augment(a: AugmentArgs) -> Result<()> {
     let started = Instant::now();
     let data = Dataset::read(&a.data, &LabelSet::binary())?;
     let texts = data.texts();
-    let teacher = Teacher::load(&a.teacher, &LoadOptions::default(), &candle_core::Device::Cpu)
-        .with_context(|| format!("loading teacher {}", a.teacher))?;
+    let teacher = Teacher::load(
+        &a.teacher,
+        &LoadOptions::default(),
+        &candle_core::Device::Cpu,
+    )
+    .with_context(|| format!("loading teacher {}", a.teacher))?;
     let words = neighbours::vocabulary(&texts);
     let subs = neighbours::similar_words(&teacher, &words, a.neighbours)?;
-    tracing::info!("{} of {} words have swap candidates", subs.len(), words.len());
+    tracing::info!(
+        "{} of {} words have swap candidates",
+        subs.len(),
+        words.len()
+    );
     let aug = Augmenter {
         p_mask: a.p_mask,
         p_swap: a.p_swap,

@@ -67,7 +67,8 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         for _ in 0..a.repeat {
             std::hint::black_box(predictor.logits_batch(&ids));
         }
-        report.model_sentences_per_second = Some((a.repeat * ids.len()) as f64 / start.elapsed().as_secs_f64());
+        report.model_sentences_per_second =
+            Some((a.repeat * ids.len()) as f64 / start.elapsed().as_secs_f64());
 
         let start = Instant::now();
         for _ in 0..a.repeat {
@@ -77,7 +78,8 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             };
             std::hint::black_box(out);
         }
-        report.text_sentences_per_second = Some((a.repeat * ids.len()) as f64 / start.elapsed().as_secs_f64());
+        report.text_sentences_per_second =
+            Some((a.repeat * ids.len()) as f64 / start.elapsed().as_secs_f64());
 
         let mut lat = Vec::with_capacity(ids.len() * 5);
         for _ in 0..5 {
@@ -108,7 +110,10 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             println!("training seconds per epoch (original preset, batch 32): {e:.3?}");
         }
         if let Some(v) = report.model_sentences_per_second {
-            println!("throughput over {} sentences, token ids in: {v:.0} sentences/s", report.sentences);
+            println!(
+                "throughput over {} sentences, token ids in: {v:.0} sentences/s",
+                report.sentences
+            );
         }
         if let Some(v) = report.text_sentences_per_second {
             println!("throughput, raw text in (normalise + encode + predict): {v:.0} sentences/s");

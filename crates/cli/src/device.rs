@@ -7,7 +7,11 @@ use candle_core::Device;
 /// matching cargo feature (`--features cuda` / `metal`).
 pub fn parse(spec: &str) -> Result<Device> {
     let (kind, index) = match spec.split_once(':') {
-        Some((k, i)) => (k, i.parse::<usize>().with_context(|| format!("bad device index in `{spec}`"))?),
+        Some((k, i)) => (
+            k,
+            i.parse::<usize>()
+                .with_context(|| format!("bad device index in `{spec}`"))?,
+        ),
         None => (spec, 0),
     };
     match kind {

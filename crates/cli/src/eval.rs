@@ -38,15 +38,22 @@ pub struct PredictArgs {
 
 /// Loads a student for serving.
 pub fn load_predictor(dir: &Path) -> Result<Predictor> {
-    let model = StudentModel::load(dir, &Device::Cpu).with_context(|| format!("loading student {}", dir.display()))?;
+    let model = StudentModel::load(dir, &Device::Cpu)
+        .with_context(|| format!("loading student {}", dir.display()))?;
     Ok(Predictor::new(&model)?)
 }
 
 /// Metrics of `predictor` on `data`, with P(label 1) per sentence in input order.
 pub fn score(predictor: &Predictor, data: &Dataset) -> Result<(Metrics, Vec<f32>)> {
-    let gold = data.labels().context("evaluation needs a label on every row")?;
+    let gold = data
+        .labels()
+        .context("evaluation needs a label on every row")?;
     let ids: Vec<Vec<u32>> = data.texts().iter().map(|t| predictor.encode(t)).collect();
-    let preds: Vec<_> = predictor.logits_batch(&ids).into_iter().map(prediction).collect();
+    let preds: Vec<_> = predictor
+        .logits_batch(&ids)
+        .into_iter()
+        .map(prediction)
+        .collect();
     let p: Vec<f32> = preds.iter().map(|p| p.p_positive).collect();
     let labels: Vec<u32> = preds.iter().map(|p| p.label).collect();
     Ok((Metrics::compute(&p, &labels, &gold), p))
@@ -70,7 +77,8 @@ pub fn eval(a: EvalArgs) -> Result<()> {
 /// Writes one score per line, in input order, atomically.
 pub fn write_scores(path: &Path, scores: &[f32]) -> Result<()> {
     let text: String = scores.iter().map(|s| format!("{s}\n")).collect();
-    distill_data::write_atomic(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
+    distill_data::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// A short human-readable report of metrics.
@@ -101,7 +109,12 @@ pub fn predict(a: PredictArgs) -> Result<()> {
     let mut emit = |text: &str| -> Result<()> {
         let p = predictor.predict(text);
         let label = labels.name(p.label).unwrap_or("?");
-        let line = Line { text, label, probability: p.probability, p_positive: p.p_positive };
+        let line = Line {
+            text,
+            label,
+            probability: p.probability,
+            p_positive: p.p_positive,
+        };
         writeln!(out, "{}", serde_json::to_string(&line)?)?;
         Ok(())
     };

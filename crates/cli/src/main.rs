@@ -12,7 +12,11 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "distill", version, about = "Distill a BERT teacher into a tiny BiLSTM student")]
+#[command(
+    name = "distill",
+    version,
+    about = "Distill a BERT teacher into a tiny BiLSTM student"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

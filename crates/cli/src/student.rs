@@ -109,8 +109,14 @@ fn train(a: TrainArgs) -> Result<()> {
         LossKind::Ce => Loss::Ce,
         LossKind::Bce => Loss::Bce,
         LossKind::Distill => Loss::Distill { alpha: a.alpha },
-        LossKind::WeightedMse => Loss::WeightedMse { alpha: a.alpha, k: a.k },
-        LossKind::Kl => Loss::Kl { alpha: a.alpha, temperature: a.temperature },
+        LossKind::WeightedMse => Loss::WeightedMse {
+            alpha: a.alpha,
+            k: a.k,
+        },
+        LossKind::Kl => Loss::Kl {
+            alpha: a.alpha,
+            temperature: a.temperature,
+        },
     };
     if loss.needs_teacher() && a.logits.is_none() {
         anyhow::bail!("--loss {kind:?} needs teacher logits: pass --logits FILE (from `distill teacher label`)");
@@ -121,7 +127,11 @@ fn train(a: TrainArgs) -> Result<()> {
     run.normalize = !a.no_normalize;
     run.max_vocab = a.max_vocab;
     run.min_freq = a.min_freq;
-    run.logits = if loss.needs_teacher() { a.logits.clone() } else { None };
+    run.logits = if loss.needs_teacher() {
+        a.logits.clone()
+    } else {
+        None
+    };
     run.augment = match (a.augment, a.augment_logits) {
         (Some(data), Some(logits)) => Some(Augmentation { data, logits }),
         _ => None,
@@ -133,10 +143,18 @@ fn train(a: TrainArgs) -> Result<()> {
     run.train.seed = a.seed;
     run.train.loss = loss;
     run.train.progress = !a.quiet;
-    let outcome = run
-        .run(&device)
-        .with_context(|| format!("training a student from {} into {}", a.train.display(), a.out.display()))?;
-    if let Some(best) = outcome.records.iter().find(|r| r.epoch == outcome.best_epoch) {
+    let outcome = run.run(&device).with_context(|| {
+        format!(
+            "training a student from {} into {}",
+            a.train.display(),
+            a.out.display()
+        )
+    })?;
+    if let Some(best) = outcome
+        .records
+        .iter()
+        .find(|r| r.epoch == outcome.best_epoch)
+    {
         println!(
             "best epoch {}: val loss {:.4}, acc {:.4}, ap {:.4}, f1 {:.4} -> {}",
             best.epoch,

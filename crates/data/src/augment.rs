@@ -34,15 +34,29 @@ pub struct Augmenter {
 
 impl Default for Augmenter {
     fn default() -> Self {
-        Self { p_mask: 0.1, p_swap: 0.1, p_ngram: 0.25, max_ngram: 5, n_iter: 20, seed: 0 }
+        Self {
+            p_mask: 0.1,
+            p_swap: 0.1,
+            p_ngram: 0.25,
+            max_ngram: 5,
+            n_iter: 20,
+            seed: 0,
+        }
     }
 }
 
 impl Augmenter {
     /// New sentences from `sentences`, deduplicated (against each other and the sources).
-    pub fn augment<S: AsRef<str>>(&self, sentences: &[S], substitutes: &Substitutes) -> Vec<String> {
+    pub fn augment<S: AsRef<str>>(
+        &self,
+        sentences: &[S],
+        substitutes: &Substitutes,
+    ) -> Vec<String> {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        let mut seen: HashSet<String> = sentences.iter().map(|s| normalise_space(s.as_ref())).collect();
+        let mut seen: HashSet<String> = sentences
+            .iter()
+            .map(|s| normalise_space(s.as_ref()))
+            .collect();
         let mut out = Vec::new();
         for sentence in sentences {
             let words: Vec<&str> = sentence.as_ref().split_whitespace().collect();
@@ -101,30 +115,56 @@ mod tests {
     #[test]
     fn same_seed_same_samples_and_no_duplicates() {
         let data = ["a good film about nothing much", "bad", "good"];
-        let aug = Augmenter { n_iter: 30, seed: 3, ..Augmenter::default() };
+        let aug = Augmenter {
+            n_iter: 30,
+            seed: 3,
+            ..Augmenter::default()
+        };
         let a = aug.augment(&data, &subs());
         assert_eq!(a, aug.augment(&data, &subs()));
         let unique: HashSet<&String> = a.iter().collect();
         assert_eq!(unique.len(), a.len());
         assert!(!a.iter().any(|s| data.contains(&s.as_str())));
-        assert_ne!(a, Augmenter { seed: 4, ..aug.clone() }.augment(&data, &subs()));
+        assert_ne!(
+            a,
+            Augmenter {
+                seed: 4,
+                ..aug.clone()
+            }
+            .augment(&data, &subs())
+        );
     }
 
     #[test]
     fn masks_swaps_and_ngrams_appear_at_about_their_rates() {
         let sentence = "good ".repeat(40);
-        let aug = Augmenter { n_iter: 400, p_ngram: 0.0, ..Augmenter::default() };
+        let aug = Augmenter {
+            n_iter: 400,
+            p_ngram: 0.0,
+            ..Augmenter::default()
+        };
         let samples = aug.augment(&[sentence.as_str()], &subs());
         let words: Vec<&str> = samples.iter().flat_map(|s| s.split(' ')).collect();
         let share = |w: &str| words.iter().filter(|&&x| x == w).count() as f64 / words.len() as f64;
-        assert!((share(MASK) - 0.1).abs() < 0.02, "mask share {}", share(MASK));
+        assert!(
+            (share(MASK) - 0.1).abs() < 0.02,
+            "mask share {}",
+            share(MASK)
+        );
         assert!((share("great") + share("fine") - 0.1).abs() < 0.02);
-        let cut = Augmenter { n_iter: 400, p_ngram: 1.0, ..Augmenter::default() }.augment(&[sentence.as_str()], &subs());
+        let cut = Augmenter {
+            n_iter: 400,
+            p_ngram: 1.0,
+            ..Augmenter::default()
+        }
+        .augment(&[sentence.as_str()], &subs());
         assert!(cut.iter().all(|s| s.split(' ').count() <= 5));
     }
 
     #[test]
     fn empty_sentences_give_nothing() {
-        assert!(Augmenter::default().augment(&["", "   "], &Substitutes::new()).is_empty());
+        assert!(Augmenter::default()
+            .augment(&["", "   "], &Substitutes::new())
+            .is_empty());
     }
 }

@@ -65,7 +65,9 @@ impl Normalizer {
         // The augmentation mask survives both paths as the student's `<mask>` token.
         let mask = |w: &str| (w == MASK).then(|| MASK_TOKEN.to_string());
         if !self.enabled {
-            return split_words(text).map(|w| mask(w).unwrap_or_else(|| w.to_lowercase())).collect();
+            return split_words(text)
+                .map(|w| mask(w).unwrap_or_else(|| w.to_lowercase()))
+                .collect();
         }
         // A stemmer is a function pointer; making one per call costs nothing.
         let stemmer = Stemmer::create(Algorithm::English);

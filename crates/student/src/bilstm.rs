@@ -35,7 +35,13 @@ pub struct LstmDirection {
 
 impl LstmDirection {
     /// Runs this direction: `x` `(B, T, in)` → `(B, T + 2, H)` (outputs, final h, final c).
-    fn forward(&self, x: &Tensor, lengths: &Arc<[usize]>, reverse: bool, rec: Recurrence) -> Result<Tensor> {
+    fn forward(
+        &self,
+        x: &Tensor,
+        lengths: &Arc<[usize]>,
+        reverse: bool,
+        rec: Recurrence,
+    ) -> Result<Tensor> {
         let (b, t, input) = x.dims3()?;
         // One (B·T, in)·(in, 4H) product for every step at once; only W_hh·h is sequential.
         let bias = (&self.bias_ih + &self.bias_hh)?;
@@ -73,7 +79,11 @@ pub struct BiLstm {
 
 impl BiLstm {
     /// Builds from tensors named `{prefix}weight_ih_l{k}[_reverse]` etc.
-    pub fn from_tensors(ts: &HashMap<String, Tensor>, prefix: &str, num_layers: usize) -> Result<Self> {
+    pub fn from_tensors(
+        ts: &HashMap<String, Tensor>,
+        prefix: &str,
+        num_layers: usize,
+    ) -> Result<Self> {
         let get = |name: String| {
             ts.get(&name)
                 .cloned()
@@ -96,7 +106,11 @@ impl BiLstm {
             .map(|l| l[0].weight_hh.dim(1))
             .transpose()?
             .ok_or_else(|| candle_core::Error::Msg("BiLstm needs at least one layer".into()))?;
-        Ok(Self { layers, hidden, recurrence: Recurrence::Auto })
+        Ok(Self {
+            layers,
+            hidden,
+            recurrence: Recurrence::Auto,
+        })
     }
 
     /// Chooses the recurrence implementation (the reference exists for tests and GPUs).
@@ -120,10 +134,17 @@ impl BiLstm {
         let (outputs, finals) = self.run(x, lengths, true)?;
         let t = x.dim(1)?;
         let state = |row: usize| -> Result<Tensor> {
-            let rows = finals.iter().map(|d| d.narrow(1, t + row, 1)?.squeeze(1)).collect::<Result<Vec<_>>>()?;
+            let rows = finals
+                .iter()
+                .map(|d| d.narrow(1, t + row, 1)?.squeeze(1))
+                .collect::<Result<Vec<_>>>()?;
             Tensor::stack(&rows, 0)
         };
-        Ok(BiLstmOutput { outputs, h_n: state(0)?, c_n: state(1)? })
+        Ok(BiLstmOutput {
+            outputs,
+            h_n: state(0)?,
+            c_n: state(1)?,
+        })
     }
 
     /// The classifier's sentence vector: the top layer's final forward and backward states,

@@ -180,7 +180,12 @@ fn backward_seq_impl<const H: usize>(
             (&zeros[..], &zeros[..])
         };
         for k in 0..hd {
-            let (i, f, g, o) = (gates[k], gates[hd + k], gates[2 * hd + k], gates[3 * hd + k]);
+            let (i, f, g, o) = (
+                gates[k],
+                gates[hd + k],
+                gates[2 * hd + k],
+                gates[3 * hd + k],
+            );
             let dhk = dh[k] + d_out[t * hd + k];
             let tc = tanh_c[k];
             let dck = dc[k] + dhk * o * (1.0 - tc * tc);

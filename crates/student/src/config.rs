@@ -21,12 +21,24 @@ impl StudentPreset {
     /// The student of Tang et al. (2019) as in the original tutorial: embedding 16,
     /// hidden 8, one bidirectional layer, dropout 0.5.
     pub fn original() -> Self {
-        Self { name: "original".into(), embedding_dim: 16, hidden_size: 8, num_layers: 1, dropout: 0.5 }
+        Self {
+            name: "original".into(),
+            embedding_dim: 16,
+            hidden_size: 8,
+            num_layers: 1,
+            dropout: 0.5,
+        }
     }
 
     /// A larger student for distillation with augmented data: embedding 64, hidden 64.
     pub fn large() -> Self {
-        Self { name: "large".into(), embedding_dim: 64, hidden_size: 64, num_layers: 1, dropout: 0.3 }
+        Self {
+            name: "large".into(),
+            embedding_dim: 64,
+            hidden_size: 64,
+            num_layers: 1,
+            dropout: 0.3,
+        }
     }
 
     /// Looks a preset up by name.
@@ -34,7 +46,9 @@ impl StudentPreset {
         match name {
             "original" => Ok(Self::original()),
             "large" => Ok(Self::large()),
-            other => Err(Error::Config(format!("unknown preset `{other}` (known: original, large)"))),
+            other => Err(Error::Config(format!(
+                "unknown preset `{other}` (known: original, large)"
+            ))),
         }
     }
 }

@@ -10,13 +10,21 @@ pub enum Error {
     #[error(transparent)]
     Data(#[from] distill_data::Error),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {reason}")]
     Format { path: PathBuf, reason: String },
     #[error("{path}: missing tensor `{name}`")]
     MissingTensor { path: PathBuf, name: String },
     #[error("{path}: tensor `{name}` has shape {found:?}, expected {expected:?}")]
-    Shape { path: PathBuf, name: String, found: Vec<usize>, expected: Vec<usize> },
+    Shape {
+        path: PathBuf,
+        name: String,
+        found: Vec<usize>,
+        expected: Vec<usize>,
+    },
     #[error("invalid student config: {0}")]
     Config(String),
 }

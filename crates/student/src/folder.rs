@@ -26,7 +26,10 @@ pub struct StudentModel {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io { path: path.to_path_buf(), source }
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 impl StudentModel {
@@ -34,44 +37,85 @@ impl StudentModel {
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let config_path = dir.join(CONFIG_FILE);
         let text = fs::read_to_string(&config_path).map_err(io_err(&config_path))?;
-        let config: StudentConfig = serde_json::from_str(&text)
-            .map_err(|e| Error::Format { path: config_path.clone(), reason: e.to_string() })?;
-        config.validate().map_err(|e| Error::Format { path: config_path.clone(), reason: e.to_string() })?;
+        let config: StudentConfig = serde_json::from_str(&text).map_err(|e| Error::Format {
+            path: config_path.clone(),
+            reason: e.to_string(),
+        })?;
+        config.validate().map_err(|e| Error::Format {
+            path: config_path.clone(),
+            reason: e.to_string(),
+        })?;
         let vocab = Vocab::load(&dir.join(VOCAB_FILE))?;
         if vocab.len() != config.vocab_size {
             return Err(Error::Format {
                 path: dir.join(VOCAB_FILE),
-                reason: format!("{} tokens, but config.json says vocab_size {}", vocab.len(), config.vocab_size),
+                reason: format!(
+                    "{} tokens, but config.json says vocab_size {}",
+                    vocab.len(),
+                    config.vocab_size
+                ),
             });
         }
         let weights_path = dir.join(WEIGHTS_FILE);
         if !weights_path.exists() {
-            return Err(Error::Io { path: weights_path, source: std::io::ErrorKind::NotFound.into() });
+            return Err(Error::Io {
+                path: weights_path,
+                source: std::io::ErrorKind::NotFound.into(),
+            });
         }
-        let tensors = candle_core::safetensors::load(&weights_path, device)
-            .map_err(|e| Error::Format { path: weights_path.clone(), reason: e.to_string() })?;
-        let classifier = BiLstmClassifier::from_tensors(&config, &tensors).map_err(|e| match e {
-            Error::MissingTensor { name, .. } => Error::MissingTensor { path: weights_path.clone(), name },
-            Error::Shape { name, found, expected, .. } => Error::Shape { path: weights_path.clone(), name, found, expected },
-            other => other,
-        })?;
-        Ok(Self { config, vocab, classifier })
+        let tensors =
+            candle_core::safetensors::load(&weights_path, device).map_err(|e| Error::Format {
+                path: weights_path.clone(),
+                reason: e.to_string(),
+            })?;
+        let classifier =
+            BiLstmClassifier::from_tensors(&config, &tensors).map_err(|e| match e {
+                Error::MissingTensor { name, .. } => Error::MissingTensor {
+                    path: weights_path.clone(),
+                    name,
+                },
+                Error::Shape {
+                    name,
+                    found,
+                    expected,
+                    ..
+                } => Error::Shape {
+                    path: weights_path.clone(),
+                    name,
+                    found,
+                    expected,
+                },
+                other => other,
+            })?;
+        Ok(Self {
+            config,
+            vocab,
+            classifier,
+        })
     }
 
     /// Writes a model folder atomically (see the module docs).
-    pub fn save(dir: &Path, config: &StudentConfig, vocab: &Vocab, tensors: &HashMap<String, Tensor>) -> Result<()> {
+    pub fn save(
+        dir: &Path,
+        config: &StudentConfig,
+        vocab: &Vocab,
+        tensors: &HashMap<String, Tensor>,
+    ) -> Result<()> {
         let partial = sibling(dir, "partial");
         if partial.exists() {
             fs::remove_dir_all(&partial).map_err(io_err(&partial))?;
         }
         fs::create_dir_all(&partial).map_err(io_err(&partial))?;
-        let json = serde_json::to_string_pretty(config).map_err(|e| Error::Config(e.to_string()))?;
+        let json =
+            serde_json::to_string_pretty(config).map_err(|e| Error::Config(e.to_string()))?;
         let cfg = partial.join(CONFIG_FILE);
         fs::write(&cfg, json).map_err(io_err(&cfg))?;
         vocab.save(&partial.join(VOCAB_FILE))?;
         let weights = partial.join(WEIGHTS_FILE);
-        candle_core::safetensors::save(tensors, &weights)
-            .map_err(|e| Error::Format { path: weights.clone(), reason: e.to_string() })?;
+        candle_core::safetensors::save(tensors, &weights).map_err(|e| Error::Format {
+            path: weights.clone(),
+            reason: e.to_string(),
+        })?;
         replace_dir(&partial, dir)
     }
 
@@ -82,7 +126,10 @@ impl StudentModel {
 }
 
 fn sibling(dir: &Path, tag: &str) -> PathBuf {
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
     dir.with_file_name(format!("{name}.{tag}"))
 }
 

@@ -35,7 +35,12 @@ pub struct LstmSeqOp {
 impl LstmSeqOp {
     /// `lengths[b]` real tokens in row `b`; `reverse` reads right to left from the last real token.
     pub fn new(lengths: Arc<[usize]>, reverse: bool) -> Self {
-        Self { lengths, reverse, trace: Arc::default(), record: false }
+        Self {
+            lengths,
+            reverse,
+            trace: Arc::default(),
+            record: false,
+        }
     }
 
     /// Applies the op: `xg` `(B, T, 4H)`, `w_hh` `(4H, H)` → `(B, T + 2, H)`.
@@ -50,7 +55,11 @@ impl LstmSeqOp {
         let (b, t, g4) = xg.shape().dims3()?;
         let (wg, h) = w.shape().dims2()?;
         if g4 != 4 * h || wg != g4 {
-            candle_core::bail!("lstm kernel: xg {:?} does not match w_hh {:?}", xg.shape(), w.shape());
+            candle_core::bail!(
+                "lstm kernel: xg {:?} does not match w_hh {:?}",
+                xg.shape(),
+                w.shape()
+            );
         }
         if b != self.lengths.len() {
             candle_core::bail!("lstm kernel: batch {b} but {} lengths", self.lengths.len());
@@ -91,13 +100,21 @@ impl CustomOp2 for LstmSeqOp {
         let rec = Recurrent::new(f32_slice(s2, l2)?.to_vec(), h);
         let mut out = vec![0.0f32; b * (t + 2) * h];
         let row_trace = t * TRACE * h;
-        let mut trace = if self.record { vec![0.0f32; b * row_trace] } else { Vec::new() };
+        let mut trace = if self.record {
+            vec![0.0f32; b * row_trace]
+        } else {
+            Vec::new()
+        };
         let run = |((row, o), tr): ((usize, &mut [f32]), &mut [f32])| {
             let (seq, state) = o.split_at_mut(t * h);
             let (hn, cn) = state.split_at_mut(h);
             let x = &xg[row * t * 4 * h..(row + 1) * t * 4 * h];
             let len = self.lengths[row];
-            let tr = if tr.is_empty() { None } else { Some(&mut tr[..len * TRACE * h]) };
+            let tr = if tr.is_empty() {
+                None
+            } else {
+                Some(&mut tr[..len * TRACE * h])
+            };
             forward_seq(&rec, x, len, self.reverse, hn, cn, Some(seq), tr);
         };
         let traces: Vec<&mut [f32]> = if self.record {
@@ -112,7 +129,11 @@ impl CustomOp2 for LstmSeqOp {
             rows.for_each(run);
         }
         if self.record {
-            *self.trace.lock().map_err(|_| candle_core::Error::Msg("lstm kernel: poisoned trace".into()))? = Some(trace);
+            *self
+                .trace
+                .lock()
+                .map_err(|_| candle_core::Error::Msg("lstm kernel: poisoned trace".into()))? =
+                Some(trace);
         }
         Ok((CpuStorage::F32(out), Shape::from((b, t + 2, h))))
     }
@@ -149,7 +170,16 @@ impl CustomOp2 for LstmSeqOp {
                     let x = &xs[row * t * g4..(row + 1) * t * g4];
                     let (mut hs, mut cs) = (vec![0.0f32; h], vec![0.0f32; h]);
                     let mut tr = vec![0.0f32; len * TRACE * h];
-                    forward_seq(&rec, x, len, self.reverse, &mut hs, &mut cs, None, Some(&mut tr));
+                    forward_seq(
+                        &rec,
+                        x,
+                        len,
+                        self.reverse,
+                        &mut hs,
+                        &mut cs,
+                        None,
+                        Some(&mut tr),
+                    );
                     recomputed = tr;
                     &recomputed[..]
                 }
@@ -158,7 +188,17 @@ impl CustomOp2 for LstmSeqOp {
             let (d_out, d_state) = g.split_at(t * h);
             let mut dh = d_state[..h].to_vec();
             let mut dc = d_state[h..].to_vec();
-            backward_seq(&rec, trace, len, self.reverse, d_out, &mut dh, &mut dc, dx, &mut dw);
+            backward_seq(
+                &rec,
+                trace,
+                len,
+                self.reverse,
+                d_out,
+                &mut dh,
+                &mut dc,
+                dx,
+                &mut dw,
+            );
             dw
         };
         let rows = dxg.chunks_mut(t * g4).enumerate();

@@ -45,7 +45,11 @@ impl BiLstmClassifier {
 
     /// Fresh parameters initialised as PyTorch does: embedding N(0, 1), LSTM U(±1/√H),
     /// linear U(±1/√fan_in). Drawn from `rng`, so a seed fixes the model.
-    pub fn init_tensors(config: &StudentConfig, rng: &mut impl Rng, device: &Device) -> Result<HashMap<String, Tensor>> {
+    pub fn init_tensors(
+        config: &StudentConfig,
+        rng: &mut impl Rng,
+        device: &Device,
+    ) -> Result<HashMap<String, Tensor>> {
         config.validate()?;
         let lstm_bound = 1.0 / (config.hidden_size as f32).sqrt();
         let fc_bound = 1.0 / ((2 * config.hidden_size) as f32).sqrt();
@@ -56,7 +60,11 @@ impl BiLstmClassifier {
             let values: Vec<f32> = if name == "embedding.weight" {
                 (0..n).map(|_| normal.sample(rng)).collect()
             } else {
-                let bound = if name.starts_with("fc.") { fc_bound } else { lstm_bound };
+                let bound = if name.starts_with("fc.") {
+                    fc_bound
+                } else {
+                    lstm_bound
+                };
                 let u = Uniform::new_inclusive(-bound, bound);
                 (0..n).map(|_| u.sample(rng)).collect()
             };
@@ -70,11 +78,17 @@ impl BiLstmClassifier {
     pub fn from_tensors(config: &StudentConfig, tensors: &HashMap<String, Tensor>) -> Result<Self> {
         config.validate()?;
         for (name, shape) in Self::parameter_shapes(config) {
-            let t = tensors
-                .get(&name)
-                .ok_or_else(|| Error::MissingTensor { path: "<model>".into(), name: name.clone() })?;
+            let t = tensors.get(&name).ok_or_else(|| Error::MissingTensor {
+                path: "<model>".into(),
+                name: name.clone(),
+            })?;
             if t.dims() != shape.as_slice() {
-                return Err(Error::Shape { path: "<model>".into(), name, found: t.dims().to_vec(), expected: shape });
+                return Err(Error::Shape {
+                    path: "<model>".into(),
+                    name,
+                    found: t.dims().to_vec(),
+                    expected: shape,
+                });
             }
         }
         let get = |n: &str| tensors[n].clone();
@@ -122,24 +136,39 @@ impl BiLstmClassifier {
 
     /// Logits `(B, C)` for token ids `(B, T)` (u32) whose row `b` has `lengths[b]` real tokens.
     /// With `dropout_rng`, dropout is applied (training); without, the model is deterministic.
-    pub fn forward(&self, ids: &Tensor, lengths: &[usize], dropout_rng: Option<&mut dyn rand::RngCore>) -> Result<Tensor> {
+    pub fn forward(
+        &self,
+        ids: &Tensor,
+        lengths: &[usize],
+        dropout_rng: Option<&mut dyn rand::RngCore>,
+    ) -> Result<Tensor> {
         self.forward_embedded(&self.embed(ids)?, lengths, dropout_rng)
     }
 
     /// Embedding rows of `ids` `(B, T)` → `(B, T, E)`.
     pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
-        Ok(self.embedding.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.config.embedding_dim))?)
+        Ok(self
+            .embedding
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, t, self.config.embedding_dim))?)
     }
 
     /// The model after the embedding: `x` `(B, T, E)` → logits `(B, C)`. Training uses this
     /// to take the embedding's gradient per row instead of as a dense `(V, E)` tensor.
-    pub fn forward_embedded(&self, x: &Tensor, lengths: &[usize], dropout_rng: Option<&mut dyn rand::RngCore>) -> Result<Tensor> {
+    pub fn forward_embedded(
+        &self,
+        x: &Tensor,
+        lengths: &[usize],
+        dropout_rng: Option<&mut dyn rand::RngCore>,
+    ) -> Result<Tensor> {
         let mut features = self.rnn.final_states(x, lengths)?;
         if let Some(rng) = dropout_rng {
             features = dropout(&features, self.config.dropout, rng)?;
         }
-        Ok(features.matmul(&self.fc_weight.t()?)?.broadcast_add(&self.fc_bias)?)
+        Ok(features
+            .matmul(&self.fc_weight.t()?)?
+            .broadcast_add(&self.fc_bias)?)
     }
 }
 

@@ -60,7 +60,11 @@ impl Predictor {
         for (l, layer) in model.classifier.rnn().layers().iter().enumerate() {
             let mk = |d: &crate::bilstm::LstmDirection| -> Result<Direction> {
                 let weight_ih = vec_of(&d.weight_ih)?;
-                let bias: Vec<f32> = vec_of(&d.bias_ih)?.iter().zip(vec_of(&d.bias_hh)?).map(|(a, b)| a + b).collect();
+                let bias: Vec<f32> = vec_of(&d.bias_ih)?
+                    .iter()
+                    .zip(vec_of(&d.bias_hh)?)
+                    .map(|(a, b)| a + b)
+                    .collect();
                 let table = if l == 0 {
                     let mut table = vec![0.0; cfg.vocab_size * 4 * h];
                     for (w, row) in table.chunks_mut(4 * h).enumerate() {
@@ -70,7 +74,12 @@ impl Predictor {
                 } else {
                     Vec::new()
                 };
-                Ok(Direction { weight_ih, bias, rec: Recurrent::new(vec_of(&d.weight_hh)?, h), table })
+                Ok(Direction {
+                    weight_ih,
+                    bias,
+                    rec: Recurrent::new(vec_of(&d.weight_hh)?, h),
+                    table,
+                })
             };
             layers.push([mk(&layer[0])?, mk(&layer[1])?]);
         }
@@ -101,7 +110,11 @@ impl Predictor {
         let mut xg = vec![0.0f32; len * 4 * h];
         for (l, layer) in self.layers.iter().enumerate() {
             let top = l + 1 == self.layers.len();
-            let mut outputs = if top { Vec::new() } else { vec![0.0f32; len * 2 * h] };
+            let mut outputs = if top {
+                Vec::new()
+            } else {
+                vec![0.0f32; len * 2 * h]
+            };
             for (d, dir) in layer.iter().enumerate() {
                 if l == 0 {
                     for (row, &id) in xg.chunks_mut(4 * h).zip(ids) {
@@ -137,7 +150,10 @@ impl Predictor {
 
     /// Logits for many sequences, in parallel, in input order.
     pub fn logits_batch(&self, seqs: &[Vec<u32>]) -> Vec<Vec<f32>> {
-        seqs.par_iter().with_min_len(64).map(|s| self.logits(s)).collect()
+        seqs.par_iter()
+            .with_min_len(64)
+            .map(|s| self.logits(s))
+            .collect()
     }
 
     /// Label and probability of one sentence.
@@ -150,7 +166,12 @@ impl Predictor {
 fn project(w: &[f32], b: &[f32], x: &[f32], out: &mut [f32]) {
     let n = x.len();
     for (j, o) in out.iter_mut().enumerate() {
-        *o = b[j] + w[j * n..(j + 1) * n].iter().zip(x).map(|(a, b)| a * b).sum::<f32>();
+        *o = b[j]
+            + w[j * n..(j + 1) * n]
+                .iter()
+                .zip(x)
+                .map(|(a, b)| a * b)
+                .sum::<f32>();
     }
 }
 
@@ -168,5 +189,10 @@ pub fn prediction(logits: Vec<f32>) -> Prediction {
     let p = p_positive(&logits);
     let label = u32::from(p > 0.5);
     let probability = if label == 1 { p } else { 1.0 - p };
-    Prediction { label, probability, p_positive: p, logits }
+    Prediction {
+        label,
+        probability,
+        p_positive: p,
+        logits,
+    }
 }

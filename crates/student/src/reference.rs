@@ -14,7 +14,12 @@ fn sigmoid(x: &Tensor) -> Result<Tensor> {
 }
 
 /// Runs one direction of one layer with one candle op per gate per step.
-pub fn lstm_direction(xg: &Tensor, w_hh: &Tensor, lengths: &[usize], reverse: bool) -> Result<Tensor> {
+pub fn lstm_direction(
+    xg: &Tensor,
+    w_hh: &Tensor,
+    lengths: &[usize],
+    reverse: bool,
+) -> Result<Tensor> {
     let (b, t, g4) = xg.dims3()?;
     let h = g4 / 4;
     let dev = xg.device();
@@ -22,9 +27,16 @@ pub fn lstm_direction(xg: &Tensor, w_hh: &Tensor, lengths: &[usize], reverse: bo
     let mut hs = Tensor::zeros((b, h), DType::F32, dev)?;
     let mut cs = Tensor::zeros((b, h), DType::F32, dev)?;
     let mut outs: Vec<Option<Tensor>> = vec![None; t];
-    let steps: Vec<usize> = if reverse { (0..t).rev().collect() } else { (0..t).collect() };
+    let steps: Vec<usize> = if reverse {
+        (0..t).rev().collect()
+    } else {
+        (0..t).collect()
+    };
     for step in steps {
-        let mask: Vec<f32> = lengths.iter().map(|&l| if step < l { 1.0 } else { 0.0 }).collect();
+        let mask: Vec<f32> = lengths
+            .iter()
+            .map(|&l| if step < l { 1.0 } else { 0.0 })
+            .collect();
         let m = Tensor::from_vec(mask, (b, 1), dev)?;
         let keep = (1.0 - &m)?;
         let z = (xg.narrow(1, step, 1)?.squeeze(1)? + hs.matmul(&w_t)?)?;

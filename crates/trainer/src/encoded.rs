@@ -15,9 +15,22 @@ pub struct EncodedSet {
 
 impl EncodedSet {
     /// Encodes `texts` with `normalizer` and `vocab`.
-    pub fn encode(texts: &[&str], labels: Vec<Option<u32>>, normalizer: &Normalizer, vocab: &Vocab) -> Self {
-        let ids = texts.par_iter().map(|t| vocab.encode(&normalizer.tokens(t))).collect();
-        Self { ids, labels, teacher: None, num_labels: 2 }
+    pub fn encode(
+        texts: &[&str],
+        labels: Vec<Option<u32>>,
+        normalizer: &Normalizer,
+        vocab: &Vocab,
+    ) -> Self {
+        let ids = texts
+            .par_iter()
+            .map(|t| vocab.encode(&normalizer.tokens(t)))
+            .collect();
+        Self {
+            ids,
+            labels,
+            teacher: None,
+            num_labels: 2,
+        }
     }
 
     /// Attaches teacher logits; `rows[i]` is the cache row of sentence `i`.

@@ -17,12 +17,22 @@ pub struct Evaluation {
 
 /// Logits `[N][C]` for every sentence, in input order. Batches are formed in length order
 /// so padding stays small.
-pub fn predict_logits(model: &BiLstmClassifier, set: &EncodedSet, batch_size: usize, device: &Device) -> Result<Vec<Vec<f32>>> {
+pub fn predict_logits(
+    model: &BiLstmClassifier,
+    set: &EncodedSet,
+    batch_size: usize,
+    device: &Device,
+) -> Result<Vec<Vec<f32>>> {
     let max_len = model.config().max_len;
     let mut out = vec![Vec::new(); set.len()];
-    for batch in Batcher::new(batch_size).max_len(max_len).sorted_batches(&set.ids) {
+    for batch in Batcher::new(batch_size)
+        .max_len(max_len)
+        .sorted_batches(&set.ids)
+    {
         let ids = Tensor::from_vec(batch.ids.clone(), (batch.batch, batch.time), device)?;
-        let logits = model.forward(&ids, &batch.lengths, None)?.to_vec2::<f32>()?;
+        let logits = model
+            .forward(&ids, &batch.lengths, None)?
+            .to_vec2::<f32>()?;
         for (row, l) in batch.indices.iter().zip(logits) {
             out[*row] = l;
         }
@@ -42,7 +52,12 @@ pub fn scores(logits: &[Vec<f32>]) -> (Vec<f32>, Vec<u32>) {
 }
 
 /// Loss (as trained) and metrics of `model` on `set`, which must be fully labelled.
-pub fn evaluate(model: &BiLstmClassifier, set: &EncodedSet, loss: &Loss, device: &Device) -> Result<Evaluation> {
+pub fn evaluate(
+    model: &BiLstmClassifier,
+    set: &EncodedSet,
+    loss: &Loss,
+    device: &Device,
+) -> Result<Evaluation> {
     let logits = predict_logits(model, set, 256, device)?;
     let gold = set
         .gold()
@@ -59,8 +74,16 @@ pub fn evaluate(model: &BiLstmClassifier, set: &EncodedSet, loss: &Loss, device:
             Some(t) => Some(Tensor::from_slice(t, (set.len(), set.num_labels), device)?),
             None => None,
         };
-        let loss = if loss.needs_teacher() && teacher.is_none() { Loss::Ce } else { *loss };
-        loss.compute(&l, &set.labels, teacher.as_ref())?.to_scalar::<f32>()? as f64
+        let loss = if loss.needs_teacher() && teacher.is_none() {
+            Loss::Ce
+        } else {
+            *loss
+        };
+        loss.compute(&l, &set.labels, teacher.as_ref())?
+            .to_scalar::<f32>()? as f64
     };
-    Ok(Evaluation { loss: value, metrics })
+    Ok(Evaluation {
+        loss: value,
+        metrics,
+    })
 }

@@ -42,18 +42,33 @@ impl Loss {
     }
 
     /// The loss of a batch. `labels[i]` is `None` for unlabelled rows; `teacher` is `(B, C)`.
-    pub fn compute(&self, logits: &Tensor, labels: &[Option<u32>], teacher: Option<&Tensor>) -> Result<Tensor> {
-        let teacher = || teacher.ok_or_else(|| candle_core::Error::Msg("this loss needs teacher logits".into()));
+    pub fn compute(
+        &self,
+        logits: &Tensor,
+        labels: &[Option<u32>],
+        teacher: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let teacher = || {
+            teacher.ok_or_else(|| candle_core::Error::Msg("this loss needs teacher logits".into()))
+        };
         match *self {
             Loss::Ce => cross_entropy(logits, labels),
             Loss::Bce => bce_with_logits(logits, labels),
-            Loss::Distill { alpha } => blend(alpha, cross_entropy(logits, labels)?, mse(logits, teacher()?)?),
-            Loss::WeightedMse { alpha, k } => {
-                blend(alpha, cross_entropy(logits, labels)?, weighted_mse(logits, teacher()?, labels, k)?)
-            }
-            Loss::Kl { alpha, temperature } => {
-                blend(alpha, cross_entropy(logits, labels)?, kl(logits, teacher()?, temperature)?)
-            }
+            Loss::Distill { alpha } => blend(
+                alpha,
+                cross_entropy(logits, labels)?,
+                mse(logits, teacher()?)?,
+            ),
+            Loss::WeightedMse { alpha, k } => blend(
+                alpha,
+                cross_entropy(logits, labels)?,
+                weighted_mse(logits, teacher()?, labels, k)?,
+            ),
+            Loss::Kl { alpha, temperature } => blend(
+                alpha,
+                cross_entropy(logits, labels)?,
+                kl(logits, teacher()?, temperature)?,
+            ),
         }
     }
 }
@@ -64,8 +79,11 @@ fn blend(alpha: f64, hard: Tensor, soft: Tensor) -> Result<Tensor> {
 
 /// Rows with a label, and those labels, as tensors.
 fn labelled(logits: &Tensor, labels: &[Option<u32>]) -> Result<Option<(Tensor, Tensor)>> {
-    let (rows, ys): (Vec<u32>, Vec<u32>) =
-        labels.iter().enumerate().filter_map(|(i, y)| y.map(|y| (i as u32, y))).unzip();
+    let (rows, ys): (Vec<u32>, Vec<u32>) = labels
+        .iter()
+        .enumerate()
+        .filter_map(|(i, y)| y.map(|y| (i as u32, y)))
+        .unzip();
     if rows.is_empty() {
         return Ok(None);
     }
@@ -74,7 +92,10 @@ fn labelled(logits: &Tensor, labels: &[Option<u32>]) -> Result<Option<(Tensor, T
     if rows.len() == labels.len() {
         return Ok(Some((logits.clone(), ys)));
     }
-    Ok(Some((logits.index_select(&Tensor::new(rows, dev)?, 0)?, ys)))
+    Ok(Some((
+        logits.index_select(&Tensor::new(rows, dev)?, 0)?,
+        ys,
+    )))
 }
 
 /// Mean cross-entropy over labelled rows (0 when there are none).
@@ -104,7 +125,12 @@ pub fn mse(logits: &Tensor, teacher: &Tensor) -> Result<Tensor> {
 }
 
 /// Per-example MSE weighted by the teacher's probability of the gold label to the power `k`.
-pub fn weighted_mse(logits: &Tensor, teacher: &Tensor, labels: &[Option<u32>], k: f64) -> Result<Tensor> {
+pub fn weighted_mse(
+    logits: &Tensor,
+    teacher: &Tensor,
+    labels: &[Option<u32>],
+    k: f64,
+) -> Result<Tensor> {
     let log_p = log_softmax(teacher, D::Minus1)?.to_vec2::<f32>()?;
     let weights: Vec<f32> = log_p
         .iter()
@@ -131,6 +157,12 @@ pub fn kl(logits: &Tensor, teacher: &Tensor, temperature: f64) -> Result<Tensor>
 fn argmax(row: &[f32]) -> usize {
     row.iter()
         .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best })
+        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+            if v > best.1 {
+                (i, v)
+            } else {
+                best
+            }
+        })
         .0
 }

@@ -27,7 +27,12 @@ pub struct AdamConfig {
 
 impl Default for AdamConfig {
     fn default() -> Self {
-        Self { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
+        Self {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
     }
 }
 
@@ -53,10 +58,19 @@ impl Adam {
             .into_iter()
             .map(|(name, var)| {
                 let n = var.elem_count();
-                Slot { name, var, m: vec![0.0; n], v: vec![0.0; n] }
+                Slot {
+                    name,
+                    var,
+                    m: vec![0.0; n],
+                    v: vec![0.0; n],
+                }
             })
             .collect();
-        Self { config, slots, step: 0 }
+        Self {
+            config,
+            slots,
+            step: 0,
+        }
     }
 
     /// Current learning rate.
@@ -95,9 +109,14 @@ impl Adam {
             eps,
         };
         for slot in &mut self.slots {
-            let Some(grad) = grads.get(slot.var.as_tensor()) else { continue };
+            let Some(grad) = grads.get(slot.var.as_tensor()) else {
+                continue;
+            };
             if slot.var.device().is_cpu() {
-                let op = AdamUpdate { hp, moments: RefCell::new((&mut slot.m, &mut slot.v)) };
+                let op = AdamUpdate {
+                    hp,
+                    moments: RefCell::new((&mut slot.m, &mut slot.v)),
+                };
                 slot.var.as_tensor().inplace_op2(&grad.contiguous()?, &op)?;
             } else {
                 // Other devices: through the host (correct, not fast).
@@ -105,7 +124,8 @@ impl Adam {
                 let mut p = slot.var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
                 hp.update(&mut p, &mut slot.m, &mut slot.v, &g);
                 let shape = slot.var.shape().clone();
-                slot.var.set(&Tensor::from_vec(p, shape, slot.var.device())?)?;
+                slot.var
+                    .set(&Tensor::from_vec(p, shape, slot.var.device())?)?;
             }
         }
         Ok(())
@@ -116,8 +136,14 @@ impl Adam {
         let dev = candle_core::Device::Cpu;
         let mut out = HashMap::new();
         for s in &self.slots {
-            out.insert(format!("m.{}", s.name), Tensor::from_slice(&s.m, s.m.len(), &dev)?);
-            out.insert(format!("v.{}", s.name), Tensor::from_slice(&s.v, s.v.len(), &dev)?);
+            out.insert(
+                format!("m.{}", s.name),
+                Tensor::from_slice(&s.m, s.m.len(), &dev)?,
+            );
+            out.insert(
+                format!("v.{}", s.name),
+                Tensor::from_slice(&s.v, s.v.len(), &dev)?,
+            );
         }
         out.insert("step".into(), Tensor::new(&[self.step as f64], &dev)?);
         out.insert("lr".into(), Tensor::new(&[self.config.lr], &dev)?);
@@ -126,7 +152,11 @@ impl Adam {
 
     /// Restores what [`Adam::state`] saved.
     pub fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
-        let get = |k: &str| state.get(k).ok_or_else(|| candle_core::Error::Msg(format!("optimizer state lacks `{k}`")));
+        let get = |k: &str| {
+            state
+                .get(k)
+                .ok_or_else(|| candle_core::Error::Msg(format!("optimizer state lacks `{k}`")))
+        };
         for s in &mut self.slots {
             let m = get(&format!("m.{}", s.name))?.to_vec1::<f32>()?;
             let v = get(&format!("v.{}", s.name))?.to_vec1::<f32>()?;
@@ -190,7 +220,8 @@ impl Hyper {
 
     fn update_serial(&self, p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
             // SAFETY: the features were just detected on this CPU.
             return unsafe { self.update_avx2(p, m, v, g) };
         }
@@ -228,8 +259,15 @@ impl InplaceOp2 for AdamUpdate<'_> {
         "adam-update"
     }
 
-    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<()> {
-        let (Some((p0, p1)), Some((g0, g1))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<()> {
+        let (Some((p0, p1)), Some((g0, g1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
             candle_core::bail!("adam-update: parameter and gradient must be contiguous");
         };
         let g = &s2.as_slice::<f32>()?[g0..g1];
@@ -238,7 +276,11 @@ impl InplaceOp2 for AdamUpdate<'_> {
             _ => candle_core::bail!("adam-update: f32 parameters only"),
         };
         if g.len() != p.len() {
-            candle_core::bail!("adam-update: gradient size {} ≠ parameter size {}", g.len(), p.len());
+            candle_core::bail!(
+                "adam-update: gradient size {} ≠ parameter size {}",
+                g.len(),
+                p.len()
+            );
         }
         let mut moments = self.moments.borrow_mut();
         let (m, v) = &mut *moments;

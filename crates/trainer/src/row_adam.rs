@@ -34,7 +34,14 @@ pub struct RowAdam {
 impl RowAdam {
     /// Zero moments for a table of `rows × dim`.
     pub fn new(rows: usize, dim: usize, config: AdamConfig) -> Self {
-        Self { config, dim, m: vec![0.0; rows * dim], v: vec![0.0; rows * dim], last: vec![0; rows], lrs: Vec::new() }
+        Self {
+            config,
+            dim,
+            m: vec![0.0; rows * dim],
+            v: vec![0.0; rows * dim],
+            last: vec![0; rows],
+            lrs: Vec::new(),
+        }
     }
 
     /// Steps taken.
@@ -47,14 +54,20 @@ impl RowAdam {
     pub fn step(&mut self, table: &Tensor, lr: f64, rows: &[u32], grads: &[f32]) -> Result<()> {
         self.lrs.push(lr);
         let t = self.steps();
-        let op = RowUpdate { adam: std::cell::RefCell::new(self), work: Work::Step { t, rows, grads } };
+        let op = RowUpdate {
+            adam: std::cell::RefCell::new(self),
+            work: Work::Step { t, rows, grads },
+        };
         table.inplace_op1(&op)
     }
 
     /// Brings every row up to date (before reading or saving the table).
     pub fn sync(&mut self, table: &Tensor) -> Result<()> {
         let t = self.steps();
-        let op = RowUpdate { adam: std::cell::RefCell::new(self), work: Work::Sync { t } };
+        let op = RowUpdate {
+            adam: std::cell::RefCell::new(self),
+            work: Work::Sync { t },
+        };
         table.inplace_op1(&op)
     }
 
@@ -65,7 +78,10 @@ impl RowAdam {
             return;
         }
         let d = self.dim;
-        let (m, v) = (&mut self.m[row * d..(row + 1) * d], &mut self.v[row * d..(row + 1) * d]);
+        let (m, v) = (
+            &mut self.m[row * d..(row + 1) * d],
+            &mut self.v[row * d..(row + 1) * d],
+        );
         let exact_end = target.min(from + EXACT_STEPS);
         for s in from + 1..=exact_end {
             let h = hyper(&self.config, self.lrs[s as usize - 1], s);
@@ -77,7 +93,10 @@ impl RowAdam {
         }
         if target > exact_end {
             let k = (target - exact_end) as i32;
-            let (d1, d2) = (self.config.beta1.powi(k) as f32, self.config.beta2.powi(k) as f32);
+            let (d1, d2) = (
+                self.config.beta1.powi(k) as f32,
+                self.config.beta2.powi(k) as f32,
+            );
             m.iter_mut().for_each(|x| *x *= d1);
             v.iter_mut().for_each(|x| *x *= d2);
         }
@@ -88,20 +107,32 @@ impl RowAdam {
     pub fn state(&self, prefix: &str) -> Result<HashMap<String, Tensor>> {
         let dev = candle_core::Device::Cpu;
         let mut out = HashMap::new();
-        out.insert(format!("{prefix}.m"), Tensor::from_slice(&self.m, self.m.len(), &dev)?);
-        out.insert(format!("{prefix}.v"), Tensor::from_slice(&self.v, self.v.len(), &dev)?);
+        out.insert(
+            format!("{prefix}.m"),
+            Tensor::from_slice(&self.m, self.m.len(), &dev)?,
+        );
+        out.insert(
+            format!("{prefix}.v"),
+            Tensor::from_slice(&self.v, self.v.len(), &dev)?,
+        );
         let last: Vec<i64> = self.last.iter().map(|&x| x as i64).collect();
-        out.insert(format!("{prefix}.last"), Tensor::from_vec(last, self.last.len(), &dev)?);
-        out.insert(format!("{prefix}.lrs"), Tensor::from_slice(&self.lrs, self.lrs.len(), &dev)?);
+        out.insert(
+            format!("{prefix}.last"),
+            Tensor::from_vec(last, self.last.len(), &dev)?,
+        );
+        out.insert(
+            format!("{prefix}.lrs"),
+            Tensor::from_slice(&self.lrs, self.lrs.len(), &dev)?,
+        );
         Ok(out)
     }
 
     /// Restores [`RowAdam::state`].
     pub fn load_state(&mut self, prefix: &str, state: &HashMap<String, Tensor>) -> Result<()> {
         let get = |k: &str| {
-            state
-                .get(&format!("{prefix}.{k}"))
-                .ok_or_else(|| candle_core::Error::Msg(format!("optimizer state lacks `{prefix}.{k}`")))
+            state.get(&format!("{prefix}.{k}")).ok_or_else(|| {
+                candle_core::Error::Msg(format!("optimizer state lacks `{prefix}.{k}`"))
+            })
         };
         let m = get("m")?.to_vec1::<f32>()?;
         let v = get("v")?.to_vec1::<f32>()?;
@@ -142,8 +173,14 @@ fn hyper(c: &AdamConfig, lr: f64, t: u64) -> StepHyper {
 }
 
 enum Work<'a> {
-    Step { t: u64, rows: &'a [u32], grads: &'a [f32] },
-    Sync { t: u64 },
+    Step {
+        t: u64,
+        rows: &'a [u32],
+        grads: &'a [f32],
+    },
+    Sync {
+        t: u64,
+    },
 }
 
 /// The update as an in-place op on the table's storage.
@@ -181,7 +218,10 @@ impl InplaceOp1 for RowUpdate<'_, '_> {
                     let p = &mut table[row * d..(row + 1) * d];
                     adam.catch_up(p, row, t - 1);
                     let g = &grads[k * d..(k + 1) * d];
-                    let (m, v) = (&mut adam.m[row * d..(row + 1) * d], &mut adam.v[row * d..(row + 1) * d]);
+                    let (m, v) = (
+                        &mut adam.m[row * d..(row + 1) * d],
+                        &mut adam.v[row * d..(row + 1) * d],
+                    );
                     for i in 0..d {
                         m[i] = h.b1 * m[i] + h.one_minus_b1 * g[i];
                         v[i] = h.b2 * v[i] + h.one_minus_b2 * g[i] * g[i];
@@ -197,7 +237,13 @@ impl InplaceOp1 for RowUpdate<'_, '_> {
 
 /// Sums the gradient of embedded inputs `(B, T, E)` into one row per distinct id, skipping
 /// padding positions (`t ≥ lengths[b]`). Returns `(rows, grads)` for [`RowAdam::step`].
-pub fn row_gradients(ids: &[u32], lengths: &[usize], time: usize, grad_x: &[f32], dim: usize) -> (Vec<u32>, Vec<f32>) {
+pub fn row_gradients(
+    ids: &[u32],
+    lengths: &[usize],
+    time: usize,
+    grad_x: &[f32],
+    dim: usize,
+) -> (Vec<u32>, Vec<f32>) {
     let mut slot: HashMap<u32, usize> = HashMap::new();
     let mut rows = Vec::new();
     let mut grads: Vec<f32> = Vec::new();
@@ -211,7 +257,10 @@ pub fn row_gradients(ids: &[u32], lengths: &[usize], time: usize, grad_x: &[f32]
                 rows.len() - 1
             });
             let g = &grad_x[pos * dim..(pos + 1) * dim];
-            grads[k * dim..(k + 1) * dim].iter_mut().zip(g).for_each(|(a, b)| *a += b);
+            grads[k * dim..(k + 1) * dim]
+                .iter_mut()
+                .zip(g)
+                .for_each(|(a, b)| *a += b);
         }
     }
     (rows, grads)

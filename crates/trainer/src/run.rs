@@ -5,7 +5,10 @@ use std::fs;
 use std::path::PathBuf;
 
 use candle_core::Device;
-use distill_data::{io::write_atomic, split::stratified_split_indices, Dataset, LabelSet, Normalizer, TeacherLogits, VocabBuilder};
+use distill_data::{
+    io::write_atomic, split::stratified_split_indices, Dataset, LabelSet, Normalizer,
+    TeacherLogits, VocabBuilder,
+};
 use distill_student::{StudentConfig, StudentPreset};
 use serde::Serialize;
 
@@ -67,7 +70,8 @@ impl StudentRun {
     pub fn run(&self, device: &Device) -> Result<TrainOutcome> {
         let labels = LabelSet::binary();
         let data = Dataset::read(&self.train_path, &labels)?;
-        let (train_rows, val_rows) = stratified_split_indices(&data, self.val_share, self.split_seed);
+        let (train_rows, val_rows) =
+            stratified_split_indices(&data, self.val_share, self.split_seed);
         if train_rows.is_empty() || val_rows.is_empty() {
             return Err(Error::Config(format!(
                 "{}: {} sentences leave an empty training or validation part at --val-share {}",
@@ -77,8 +81,15 @@ impl StudentRun {
             )));
         }
         let normalizer = Normalizer::new(self.normalize);
-        let tokens: Vec<Vec<String>> = train_rows.iter().map(|&i| normalizer.tokens(&data.examples[i].text)).collect();
-        let mut builder = VocabBuilder { max_size: self.max_vocab, min_freq: self.min_freq, ..VocabBuilder::default() };
+        let tokens: Vec<Vec<String>> = train_rows
+            .iter()
+            .map(|&i| normalizer.tokens(&data.examples[i].text))
+            .collect();
+        let mut builder = VocabBuilder {
+            max_size: self.max_vocab,
+            min_freq: self.min_freq,
+            ..VocabBuilder::default()
+        };
         if self.augment.is_some() {
             builder.specials.push(MASK_TOKEN.to_string());
         }
@@ -91,7 +102,10 @@ impl StudentRun {
         );
 
         let encode = |rows: &[usize]| {
-            let texts: Vec<&str> = rows.iter().map(|&i| data.examples[i].text.as_str()).collect();
+            let texts: Vec<&str> = rows
+                .iter()
+                .map(|&i| data.examples[i].text.as_str())
+                .collect();
             let gold = rows.iter().map(|&i| data.examples[i].label).collect();
             EncodedSet::encode(&texts, gold, &normalizer, &vocab)
         };
@@ -108,18 +122,32 @@ impl StudentRun {
             logits.check_matches(&extra)?;
             let texts = extra.texts();
             let rows: Vec<usize> = (0..extra.len()).collect();
-            let set = EncodedSet::encode(&texts, vec![None; extra.len()], &normalizer, &vocab).with_teacher(&logits, &rows);
-            tracing::info!("{} augmented sentences from {}", set.len(), aug.data.display());
+            let set = EncodedSet::encode(&texts, vec![None; extra.len()], &normalizer, &vocab)
+                .with_teacher(&logits, &rows);
+            tracing::info!(
+                "{} augmented sentences from {}",
+                set.len(),
+                aug.data.display()
+            );
             train_set = train_set.concat(set);
         }
 
-        let mut student = StudentConfig::new(&self.preset, vocab.len(), self.train.loss.num_outputs());
+        let mut student =
+            StudentConfig::new(&self.preset, vocab.len(), self.train.loss.num_outputs());
         student.normalize = self.normalize;
         student.max_len = self.max_len;
         fs::create_dir_all(&self.out).map_err(io_err(&self.out))?;
         let cfg_path = self.out.join("config.json");
         let json = serde_json::to_vec_pretty(self).map_err(|e| Error::Config(e.to_string()))?;
         write_atomic(&cfg_path, &json).map_err(io_err(&cfg_path))?;
-        train(&self.train, &student, &vocab, &train_set, &val_set, &self.out, device)
+        train(
+            &self.train,
+            &student,
+            &vocab,
+            &train_set,
+            &val_set,
+            &self.out,
+            device,
+        )
     }
 }

@@ -42,7 +42,15 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        Self { epochs: 30, batch_size: 32, lr: 1e-3, gamma: 0.9, seed: 0, loss: Loss::Ce, progress: true }
+        Self {
+            epochs: 30,
+            batch_size: 32,
+            lr: 1e-3,
+            gamma: 0.9,
+            seed: 0,
+            loss: Loss::Ce,
+            progress: true,
+        }
     }
 }
 
@@ -77,7 +85,9 @@ pub struct TrainOutcome {
 /// A seed for one purpose in one epoch, so every epoch's randomness is independent of how
 /// the run got there (fresh or resumed).
 fn derive_seed(seed: u64, purpose: u64, epoch: usize) -> u64 {
-    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ purpose.wrapping_mul(0xBF58_476D_1CE4_E5B9) ^ (epoch as u64 + 1)
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ purpose.wrapping_mul(0xBF58_476D_1CE4_E5B9)
+        ^ (epoch as u64 + 1)
 }
 
 /// Trains a student on `train`, validating on `val`, writing into `out`. Resumes from
@@ -92,23 +102,43 @@ pub fn train(
     device: &Device,
 ) -> Result<TrainOutcome> {
     if cfg.loss.needs_teacher() && train.teacher.is_none() {
-        return Err(Error::Config("this loss needs teacher logits (--logits)".into()));
+        return Err(Error::Config(
+            "this loss needs teacher logits (--logits)".into(),
+        ));
     }
     if student.num_outputs != cfg.loss.num_outputs() {
-        return Err(Error::Config(format!("loss needs {} outputs, student has {}", cfg.loss.num_outputs(), student.num_outputs)));
+        return Err(Error::Config(format!(
+            "loss needs {} outputs, student has {}",
+            cfg.loss.num_outputs(),
+            student.num_outputs
+        )));
     }
     fs::create_dir_all(out).map_err(io_err(out))?;
-    let Start { tensors, mut adam, mut rows, mut state } = start_or_resume(cfg, student, out, device)?;
+    let Start {
+        tensors,
+        mut adam,
+        mut rows,
+        mut state,
+    } = start_or_resume(cfg, student, out, device)?;
     let model = BiLstmClassifier::from_tensors(student, &tensors)?;
     let embedding = tensors[EMBEDDING].clone();
     let mut records = read_records(&out.join("metrics.jsonl"), state.epochs_done)?;
-    let schedule = StepLr { base_lr: cfg.lr, gamma: cfg.gamma, step_size: 1 };
-    let batcher = Batcher::new(cfg.batch_size).max_len(student.max_len).shuffle(true);
+    let schedule = StepLr {
+        base_lr: cfg.lr,
+        gamma: cfg.gamma,
+        step_size: 1,
+    };
+    let batcher = Batcher::new(cfg.batch_size)
+        .max_len(student.max_len)
+        .shuffle(true);
 
     for epoch in state.epochs_done..cfg.epochs {
         let started = Instant::now();
         adam.set_lr(schedule.lr_at(epoch));
-        let batches = batcher.clone().seed(derive_seed(cfg.seed, 1, epoch)).batches(&train.ids, epoch);
+        let batches = batcher
+            .clone()
+            .seed(derive_seed(cfg.seed, 1, epoch))
+            .batches(&train.ids, epoch);
         let mut dropout_rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, 2, epoch));
         let bar = progress_bar(cfg.progress, batches.len() as u64, epoch, cfg.epochs);
         let (mut loss_sum, mut seen) = (0.0f64, 0usize);
@@ -118,7 +148,11 @@ pub fn train(
             let teacher = match &train.teacher {
                 Some(t) => {
                     let c = train.num_labels;
-                    let rows: Vec<f32> = batch.indices.iter().flat_map(|&i| t[i * c..(i + 1) * c].iter().copied()).collect();
+                    let rows: Vec<f32> = batch
+                        .indices
+                        .iter()
+                        .flat_map(|&i| t[i * c..(i + 1) * c].iter().copied())
+                        .collect();
                     Some(Tensor::from_vec(rows, (batch.batch, c), device)?)
                 }
                 None => None,
@@ -138,7 +172,13 @@ pub fn train(
                     Some(g) => g.flatten_all()?.to_vec1::<f32>()?,
                     None => vec![0.0; x.elem_count()],
                 };
-                let (ids_touched, g) = row_gradients(&batch.ids, &batch.lengths, batch.time, &gx, student.embedding_dim);
+                let (ids_touched, g) = row_gradients(
+                    &batch.ids,
+                    &batch.lengths,
+                    batch.time,
+                    &gx,
+                    student.embedding_dim,
+                );
                 rows.step(&embedding, adam.lr(), &ids_touched, &g)?;
             }
             let l = loss.to_scalar::<f32>()? as f64;
@@ -167,7 +207,14 @@ pub fn train(
         };
         tracing::info!(
             "epoch {}/{}: train loss {:.4}, val loss {:.4}, acc {:.4}, ap {:.4}, f1 {:.4} ({:.2}s)",
-            record.epoch, cfg.epochs, record.train_loss, record.val_loss, record.val_acc, record.val_ap, record.val_f1, train_seconds
+            record.epoch,
+            cfg.epochs,
+            record.train_loss,
+            record.val_loss,
+            record.val_acc,
+            record.val_ap,
+            record.val_f1,
+            train_seconds
         );
         if record.val_loss < state.best_val_loss {
             state.best_val_loss = record.val_loss;
@@ -182,7 +229,10 @@ pub fn train(
         .iter()
         .min_by(|a, b| a.val_loss.total_cmp(&b.val_loss))
         .map_or(0, |r| r.epoch);
-    Ok(TrainOutcome { records, best_epoch })
+    Ok(TrainOutcome {
+        records,
+        best_epoch,
+    })
 }
 
 /// The name of the embedding table, which [`RowAdam`] updates on CPU.
@@ -197,14 +247,24 @@ struct Start {
     state: ResumeState,
 }
 
-fn start_or_resume(cfg: &TrainConfig, student: &StudentConfig, out: &Path, device: &Device) -> Result<Start> {
+fn start_or_resume(
+    cfg: &TrainConfig,
+    student: &StudentConfig,
+    out: &Path,
+    device: &Device,
+) -> Result<Start> {
     let last = out.join("last");
     let state_path = last.join("state.json");
-    let adam_config = AdamConfig { lr: cfg.lr, ..AdamConfig::default() };
+    let adam_config = AdamConfig {
+        lr: cfg.lr,
+        ..AdamConfig::default()
+    };
     let resumed = if state_path.exists() {
         let text = fs::read_to_string(&state_path).map_err(io_err(&state_path))?;
-        let state: ResumeState = serde_json::from_str(&text)
-            .map_err(|e| Error::Format { path: state_path.clone(), reason: e.to_string() })?;
+        let state: ResumeState = serde_json::from_str(&text).map_err(|e| Error::Format {
+            path: state_path.clone(),
+            reason: e.to_string(),
+        })?;
         let comparable = |c: &TrainConfig| {
             let mut c = c.clone();
             c.epochs = 0; // a run may be extended
@@ -218,10 +278,23 @@ fn start_or_resume(cfg: &TrainConfig, student: &StudentConfig, out: &Path, devic
         }
         let model = StudentModel::load(&last, device)?;
         if &model.config != student {
-            return Err(Error::Config(format!("{}: student config differs from this run's", last.display())));
+            return Err(Error::Config(format!(
+                "{}: student config differs from this run's",
+                last.display()
+            )));
         }
-        tracing::info!("resuming {} after epoch {}", out.display(), state.epochs_done);
-        Some((model.classifier.tensors(), ResumeState { config: cfg.clone(), ..state }))
+        tracing::info!(
+            "resuming {} after epoch {}",
+            out.display(),
+            state.epochs_done
+        );
+        Some((
+            model.classifier.tensors(),
+            ResumeState {
+                config: cfg.clone(),
+                ..state
+            },
+        ))
     } else {
         None
     };
@@ -229,15 +302,24 @@ fn start_or_resume(cfg: &TrainConfig, student: &StudentConfig, out: &Path, devic
         Some(r) => r,
         None => {
             let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, 0, 0));
-            let fresh = ResumeState { epochs_done: 0, best_val_loss: f64::INFINITY, config: cfg.clone() };
-            (BiLstmClassifier::init_tensors(student, &mut rng, device)?, fresh)
+            let fresh = ResumeState {
+                epochs_done: 0,
+                best_val_loss: f64::INFINITY,
+                config: cfg.clone(),
+            };
+            (
+                BiLstmClassifier::init_tensors(student, &mut rng, device)?,
+                fresh,
+            )
         }
     };
     let sparse = device.is_cpu();
     let mut tensors = HashMap::new();
     let mut vars = Vec::new();
     for (name, _) in BiLstmClassifier::parameter_shapes(student) {
-        let t = initial.get(&name).ok_or_else(|| Error::Config(format!("missing parameter {name}")))?;
+        let t = initial
+            .get(&name)
+            .ok_or_else(|| Error::Config(format!("missing parameter {name}")))?;
         if sparse && name == EMBEDDING {
             // A private copy: updated in place by RowAdam.
             tensors.insert(name, t.copy()?);
@@ -248,17 +330,26 @@ fn start_or_resume(cfg: &TrainConfig, student: &StudentConfig, out: &Path, devic
         }
     }
     let mut adam = Adam::new(vars, adam_config);
-    let mut rows = sparse.then(|| RowAdam::new(student.vocab_size, student.embedding_dim, adam_config));
+    let mut rows =
+        sparse.then(|| RowAdam::new(student.vocab_size, student.embedding_dim, adam_config));
     if state.epochs_done > 0 {
         let opt_path = last.join("optimizer.safetensors");
-        let opt = candle_core::safetensors::load(&opt_path, &Device::Cpu)
-            .map_err(|e| Error::Format { path: opt_path.clone(), reason: e.to_string() })?;
+        let opt =
+            candle_core::safetensors::load(&opt_path, &Device::Cpu).map_err(|e| Error::Format {
+                path: opt_path.clone(),
+                reason: e.to_string(),
+            })?;
         adam.load_state(&opt)?;
         if let Some(rows) = rows.as_mut() {
             rows.load_state(EMBEDDING, &opt)?;
         }
     }
-    Ok(Start { tensors, adam, rows, state })
+    Ok(Start {
+        tensors,
+        adam,
+        rows,
+        state,
+    })
 }
 
 fn save_last(
@@ -277,7 +368,10 @@ fn save_last(
     if let Some(rows) = rows {
         opt_state.extend(rows.state(EMBEDDING)?);
     }
-    candle_core::safetensors::save(&opt_state, &opt).map_err(|e| Error::Format { path: opt.clone(), reason: e.to_string() })?;
+    candle_core::safetensors::save(&opt_state, &opt).map_err(|e| Error::Format {
+        path: opt.clone(),
+        reason: e.to_string(),
+    })?;
     let json = serde_json::to_vec_pretty(state).map_err(|e| Error::Config(e.to_string()))?;
     let sp = partial.join("state.json");
     write_atomic(&sp, &json).map_err(io_err(&sp))?;
@@ -294,7 +388,10 @@ fn read_records(path: &Path, keep: usize) -> Result<Vec<EpochRecord>> {
         .take(keep)
         .enumerate()
         .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| Error::Format { path: path.to_path_buf(), reason: format!("line {}: {e}", i + 1) })
+            serde_json::from_str(l).map_err(|e| Error::Format {
+                path: path.to_path_buf(),
+                reason: format!("line {}: {e}", i + 1),
+            })
         })
         .collect()
 }
@@ -314,9 +411,11 @@ fn progress_bar(show: bool, len: u64, epoch: usize, epochs: usize) -> ProgressBa
     }
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} batches {per_sec} eta {eta} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "epoch {prefix} [{bar:30}] {pos}/{len} batches {per_sec} eta {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     bar.set_prefix(format!("{}/{}", epoch + 1, epochs));
     bar

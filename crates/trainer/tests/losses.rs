@@ -13,7 +13,10 @@ fn scalar(t: &Tensor) -> f64 {
 }
 
 fn close(a: f64, b: f64, what: &str) {
-    assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{what}: {a} vs {b}");
+    assert!(
+        (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+        "{what}: {a} vs {b}"
+    );
 }
 
 fn softmax(z: [f64; 2]) -> [f64; 2] {
@@ -97,7 +100,9 @@ fn weighted_mse_down_weights_what_the_teacher_gets_wrong() {
     let mut grad = vec![[0.0; 2]; 3];
     for i in 0..3 {
         let p = softmax(f64s(T[i]));
-        let target = Y[i].map(|y| y as usize).unwrap_or(if p[1] > p[0] { 1 } else { 0 });
+        let target = Y[i]
+            .map(|y| y as usize)
+            .unwrap_or(if p[1] > p[0] { 1 } else { 0 });
         let w = (k * p[target].ln()).exp();
         for c in 0..2 {
             let d = S[i][c] as f64 - T[i][c] as f64;
@@ -128,7 +133,10 @@ fn kl_is_hintons_soft_target_loss() {
             grad[i][c] = a * ce_grad[i][c] + (1.0 - a) * temp * (q[c] - p[c]) / 3.0;
         }
     }
-    let (got, g) = run(Loss::Kl { alpha: a, temperature: temp });
+    let (got, g) = run(Loss::Kl {
+        alpha: a,
+        temperature: temp,
+    });
     close(got, a * ce + (1.0 - a) * kl, "kl");
     check_grad(&g, &grad, "kl");
 }
@@ -137,12 +145,21 @@ fn kl_is_hintons_soft_target_loss() {
 fn bce_with_logits_by_hand() {
     let z = [0.8f32, -2.5, 3.0];
     let y = [Some(1), Some(0), None];
-    let s = Var::from_tensor(&Tensor::new(&[[z[0]], [z[1]], [z[2]]], &Device::Cpu).unwrap()).unwrap();
+    let s =
+        Var::from_tensor(&Tensor::new(&[[z[0]], [z[1]], [z[2]]], &Device::Cpu).unwrap()).unwrap();
     let l = Loss::Bce.compute(s.as_tensor(), &y, None).unwrap();
     let sig = |x: f64| 1.0 / (1.0 + (-x).exp());
     let want = (-(sig(0.8).ln()) - (1.0 - sig(-2.5)).ln()) / 2.0;
     close(scalar(&l), want, "bce");
-    let g = l.backward().unwrap().get(s.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let g = l
+        .backward()
+        .unwrap()
+        .get(s.as_tensor())
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     close(g[0] as f64, (sig(0.8) - 1.0) / 2.0, "bce grad 0");
     close(g[1] as f64, sig(-2.5) / 2.0, "bce grad 1");
     assert_eq!(g[2], 0.0);
@@ -152,18 +169,36 @@ fn bce_with_logits_by_hand() {
 fn a_batch_of_only_augmented_rows_trains_on_the_teacher_alone() {
     let s = t2(&S);
     let none = [None, None, None];
-    let l = Loss::Distill { alpha: 0.5 }.compute(&s, &none, Some(&t2(&T))).unwrap();
+    let l = Loss::Distill { alpha: 0.5 }
+        .compute(&s, &none, Some(&t2(&T)))
+        .unwrap();
     let mse = distill_trainer::mse(&s, &t2(&T)).unwrap();
     close(scalar(&l), 0.5 * scalar(&mse), "distill without labels");
 }
 
 #[test]
 fn distill_loss_matches_pytorch() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed_student_distill.safetensors");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/seed_student_distill.safetensors");
     let g = candle_core::safetensors::load(path, &Device::Cpu).unwrap();
-    let labels: Vec<Option<u32>> = g["labels"].to_vec1::<i64>().unwrap().into_iter().map(|l| Some(l as u32)).collect();
-    let loss = Loss::Distill { alpha: 0.5 }.compute(&g["logits"], &labels, Some(&g["teacher_logits"])).unwrap();
-    close(scalar(&loss), g["loss"].to_vec1::<f32>().unwrap()[0] as f64, "loss vs PyTorch");
+    let labels: Vec<Option<u32>> = g["labels"]
+        .to_vec1::<i64>()
+        .unwrap()
+        .into_iter()
+        .map(|l| Some(l as u32))
+        .collect();
+    let loss = Loss::Distill { alpha: 0.5 }
+        .compute(&g["logits"], &labels, Some(&g["teacher_logits"]))
+        .unwrap();
+    close(
+        scalar(&loss),
+        g["loss"].to_vec1::<f32>().unwrap()[0] as f64,
+        "loss vs PyTorch",
+    );
     let ce = distill_trainer::cross_entropy(&g["logits"], &labels).unwrap();
-    close(scalar(&ce), g["ce"].to_vec1::<f32>().unwrap()[0] as f64, "ce vs PyTorch");
+    close(
+        scalar(&ce),
+        g["ce"].to_vec1::<f32>().unwrap()[0] as f64,
+        "ce vs PyTorch",
+    );
 }

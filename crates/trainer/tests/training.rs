@@ -12,7 +12,10 @@ use distill_trainer::{EpochRecord, StudentRun};
 fn adam_follows_pytorchs_update() {
     let p0 = [0.5f32, -1.0, 2.0];
     let var = Var::from_tensor(&Tensor::new(&p0, &Device::Cpu).unwrap()).unwrap();
-    let cfg = AdamConfig { lr: 0.1, ..AdamConfig::default() };
+    let cfg = AdamConfig {
+        lr: 0.1,
+        ..AdamConfig::default()
+    };
     let mut adam = Adam::new(vec![("p".into(), var.clone())], cfg);
     let grads_seq = [[0.3f64, -0.2, 0.0], [0.1, 0.4, -1.0]];
     let (mut m, mut v, mut p) = ([0.0f64; 3], [0.0f64; 3], p0.map(|x| x as f64));
@@ -31,10 +34,19 @@ fn adam_follows_pytorchs_update() {
         }
         let got = var.as_tensor().to_vec1::<f32>().unwrap();
         for i in 0..3 {
-            assert!((got[i] as f64 - p[i]).abs() < 1e-6, "step {t} param {i}: {} vs {}", got[i], p[i]);
+            assert!(
+                (got[i] as f64 - p[i]).abs() < 1e-6,
+                "step {t} param {i}: {} vs {}",
+                got[i],
+                p[i]
+            );
         }
     }
-    let lr = StepLr { base_lr: 1e-3, gamma: 0.9, step_size: 1 };
+    let lr = StepLr {
+        base_lr: 1e-3,
+        gamma: 0.9,
+        step_size: 1,
+    };
     assert!((lr.lr_at(2) - 1e-3 * 0.81).abs() < 1e-15);
 }
 
@@ -42,7 +54,9 @@ fn sst2_slice(dir: &Path, n: usize) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/sst2/train.tsv");
     let data = Dataset::read(&src, &LabelSet::binary()).unwrap();
     let path = dir.join("train.tsv");
-    data.subset(&(0..n).collect::<Vec<_>>()).write_tsv(&path).unwrap();
+    data.subset(&(0..n).collect::<Vec<_>>())
+        .write_tsv(&path)
+        .unwrap();
     path
 }
 
@@ -65,7 +79,10 @@ fn run(train: &Path, out: &Path, epochs: usize) -> distill_trainer::TrainOutcome
 fn same_numbers(a: &[EpochRecord], b: &[EpochRecord]) {
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(b) {
-        assert_eq!((x.epoch, x.train_loss, x.val_loss, x.val_acc, x.lr), (y.epoch, y.train_loss, y.val_loss, y.val_acc, y.lr));
+        assert_eq!(
+            (x.epoch, x.train_loss, x.val_loss, x.val_acc, x.lr),
+            (y.epoch, y.train_loss, y.val_loss, y.val_acc, y.lr)
+        );
     }
 }
 
@@ -73,19 +90,31 @@ fn same_numbers(a: &[EpochRecord], b: &[EpochRecord]) {
 fn same_seed_same_run_and_resume_equals_uninterrupted() {
     let tmp = tempfile::tempdir().unwrap();
     let train = sst2_slice(tmp.path(), 1500);
-    let (a, b, c) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("c"));
+    let (a, b, c) = (
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+        tmp.path().join("c"),
+    );
     run(&train, &a, 3);
     run(&train, &b, 3);
     same_numbers(&records(&a), &records(&b));
     let weights = |d: &Path| std::fs::read(d.join("best/model.safetensors")).unwrap();
-    assert_eq!(weights(&a), weights(&b), "same seed must give the same model");
+    assert_eq!(
+        weights(&a),
+        weights(&b),
+        "same seed must give the same model"
+    );
 
     // Stop after one epoch, then continue to three: as if never interrupted.
     run(&train, &c, 1);
     assert_eq!(records(&c).len(), 1);
     run(&train, &c, 3);
     same_numbers(&records(&a), &records(&c));
-    assert_eq!(weights(&a), weights(&c), "resumed run must end with the same model");
+    assert_eq!(
+        weights(&a),
+        weights(&c),
+        "resumed run must end with the same model"
+    );
     let last = |d: &Path| std::fs::read(d.join("last/model.safetensors")).unwrap();
     assert_eq!(last(&a), last(&c));
 }
@@ -100,9 +129,16 @@ fn a_small_slice_of_sst2_is_learned() {
     run.train.progress = false;
     let out = run.run(&Device::Cpu).unwrap();
     let recs = &out.records;
-    assert!(recs.last().unwrap().train_loss < recs[0].train_loss, "training loss should fall: {recs:?}");
+    assert!(
+        recs.last().unwrap().train_loss < recs[0].train_loss,
+        "training loss should fall: {recs:?}"
+    );
     let best = recs.iter().find(|r| r.epoch == out.best_epoch).unwrap();
-    assert!(best.val_acc > 0.7, "validation accuracy {} should beat chance", best.val_acc);
+    assert!(
+        best.val_acc > 0.7,
+        "validation accuracy {} should beat chance",
+        best.val_acc
+    );
     assert!(tmp.path().join("run/best/model.safetensors").exists());
 }
 
@@ -127,9 +163,14 @@ fn lazy_row_adam_equals_dense_adam() {
     let (rows, dim) = (50usize, 4usize);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
     let init: Vec<f32> = (0..rows * dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
-    let dense = Var::from_tensor(&Tensor::from_vec(init.clone(), (rows, dim), &Device::Cpu).unwrap()).unwrap();
+    let dense =
+        Var::from_tensor(&Tensor::from_vec(init.clone(), (rows, dim), &Device::Cpu).unwrap())
+            .unwrap();
     let table = Tensor::from_vec(init, (rows, dim), &Device::Cpu).unwrap();
-    let cfg = AdamConfig { lr: 0.01, ..AdamConfig::default() };
+    let cfg = AdamConfig {
+        lr: 0.01,
+        ..AdamConfig::default()
+    };
     let mut adam = Adam::new(vec![("t".into(), dense.clone())], cfg);
     let mut lazy = RowAdam::new(rows, dim, cfg);
     // 400 steps touching a few rows each, Zipf-like (row 0 often, high rows rarely), so
@@ -137,7 +178,9 @@ fn lazy_row_adam_equals_dense_adam() {
     for step in 0..400 {
         let lr = 0.01 * 0.99f64.powi(step / 50);
         adam.set_lr(lr);
-        let mut touched: Vec<u32> = (0..3).map(|_| (rng.gen_range(0.0f64..1.0).powi(4) * rows as f64) as u32).collect();
+        let mut touched: Vec<u32> = (0..3)
+            .map(|_| (rng.gen_range(0.0f64..1.0).powi(4) * rows as f64) as u32)
+            .collect();
         touched.sort_unstable();
         touched.dedup();
         let mut g_dense = vec![0.0f32; rows * dim];
@@ -155,6 +198,13 @@ fn lazy_row_adam_equals_dense_adam() {
         lazy.step(&table, lr, &touched, &g_rows).unwrap();
     }
     lazy.sync(&table).unwrap();
-    let diff = (dense.as_tensor() - &table).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    let diff = (dense.as_tensor() - &table)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
     assert!(diff < 1e-6, "lazy and dense Adam differ by {diff}");
 }
