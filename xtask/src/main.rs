@@ -17,7 +17,7 @@ enum Task {
     /// Make sure the data and the default teacher base are on this machine.
     Assets(assets::AssetsArgs),
     /// The whole run: teacher, labels, augmentation, students, evaluation and a report.
-    Pipeline(pipeline::PipelineArgs),
+    Pipeline(Box<pipeline::PipelineArgs>),
 }
 
 fn main() -> anyhow::Result<()> {

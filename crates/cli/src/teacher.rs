@@ -217,7 +217,9 @@ pub fn run(cmd: TeacherCommand) -> Result<()> {
         } => {
             let labels = label_set(&labels)?;
             let data = read(&data, &labels)?;
-            let gold = data.labels().context("evaluation needs a label on every row")?;
+            let gold = data
+                .labels()
+                .context("evaluation needs a label on every row")?;
             let teacher = load_teacher(&teacher, &labels, &device)?;
             let opts = InferOptions {
                 batch_size,
@@ -231,7 +233,8 @@ pub fn run(cmd: TeacherCommand) -> Result<()> {
             if let Some(path) = &scores {
                 crate::eval::write_scores(path, &positive_scores(&logits, labels.len()))?;
             }
-            let latency_us_median = (latency > 0).then(|| single_sentence_latency(&teacher, &texts, latency));
+            let latency_us_median =
+                (latency > 0).then(|| single_sentence_latency(&teacher, &texts, latency));
             let latency_us_median = latency_us_median.transpose()?;
             let m = &eval.metrics;
             if json {

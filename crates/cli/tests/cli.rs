@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 fn distill(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_distill")).args(args).output().expect("distill runs")
+    Command::new(env!("CARGO_BIN_EXE_distill"))
+        .args(args)
+        .output()
+        .expect("distill runs")
 }
 
 fn assets() -> PathBuf {
@@ -26,8 +29,17 @@ fn train_eval_predict() {
     head(&assets().join("train.tsv"), &train, 3000);
     let out = tmp.path().join("run");
     let o = distill(&[
-        "student", "train", "--train", train.to_str().unwrap(), "--out", out.to_str().unwrap(),
-        "--epochs", "2", "--quiet", "--lr", "0.005",
+        "student",
+        "train",
+        "--train",
+        train.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--quiet",
+        "--lr",
+        "0.005",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
@@ -38,7 +50,14 @@ fn train_eval_predict() {
 
     let model = out.join("best");
     let dev = assets().join("dev.tsv");
-    let o = distill(&["eval", "--model", model.to_str().unwrap(), "--data", dev.to_str().unwrap(), "--json"]);
+    let o = distill(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        dev.to_str().unwrap(),
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(m["n"], 872);
@@ -47,13 +66,26 @@ fn train_eval_predict() {
         assert!((0.0..=1.0).contains(&v), "{k} = {v}");
     }
     let cm = m["confusion"].as_array().unwrap();
-    let total: u64 = cm.iter().flat_map(|r| r.as_array().unwrap()).map(|v| v.as_u64().unwrap()).sum();
+    let total: u64 = cm
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|v| v.as_u64().unwrap())
+        .sum();
     assert_eq!(total, 872);
 
-    let o = distill(&["predict", "--model", model.to_str().unwrap(), "a great film", ""]);
+    let o = distill(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "a great film",
+        "",
+    ]);
     assert!(o.status.success());
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8(o.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
     for l in &lines {
         let p = l["probability"].as_f64().unwrap();
@@ -67,7 +99,12 @@ fn train_eval_predict() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"dull and lifeless\n?!\nwonderful\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"dull and lifeless\n?!\nwonderful\n")
+        .unwrap();
     let o = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8(o.stdout).unwrap().lines().count(), 3);
 }
@@ -76,17 +113,38 @@ fn train_eval_predict() {
 fn bad_training_file_names_file_line_and_reason() {
     let tmp = tempfile::tempdir().unwrap();
     let bad = tmp.path().join("bad.tsv");
-    std::fs::write(&bad, "sentence\tlabel\na fine film\t1\nno tab on this line\nworse\t0\n").unwrap();
-    let o = distill(&["student", "train", "--train", bad.to_str().unwrap(), "--out", tmp.path().join("r").to_str().unwrap()]);
+    std::fs::write(
+        &bad,
+        "sentence\tlabel\na fine film\t1\nno tab on this line\nworse\t0\n",
+    )
+    .unwrap();
+    let o = distill(&[
+        "student",
+        "train",
+        "--train",
+        bad.to_str().unwrap(),
+        "--out",
+        tmp.path().join("r").to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("bad.tsv") && err.contains(":3") , "{err}");
+    assert!(err.contains("bad.tsv") && err.contains(":3"), "{err}");
     assert!(!tmp.path().join("r/best").exists());
 
     std::fs::write(&bad, "sentence\tlabel\na fine film\t1\nworse\t7\n").unwrap();
-    let o = distill(&["student", "train", "--train", bad.to_str().unwrap(), "--out", tmp.path().join("r").to_str().unwrap()]);
+    let o = distill(&[
+        "student",
+        "train",
+        "--train",
+        bad.to_str().unwrap(),
+        "--out",
+        tmp.path().join("r").to_str().unwrap(),
+    ]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains('7') && err.contains(":3"), "{err}");
+    assert!(
+        !o.status.success() && err.contains('7') && err.contains(":3"),
+        "{err}"
+    );
 }
 
 #[test]

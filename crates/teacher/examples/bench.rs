@@ -28,9 +28,30 @@ fn arg(name: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_string())
 }
 
+/// CPU seconds (user + system) this process has used so far, from /proc (Linux; 0 elsewhere).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let teacher_id = arg("--teacher", "sentence-transformers/all-MiniLM-L6-v2");
-    let data_path = arg("--data", concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/sst2/train.tsv"));
+    let data_path = arg(
+        "--data",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/sst2/train.tsv"),
+    );
     let steps: usize = arg("--steps", "30").parse()?;
     let label_n: usize = arg("--label", "3000").parse()?;
     let batch: usize = arg("--batch", "32").parse()?;
@@ -43,36 +64,49 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..Default::default()
     };
     let teacher = Teacher::load(&teacher_id, &opts, &Device::Cpu)?;
-    println!("teacher {teacher_id}: {} parameters", teacher.model.params().count());
+    println!(
+        "teacher {teacher_id}: {} parameters",
+        teacher.model.params().count()
+    );
 
     if label_n > 0 {
         let texts: Vec<&str> = data.texts().into_iter().take(label_n).collect();
-        let start = Instant::now();
-        let infer = InferOptions { batch_size: 64, progress: false };
+        let (start, cpu) = (Instant::now(), cpu_seconds());
+        let infer = InferOptions {
+            batch_size: 64,
+            progress: false,
+        };
         let logits = predict_logits(&teacher, &texts, &infer)?;
         let secs = start.elapsed().as_secs_f64();
+        let cpu = cpu_seconds() - cpu;
         println!(
-            "labelling: {} sentences in {secs:.2} s = {:.0} sentences/s ({} logits)",
+            "labelling: {} sentences in {secs:.2} s = {:.0} sentences/s ({} logits; {cpu:.1} CPU-s, {:.0} sentences per CPU-s)",
             texts.len(),
             texts.len() as f64 / secs,
-            logits.len()
+            logits.len(),
+            texts.len() as f64 / cpu.max(1e-9)
         );
     }
 
     if steps > 0 {
         let start = Instant::now();
         let ids = teacher.tokenizer.encode_all(&data.texts())?;
-        println!("tokenised {} sentences in {:.2} s", ids.len(), start.elapsed().as_secs_f64());
+        println!(
+            "tokenised {} sentences in {:.2} s",
+            ids.len(),
+            start.elapsed().as_secs_f64()
+        );
         let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
         let mut opt = AdamW::new(teacher.model.params().iter(), AdamWConfig::default())?;
         teacher.model.seed_dropout(42);
         let batches = bucketed_batches(&lengths, batch, 42, 0);
         let mut times = Vec::new();
         let mut tokens = 0usize;
+        let mut cpu_total = 0f64;
         for (step, b) in batches.iter().take(steps + 3).enumerate() {
             let seqs: Vec<&[u32]> = b.iter().map(|&i| ids[i].as_slice()).collect();
             let ys: Vec<u32> = b.iter().map(|&i| labels[i]).collect();
-            let t0 = Instant::now();
+            let (t0, c0) = (Instant::now(), cpu_seconds());
             let loss = if phases {
                 phase_step(&teacher, &mut opt, &seqs, &ys)?
             } else {
@@ -81,6 +115,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let dt = t0.elapsed().as_secs_f64();
             let t = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
             if step >= 3 {
+                cpu_total += cpu_seconds() - c0;
                 times.push(dt);
                 tokens += t * seqs.len();
             }
@@ -91,16 +126,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         sorted.sort_by(f64::total_cmp);
         let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
         println!(
-            "fine-tuning: {} steps of batch {batch}: mean {mean:.3} s/step, median {median:.3} s/step, {:.0} padded tokens/step",
+            "fine-tuning: {} steps of batch {batch}: mean {mean:.3} s/step, median {median:.3} s/step, {:.0} padded tokens/step, {:.3} CPU-s/step",
             times.len(),
-            tokens as f64 / times.len().max(1) as f64
+            tokens as f64 / times.len().max(1) as f64,
+            cpu_total / times.len().max(1) as f64
         );
     }
     Ok(())
 }
 
 /// `train_step` with each phase timed (forward, backward, gradient norm, update).
-fn phase_step(teacher: &Teacher, opt: &mut AdamW, seqs: &[&[u32]], ys: &[u32]) -> Result<f64, Box<dyn std::error::Error>> {
+fn phase_step(
+    teacher: &Teacher,
+    opt: &mut AdamW,
+    seqs: &[&[u32]],
+    ys: &[u32],
+) -> Result<f64, Box<dyn std::error::Error>> {
     use distill_teacher::Mode;
     let dev = teacher.device();
     let t = Instant::now();
@@ -112,13 +153,32 @@ fn phase_step(teacher: &Teacher, opt: &mut AdamW, seqs: &[&[u32]], ys: &[u32]) -
     let grads = loss.backward()?;
     let b = t.elapsed().as_secs_f64();
     let words = words.ok_or("no word rows")?;
-    let values = grads.get(words.leaf.as_tensor()).ok_or("no word gradient")?;
-    let table = teacher.model.params().var(distill_teacher::model::WORD_EMBEDDINGS)?;
-    let sparse = distill_teacher::optim::SparseGrad { var: table, rows: &words.rows, values };
+    let values = grads
+        .get(words.leaf.as_tensor())
+        .ok_or("no word gradient")?;
+    let table = teacher
+        .model
+        .params()
+        .var(distill_teacher::model::WORD_EMBEDDINGS)?;
+    let sparse = distill_teacher::optim::SparseGrad {
+        var: table,
+        rows: &words.rows,
+        values,
+    };
     let norm = opt.grad_norm(&grads, Some(&sparse))?;
     let n = t.elapsed().as_secs_f64();
-    opt.step(&grads, 3e-5, distill_teacher::optim::clip_factor(norm, 1.0), Some(&sparse))?;
+    opt.step(
+        &grads,
+        3e-5,
+        distill_teacher::optim::clip_factor(norm, 1.0),
+        Some(&sparse),
+    )?;
     let u = t.elapsed().as_secs_f64();
-    println!("    forward {f:.3}  backward {:.3}  norm {:.3}  update {:.3}", b - f, n - b, u - n);
+    println!(
+        "    forward {f:.3}  backward {:.3}  norm {:.3}  update {:.3}",
+        b - f,
+        n - b,
+        u - n
+    );
     Ok(loss.to_scalar::<f32>()? as f64)
 }

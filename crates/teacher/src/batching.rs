@@ -13,7 +13,12 @@ use rand_chacha::ChaCha8Rng;
 const POOL: usize = 50;
 
 /// Batches of indices into `lengths` for one epoch; every index appears exactly once.
-pub fn bucketed_batches(lengths: &[usize], batch_size: usize, seed: u64, epoch: u64) -> Vec<Vec<usize>> {
+pub fn bucketed_batches(
+    lengths: &[usize],
+    batch_size: usize,
+    seed: u64,
+    epoch: u64,
+) -> Vec<Vec<usize>> {
     let batch_size = batch_size.max(1);
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut order: Vec<usize> = (0..lengths.len()).collect();

@@ -156,10 +156,9 @@ impl Parser<'_> {
 
     fn usize(&self, key: &str, default: Option<usize>) -> Result<usize> {
         match self.raw.get(key) {
-            Some(v) => v
-                .as_u64()
-                .map(|n| n as usize)
-                .ok_or_else(|| self.invalid(format!("{key} must be a non-negative integer, got {v}"))),
+            Some(v) => v.as_u64().map(|n| n as usize).ok_or_else(|| {
+                self.invalid(format!("{key} must be a non-negative integer, got {v}"))
+            }),
             None => default.ok_or_else(|| self.invalid(format!("missing key {key:?}"))),
         }
     }
@@ -256,7 +255,12 @@ impl Parser<'_> {
                 .parse()
                 .ok()
                 .filter(|&i| i < labels.len())
-                .ok_or_else(|| self.invalid(format!("id2label key {key:?} is not an id in 0..{}", labels.len())))?;
+                .ok_or_else(|| {
+                    self.invalid(format!(
+                        "id2label key {key:?} is not an id in 0..{}",
+                        labels.len()
+                    ))
+                })?;
             labels[index] = Some(name.as_str().unwrap_or_default().to_string());
         }
         let labels: Option<Vec<String>> = labels.into_iter().collect();
@@ -278,7 +282,7 @@ impl Parser<'_> {
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(self.invalid(format!("{key} must be positive")));
         }
-        if cfg.hidden_size % cfg.num_attention_heads != 0 {
+        if !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads) {
             return Err(self.invalid(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 cfg.hidden_size, cfg.num_attention_heads
@@ -286,7 +290,10 @@ impl Parser<'_> {
         }
         let probs = [
             ("hidden_dropout_prob", cfg.hidden_dropout_prob),
-            ("attention_probs_dropout_prob", cfg.attention_probs_dropout_prob),
+            (
+                "attention_probs_dropout_prob",
+                cfg.attention_probs_dropout_prob,
+            ),
             ("classifier_dropout", cfg.classifier_dropout_prob()),
         ];
         if let Some((key, p)) = probs.iter().find(|(_, p)| !(0.0..1.0).contains(p)) {

@@ -109,7 +109,12 @@ pub struct FinetuneReport {
 }
 
 /// Fine-tunes `cfg.teacher` on `train`, evaluating on `dev`; see the module doc.
-pub fn finetune(cfg: &FinetuneConfig, train: &Dataset, dev: &Dataset, device: &Device) -> Result<FinetuneReport> {
+pub fn finetune(
+    cfg: &FinetuneConfig,
+    train: &Dataset,
+    dev: &Dataset,
+    device: &Device,
+) -> Result<FinetuneReport> {
     check(cfg)?;
     let train_labels = train
         .labels()
@@ -118,7 +123,9 @@ pub fn finetune(cfg: &FinetuneConfig, train: &Dataset, dev: &Dataset, device: &D
         .labels()
         .ok_or_else(|| Error::Labels("the dev data must be labelled".into()))?;
     if train.is_empty() || dev.is_empty() {
-        return Err(Error::Setting("training and dev data must not be empty".into()));
+        return Err(Error::Setting(
+            "training and dev data must not be empty".into(),
+        ));
     }
     let load = LoadOptions {
         labels: Some(cfg.labels.names().to_vec()),
@@ -160,7 +167,8 @@ pub fn finetune(cfg: &FinetuneConfig, train: &Dataset, dev: &Dataset, device: &D
     let mut history: Vec<EvalRecord> = Vec::new();
     let mut best: Option<EvalRecord> = None;
     let mut lines = String::new();
-    let (mut step, mut loss_sum, mut loss_n, mut span_seconds, mut all_seconds) = (0, 0f64, 0usize, 0f64, 0f64);
+    let (mut step, mut loss_sum, mut loss_n, mut span_seconds, mut all_seconds) =
+        (0, 0f64, 0usize, 0f64, 0f64);
     let mut lr;
     let bar = progress_bar(total as u64, "fine-tuning", cfg.progress);
     let started = Instant::now();
@@ -175,7 +183,9 @@ pub fn finetune(cfg: &FinetuneConfig, train: &Dataset, dev: &Dataset, device: &D
             lr = schedule.lr(step);
             let loss = train_step(&teacher, &mut opt, &seqs, &ys, lr, cfg.max_grad_norm)?;
             if !loss.is_finite() {
-                return Err(Error::Setting(format!("the loss diverged at step {step} ({loss})")));
+                return Err(Error::Setting(format!(
+                    "the loss diverged at step {step} ({loss})"
+                )));
             }
             let dt = t0.elapsed().as_secs_f64();
             step += 1;
@@ -237,7 +247,8 @@ pub fn finetune(cfg: &FinetuneConfig, train: &Dataset, dev: &Dataset, device: &D
                 lines.push_str(&line);
                 lines.push('\n');
                 let path = cfg.out.join("metrics.jsonl");
-                distill_data::write_atomic(&path, lines.as_bytes()).map_err(|e| Error::io("write", path, e))?;
+                distill_data::write_atomic(&path, lines.as_bytes())
+                    .map_err(|e| Error::io("write", path, e))?;
                 history.push(record);
                 (loss_sum, loss_n, span_seconds) = (0.0, 0, 0.0);
             }
@@ -303,7 +314,10 @@ fn check(cfg: &FinetuneConfig) -> Result<()> {
         return bad(format!("learning rate {} must be positive", cfg.lr));
     }
     if !(0.0..1.0).contains(&cfg.warmup_ratio) {
-        return bad(format!("warm-up ratio {} is not in [0, 1)", cfg.warmup_ratio));
+        return bad(format!(
+            "warm-up ratio {} is not in [0, 1)",
+            cfg.warmup_ratio
+        ));
     }
     if cfg.max_steps == Some(0) || cfg.eval_every == Some(0) {
         return bad("--max-steps and --eval-every must be positive".into());

@@ -23,7 +23,11 @@ const CONFIG: &str = "config.json";
 const WEIGHTS: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
 const TOKENIZERS: [&str; 2] = ["tokenizer.json", "vocab.txt"];
 /// Fetched when present, so that a fine-tuned copy carries the tokenizer's settings.
-const OPTIONAL: [&str; 3] = ["tokenizer_config.json", "special_tokens_map.json", "vocab.txt"];
+const OPTIONAL: [&str; 3] = [
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+];
 
 /// How long the reachability probe waits before the hub is declared unreachable.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -41,7 +41,11 @@ pub struct Evaluation {
 }
 
 /// Logits `[N, C]` (row-major, input order) for `texts`.
-pub fn predict_logits<S: AsRef<str> + Sync>(teacher: &Teacher, texts: &[S], opts: &InferOptions) -> Result<Vec<f32>> {
+pub fn predict_logits<S: AsRef<str> + Sync>(
+    teacher: &Teacher,
+    texts: &[S],
+    opts: &InferOptions,
+) -> Result<Vec<f32>> {
     if opts.batch_size == 0 {
         return Err(Error::Setting("batch size must be positive".into()));
     }
@@ -84,7 +88,11 @@ pub fn label(teacher: &Teacher, data: &Dataset, opts: &InferOptions) -> Result<T
         data_sha256: data.fingerprint(),
         count: data.len(),
     };
-    Ok(TeacherLogits::new(logits, teacher.model.num_labels(), meta)?)
+    Ok(TeacherLogits::new(
+        logits,
+        teacher.model.num_labels(),
+        meta,
+    )?)
 }
 
 /// Accuracy, AP, F1 and loss of the teacher on labelled `data`.
@@ -154,7 +162,11 @@ mod tests {
             lse - l[y] as f64
         };
         let expected = (ce([2.0, -1.0], 0) + ce([-0.5, 1.5], 1) + ce([3.0, 0.0], 1)) / 3.0;
-        assert!((eval.loss - expected).abs() < 1e-9, "{} vs {expected}", eval.loss);
+        assert!(
+            (eval.loss - expected).abs() < 1e-9,
+            "{} vs {expected}",
+            eval.loss
+        );
         assert!(score(&logits, 2, &[0, 1, 2]).is_err());
     }
 }

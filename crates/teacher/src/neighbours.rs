@@ -37,16 +37,26 @@ pub fn similar_words(teacher: &Teacher, words: &[String], k: usize) -> Result<Su
     if kept.len() < 2 {
         return Ok(out);
     }
-    let table = teacher.model.params().get("bert.embeddings.word_embeddings.weight")?;
+    let table = teacher
+        .model
+        .params()
+        .get("bert.embeddings.word_embeddings.weight")?;
     let table = table.to_device(&Device::Cpu)?;
     let n = ids.len();
     let rows = table.index_select(&Tensor::new(ids.as_slice(), &Device::Cpu)?, 0)?;
-    let norms = rows.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-6, f32::MAX)?;
+    let norms = rows
+        .sqr()?
+        .sum_keepdim(D::Minus1)?
+        .sqrt()?
+        .clamp(1e-6, f32::MAX)?;
     let unit = rows.broadcast_div(&norms)?;
     let unit_t = unit.t()?.contiguous()?;
     for start in (0..n).step_by(BLOCK) {
         let len = BLOCK.min(n - start);
-        let sims = unit.narrow(0, start, len)?.matmul(&unit_t)?.to_vec2::<f32>()?;
+        let sims = unit
+            .narrow(0, start, len)?
+            .matmul(&unit_t)?
+            .to_vec2::<f32>()?;
         for (r, row) in sims.iter().enumerate() {
             let me = start + r;
             let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
@@ -60,7 +70,10 @@ pub fn similar_words(teacher: &Teacher, words: &[String], k: usize) -> Result<Su
                     best.truncate(k);
                 }
             }
-            out.insert(kept[me].to_string(), best.iter().map(|&(_, j)| kept[j].to_string()).collect());
+            out.insert(
+                kept[me].to_string(),
+                best.iter().map(|&(_, j)| kept[j].to_string()).collect(),
+            );
         }
     }
     Ok(out)

@@ -70,7 +70,10 @@ pub fn decays(name: &str) -> bool {
 
 impl AdamW {
     /// An optimiser over `params` (name, variable); state starts at zero.
-    pub fn new<'a>(params: impl IntoIterator<Item = (&'a str, &'a Var)>, cfg: AdamWConfig) -> Result<Self> {
+    pub fn new<'a>(
+        params: impl IntoIterator<Item = (&'a str, &'a Var)>,
+        cfg: AdamWConfig,
+    ) -> Result<Self> {
         let slots = params
             .into_iter()
             .map(|(name, var)| {
@@ -93,7 +96,11 @@ impl AdamW {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { cfg, slots, step: 0 })
+        Ok(Self {
+            cfg,
+            slots,
+            step: 0,
+        })
     }
 
     /// Number of decayed and exempt parameter tensors.
@@ -125,7 +132,13 @@ impl AdamW {
 
     /// One update at learning rate `lr`, with gradients scaled by `grad_scale` (the
     /// clipping factor). Variables without a gradient are left alone, as in PyTorch.
-    pub fn step(&mut self, grads: &GradStore, lr: f64, grad_scale: f64, sparse: Option<&SparseGrad>) -> Result<()> {
+    pub fn step(
+        &mut self,
+        grads: &GradStore,
+        lr: f64,
+        grad_scale: f64,
+        sparse: Option<&SparseGrad>,
+    ) -> Result<()> {
         self.step += 1;
         let c = self.cfg;
         let bc1 = 1.0 - c.beta1.powi(self.step as i32);
@@ -193,9 +206,15 @@ enum Grad<'a> {
     Rows(&'a [u32], &'a Tensor),
 }
 
-fn gradient<'a>(var: &Var, grads: &'a GradStore, sparse: Option<&SparseGrad<'a>>) -> Option<Grad<'a>> {
+fn gradient<'a>(
+    var: &Var,
+    grads: &'a GradStore,
+    sparse: Option<&SparseGrad<'a>>,
+) -> Option<Grad<'a>> {
     match sparse {
-        Some(s) if s.var.as_tensor().id() == var.as_tensor().id() => Some(Grad::Rows(s.rows, s.values)),
+        Some(s) if s.var.as_tensor().id() == var.as_tensor().id() => {
+            Some(Grad::Rows(s.rows, s.values))
+        }
         _ => grads.get(var.as_tensor()).map(Grad::Dense),
     }
 }
@@ -247,7 +266,10 @@ impl CustomOp1 for SumOfSquares {
             candle_core::bail!("sum-of-squares needs a contiguous tensor")
         };
         let x = &s.as_slice::<f32>()?[start..end];
-        let sum: f64 = x.chunks(4096).map(|c| c.iter().map(|v| v * v).sum::<f32>() as f64).sum();
+        let sum: f64 = x
+            .chunks(4096)
+            .map(|c| c.iter().map(|v| v * v).sum::<f32>() as f64)
+            .sum();
         Ok((CpuStorage::F32(vec![sum as f32]), Shape::from(())))
     }
 }
@@ -277,14 +299,16 @@ impl FusedAdamW<'_> {
                     let g = g * self.grad_scale;
                     *m = b1 * *m + (1.0 - b1) * g;
                     *v = b2 * *v + (1.0 - b2) * g * g;
-                    *p = *p * self.decay - self.step_size * *m / (v.sqrt() * self.inv_sqrt_bc2 + self.eps);
+                    *p = *p * self.decay
+                        - self.step_size * *m / (v.sqrt() * self.inv_sqrt_bc2 + self.eps);
                 }
             }
             None => {
                 for ((p, m), v) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()) {
                     *m *= b1;
                     *v *= b2;
-                    *p = *p * self.decay - self.step_size * *m / (v.sqrt() * self.inv_sqrt_bc2 + self.eps);
+                    *p = *p * self.decay
+                        - self.step_size * *m / (v.sqrt() * self.inv_sqrt_bc2 + self.eps);
                 }
             }
         }
@@ -292,7 +316,15 @@ impl FusedAdamW<'_> {
 
     /// Updates a block of whole rows starting at row `first`; `grad` is the full gradient
     /// (dense) or the sparse rows' values.
-    fn update_block(&self, first: usize, width: usize, p: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]) {
+    fn update_block(
+        &self,
+        first: usize,
+        width: usize,
+        p: &mut [f32],
+        grad: &[f32],
+        m: &mut [f32],
+        v: &mut [f32],
+    ) {
         let Some(rows) = self.rows else {
             let start = first * width;
             return self.update(p, Some(&grad[start..start + p.len()]), m, v);
@@ -307,7 +339,12 @@ impl FusedAdamW<'_> {
             } else {
                 None
             };
-            self.update(&mut p[range.clone()], g, &mut m[range.clone()], &mut v[range]);
+            self.update(
+                &mut p[range.clone()],
+                g,
+                &mut m[range.clone()],
+                &mut v[range],
+            );
         }
     }
 }
@@ -317,8 +354,15 @@ impl InplaceOp2 for FusedAdamW<'_> {
         "fused-adamw"
     }
 
-    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
-        let (Some((p0, p1)), Some((g0, g1))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<()> {
+        let (Some((p0, p1)), Some((g0, g1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
             candle_core::bail!("fused-adamw needs contiguous tensors")
         };
         let CpuStorage::F32(p) = s1 else {
@@ -326,13 +370,21 @@ impl InplaceOp2 for FusedAdamW<'_> {
         };
         let p = &mut p[p0..p1];
         let g = &s2.as_slice::<f32>()?[g0..g1];
-        let mut m = self.m.lock().map_err(|_| candle_core::Error::Msg("poisoned".into()))?;
-        let mut v = self.v.lock().map_err(|_| candle_core::Error::Msg("poisoned".into()))?;
+        let mut m = self
+            .m
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("poisoned".into()))?;
+        let mut v = self
+            .v
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("poisoned".into()))?;
         let width = match self.rows {
             None => 1,
             Some(rows) => {
                 let width = l1.dims().last().copied().unwrap_or(1).max(1);
-                if rows.len() * width != g.len() || rows.iter().any(|&r| r as usize * width >= p.len()) {
+                if rows.len() * width != g.len()
+                    || rows.iter().any(|&r| r as usize * width >= p.len())
+                {
                     candle_core::bail!("fused-adamw: sparse rows do not fit the parameter")
                 }
                 width
@@ -362,7 +414,10 @@ mod tests {
         let g = [0.1f32, -0.2, 0.0];
         let w = Var::from_slice(&p0, 3, &Device::Cpu)?;
         let b = Var::from_slice(&p0, 3, &Device::Cpu)?;
-        let mut opt = AdamW::new([("layer.weight", &w), ("layer.bias", &b)], AdamWConfig::default())?;
+        let mut opt = AdamW::new(
+            [("layer.weight", &w), ("layer.bias", &b)],
+            AdamWConfig::default(),
+        )?;
         assert_eq!(opt.group_sizes(), (1, 1));
         let (lr, scale) = (0.01, 0.5);
         for step in 1..=2 {
@@ -390,7 +445,12 @@ mod tests {
             for (k, var) in [(0, &w), (1, &b)] {
                 let got = var.as_tensor().to_vec1::<f32>()?;
                 for i in 0..3 {
-                    assert!((got[i] as f64 - expected[k][i]).abs() < 1e-6, "step {step} {k} {i}: {} vs {}", got[i], expected[k][i]);
+                    assert!(
+                        (got[i] as f64 - expected[k][i]).abs() < 1e-6,
+                        "step {step} {k} {i}: {} vs {}",
+                        got[i],
+                        expected[k][i]
+                    );
                 }
             }
         }
@@ -406,18 +466,32 @@ mod tests {
         let mut sparse_opt = AdamW::new([("w", &sparse_var)], AdamWConfig::default())?;
         let rows = [1u32, 3];
         let values = Tensor::new(&[[0.5f32, -1., 2.], [0.1, 0.2, 0.3]], &dev)?;
-        let full = init.zeros_like()?.index_add(&Tensor::new(&rows, &dev)?, &values, 0)?;
+        let full = init
+            .zeros_like()?
+            .index_add(&Tensor::new(&rows, &dev)?, &values, 0)?;
         for step in 0..3 {
             // The dense gradient of Σ w·full is `full`.
             let grads = (dense_var.as_tensor() * &full)?.sum_all()?.backward()?;
-            let empty = (sparse_var.as_tensor().detach() * 0.)?.sum_all()?.backward()?;
-            let sparse = SparseGrad { var: &sparse_var, rows: &rows, values: &values };
-            let (n1, n2) = (dense_opt.grad_norm(&grads, None)?, sparse_opt.grad_norm(&empty, Some(&sparse))?);
+            let empty = (sparse_var.as_tensor().detach() * 0.)?
+                .sum_all()?
+                .backward()?;
+            let sparse = SparseGrad {
+                var: &sparse_var,
+                rows: &rows,
+                values: &values,
+            };
+            let (n1, n2) = (
+                dense_opt.grad_norm(&grads, None)?,
+                sparse_opt.grad_norm(&empty, Some(&sparse))?,
+            );
             assert!((n1 - n2).abs() < 1e-6, "{n1} vs {n2}");
             // After the first step, rows without gradient still move (momentum, decay).
             dense_opt.step(&grads, 0.1, 0.7, None)?;
             sparse_opt.step(&empty, 0.1, 0.7, Some(&sparse))?;
-            let diff = (dense_var.as_tensor() - sparse_var.as_tensor())?.abs()?.max_all()?.to_scalar::<f32>()?;
+            let diff = (dense_var.as_tensor() - sparse_var.as_tensor())?
+                .abs()?
+                .max_all()?
+                .to_scalar::<f32>()?;
             assert!(diff < 1e-6, "step {step}: {diff}");
         }
         Ok(())
@@ -427,7 +501,9 @@ mod tests {
     fn grad_norm_and_clipping() -> Result<()> {
         let w = Var::from_slice(&[1f32, 2.0], 2, &Device::Cpu)?;
         let opt = AdamW::new([("w", &w)], AdamWConfig::default())?;
-        let grads = (w.as_tensor() * Tensor::new(&[3f32, 4.0], &Device::Cpu)?)?.sum_all()?.backward()?;
+        let grads = (w.as_tensor() * Tensor::new(&[3f32, 4.0], &Device::Cpu)?)?
+            .sum_all()?
+            .backward()?;
         let norm = opt.grad_norm(&grads, None)?;
         assert!((norm - 5.0).abs() < 1e-6);
         assert!((clip_factor(norm, 1.0) - 0.2).abs() < 1e-6);

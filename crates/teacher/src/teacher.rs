@@ -22,7 +22,11 @@ use crate::tokenize::TeacherTokenizer;
 use crate::weights::Params;
 
 /// Tokenizer files copied next to a saved checkpoint when the source has them.
-const SIDE_FILES: [&str; 3] = ["tokenizer_config.json", "special_tokens_map.json", "vocab.txt"];
+const SIDE_FILES: [&str; 3] = [
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+];
 
 /// How to load a teacher.
 #[derive(Debug, Clone)]
@@ -75,10 +79,11 @@ impl Teacher {
         let files = source.files()?;
         let mut config = BertConfig::from_file(&files.config)?;
         let labels = match &opts.labels {
-            None => config
-                .id2label
-                .clone()
-                .unwrap_or_else(|| (0..config.num_labels()).map(|i| format!("LABEL_{i}")).collect()),
+            None => config.id2label.clone().unwrap_or_else(|| {
+                (0..config.num_labels())
+                    .map(|i| format!("LABEL_{i}"))
+                    .collect()
+            }),
             Some(wanted) => {
                 if config.is_classifier() && config.num_labels() != wanted.len() {
                     return Err(Error::Labels(format!(
@@ -94,10 +99,13 @@ impl Teacher {
             }
         };
         if labels.is_empty() {
-            return Err(Error::Labels("a classifier needs at least one label".into()));
+            return Err(Error::Labels(
+                "a classifier needs at least one label".into(),
+            ));
         }
         let max_len = opts.max_len.min(config.max_position_embeddings);
-        let tokenizer = TeacherTokenizer::load(&files.tokenizer, files.tokenizer_config.as_deref(), max_len)?;
+        let tokenizer =
+            TeacherTokenizer::load(&files.tokenizer, files.tokenizer_config.as_deref(), max_len)?;
         if tokenizer.vocab_size() > config.vocab_size {
             return Err(Error::ConfigMismatch {
                 path: files.config.clone(),
@@ -145,7 +153,9 @@ impl Teacher {
             let mut file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
             let mut buf = vec![0u8; 1 << 20];
             loop {
-                let n = file.read(&mut buf).map_err(|e| Error::io("read", path, e))?;
+                let n = file
+                    .read(&mut buf)
+                    .map_err(|e| Error::io("read", path, e))?;
                 if n == 0 {
                     break;
                 }

@@ -46,9 +46,15 @@ impl std::fmt::Debug for TeacherTokenizer {
 impl TeacherTokenizer {
     /// Loads `file`; `tokenizer_config` (when present) supplies `do_lower_case` for a
     /// tokenizer built from `vocab.txt`.
-    pub fn load(file: &TokenizerFile, tokenizer_config: Option<&Path>, max_len: usize) -> Result<Self> {
+    pub fn load(
+        file: &TokenizerFile,
+        tokenizer_config: Option<&Path>,
+        max_len: usize,
+    ) -> Result<Self> {
         if max_len < 2 {
-            return Err(Error::Setting(format!("max_len {max_len} leaves no room for [CLS] and [SEP]")));
+            return Err(Error::Setting(format!(
+                "max_len {max_len} leaves no room for [CLS] and [SEP]"
+            )));
         }
         let (mut inner, original_json, path) = match file {
             TokenizerFile::Json(path) => {
@@ -80,7 +86,10 @@ impl TeacherTokenizer {
 
     /// Token ids of one sentence, `[CLS]` and `[SEP]` included.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self.inner.encode_fast(text, true).map_err(|e| tok_err(&self.path, e))?;
+        let enc = self
+            .inner
+            .encode_fast(text, true)
+            .map_err(|e| tok_err(&self.path, e))?;
         Ok(enc.get_ids().to_vec())
     }
 
@@ -91,7 +100,10 @@ impl TeacherTokenizer {
             .inner
             .encode_batch_fast(inputs, true)
             .map_err(|e| tok_err(&self.path, e))?;
-        Ok(encodings.into_iter().map(|e| e.get_ids().to_vec()).collect())
+        Ok(encodings
+            .into_iter()
+            .map(|e| e.get_ids().to_vec())
+            .collect())
     }
 
     pub fn max_len(&self) -> usize {
@@ -111,14 +123,21 @@ impl TeacherTokenizer {
     pub fn to_json(&self) -> Result<String> {
         match &self.original_json {
             Some(text) => Ok(text.clone()),
-            None => self.inner.to_string(true).map_err(|e| tok_err(&self.path, e)),
+            None => self
+                .inner
+                .to_string(true)
+                .map_err(|e| tok_err(&self.path, e)),
         }
     }
 }
 
 /// Pads `seqs` to the longest: `ids` `(B, T)` u32 (padded with `pad_id`) and `mask`
 /// `(B, T)` u32.
-pub fn pad_batch(seqs: &[&[u32]], pad_id: u32, device: &Device) -> candle_core::Result<(Tensor, Tensor)> {
+pub fn pad_batch(
+    seqs: &[&[u32]],
+    pad_id: u32,
+    device: &Device,
+) -> candle_core::Result<(Tensor, Tensor)> {
     let b = seqs.len();
     let t = seqs.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
     let mut ids = vec![pad_id; b * t];
@@ -149,7 +168,10 @@ fn read_lowercase(tokenizer_config: Option<&Path>) -> Result<bool> {
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(json.get("do_lower_case").and_then(|v| v.as_bool()).unwrap_or(true))
+    Ok(json
+        .get("do_lower_case")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(true))
 }
 
 /// A BERT WordPiece tokenizer from a `vocab.txt`, as `BertTokenizerFast` builds it.
@@ -171,7 +193,10 @@ fn from_vocab(path: &Path, lowercase: bool) -> Result<Tokenizer> {
     tok.with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)))
         .map_err(|e| tok_err(path, e))?;
     tok.with_pre_tokenizer(Some(BertPreTokenizer))
-        .with_post_processor(Some(BertProcessing::new(("[SEP]".into(), sep), ("[CLS]".into(), cls))))
+        .with_post_processor(Some(BertProcessing::new(
+            ("[SEP]".into(), sep),
+            ("[CLS]".into(), cls),
+        )))
         .with_decoder(Some(WordPieceDecoder::default()));
     Ok(tok)
 }
@@ -183,7 +208,10 @@ mod tests {
     #[test]
     fn pads_to_the_longest_with_a_mask() -> candle_core::Result<()> {
         let (ids, mask) = pad_batch(&[&[101, 7, 102], &[101, 102]], 0, &Device::Cpu)?;
-        assert_eq!(ids.to_vec2::<u32>()?, vec![vec![101, 7, 102], vec![101, 102, 0]]);
+        assert_eq!(
+            ids.to_vec2::<u32>()?,
+            vec![vec![101, 7, 102], vec![101, 102, 0]]
+        );
         assert_eq!(mask.to_vec2::<u32>()?, vec![vec![1, 1, 1], vec![1, 1, 0]]);
         Ok(())
     }
@@ -192,11 +220,17 @@ mod tests {
     fn builds_a_wordpiece_tokenizer_from_a_vocab() {
         let dir = tempfile::tempdir().unwrap();
         let vocab = dir.path().join("vocab.txt");
-        let words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "##s", "!"];
+        let words = [
+            "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "##s", "!",
+        ];
         std::fs::write(&vocab, words.join("\n")).unwrap();
         let tok = TeacherTokenizer::load(&TokenizerFile::Vocab(vocab), None, 6).unwrap();
         assert_eq!(tok.encode("Hello worlds!").unwrap(), vec![2, 5, 6, 7, 8, 3]);
-        assert_eq!(tok.encode("hello hello hello hello hello").unwrap().len(), 6, "truncated");
+        assert_eq!(
+            tok.encode("hello hello hello hello hello").unwrap().len(),
+            6,
+            "truncated"
+        );
         assert_eq!(tok.encode("").unwrap(), vec![2, 3]);
         assert_eq!(tok.encode("zebra").unwrap(), vec![2, 1, 3]);
     }

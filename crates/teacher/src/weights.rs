@@ -98,7 +98,11 @@ impl Params {
                     })
                 }
                 None => {
-                    let what = if part == Part::Pooler { "pooler" } else { "classifier" };
+                    let what = if part == Part::Pooler {
+                        "pooler"
+                    } else {
+                        "classifier"
+                    };
                     initialised.entry(what).or_default().push(name.clone());
                     init_tensor(&name, &shape, cfg.initializer_range, &mut rng, device)?
                 }
@@ -115,7 +119,10 @@ impl Params {
         }
         let unused: Vec<&String> = found.keys().filter(|n| !is_known_extra(n)).collect();
         if !unused.is_empty() {
-            tracing::debug!(?unused, "tensors in the checkpoint that the classifier does not use");
+            tracing::debug!(
+                ?unused,
+                "tensors in the checkpoint that the classifier does not use"
+            );
         }
         let index = vars
             .iter()
@@ -221,32 +228,88 @@ fn expected(cfg: &BertConfig, num_labels: usize) -> Vec<(String, Vec<usize>, Par
     let mut out = Vec::new();
     let mut push = |name: String, shape: Vec<usize>, part| out.push((name, shape, part));
     let e = "bert.embeddings";
-    push(format!("{e}.word_embeddings.weight"), vec![cfg.vocab_size, h], Part::Encoder);
-    push(format!("{e}.position_embeddings.weight"), vec![cfg.max_position_embeddings, h], Part::Encoder);
-    push(format!("{e}.token_type_embeddings.weight"), vec![cfg.type_vocab_size, h], Part::Encoder);
+    push(
+        format!("{e}.word_embeddings.weight"),
+        vec![cfg.vocab_size, h],
+        Part::Encoder,
+    );
+    push(
+        format!("{e}.position_embeddings.weight"),
+        vec![cfg.max_position_embeddings, h],
+        Part::Encoder,
+    );
+    push(
+        format!("{e}.token_type_embeddings.weight"),
+        vec![cfg.type_vocab_size, h],
+        Part::Encoder,
+    );
     push(format!("{e}.LayerNorm.weight"), vec![h], Part::Encoder);
     push(format!("{e}.LayerNorm.bias"), vec![h], Part::Encoder);
     for l in 0..cfg.num_hidden_layers {
         let p = format!("bert.encoder.layer.{l}");
         for proj in ["query", "key", "value"] {
-            push(format!("{p}.attention.self.{proj}.weight"), vec![h, h], Part::Encoder);
-            push(format!("{p}.attention.self.{proj}.bias"), vec![h], Part::Encoder);
+            push(
+                format!("{p}.attention.self.{proj}.weight"),
+                vec![h, h],
+                Part::Encoder,
+            );
+            push(
+                format!("{p}.attention.self.{proj}.bias"),
+                vec![h],
+                Part::Encoder,
+            );
         }
-        push(format!("{p}.attention.output.dense.weight"), vec![h, h], Part::Encoder);
-        push(format!("{p}.attention.output.dense.bias"), vec![h], Part::Encoder);
-        push(format!("{p}.attention.output.LayerNorm.weight"), vec![h], Part::Encoder);
-        push(format!("{p}.attention.output.LayerNorm.bias"), vec![h], Part::Encoder);
+        push(
+            format!("{p}.attention.output.dense.weight"),
+            vec![h, h],
+            Part::Encoder,
+        );
+        push(
+            format!("{p}.attention.output.dense.bias"),
+            vec![h],
+            Part::Encoder,
+        );
+        push(
+            format!("{p}.attention.output.LayerNorm.weight"),
+            vec![h],
+            Part::Encoder,
+        );
+        push(
+            format!("{p}.attention.output.LayerNorm.bias"),
+            vec![h],
+            Part::Encoder,
+        );
         let i = cfg.intermediate_size;
-        push(format!("{p}.intermediate.dense.weight"), vec![i, h], Part::Encoder);
-        push(format!("{p}.intermediate.dense.bias"), vec![i], Part::Encoder);
-        push(format!("{p}.output.dense.weight"), vec![h, i], Part::Encoder);
+        push(
+            format!("{p}.intermediate.dense.weight"),
+            vec![i, h],
+            Part::Encoder,
+        );
+        push(
+            format!("{p}.intermediate.dense.bias"),
+            vec![i],
+            Part::Encoder,
+        );
+        push(
+            format!("{p}.output.dense.weight"),
+            vec![h, i],
+            Part::Encoder,
+        );
         push(format!("{p}.output.dense.bias"), vec![h], Part::Encoder);
-        push(format!("{p}.output.LayerNorm.weight"), vec![h], Part::Encoder);
+        push(
+            format!("{p}.output.LayerNorm.weight"),
+            vec![h],
+            Part::Encoder,
+        );
         push(format!("{p}.output.LayerNorm.bias"), vec![h], Part::Encoder);
     }
     push("bert.pooler.dense.weight".into(), vec![h, h], Part::Pooler);
     push("bert.pooler.dense.bias".into(), vec![h], Part::Pooler);
-    push("classifier.weight".into(), vec![num_labels, h], Part::Classifier);
+    push(
+        "classifier.weight".into(),
+        vec![num_labels, h],
+        Part::Classifier,
+    );
     push("classifier.bias".into(), vec![num_labels], Part::Classifier);
     out
 }
@@ -263,7 +326,9 @@ fn init_tensor(
     if name.ends_with(".bias") {
         return Ok(Tensor::zeros(shape, DType::F32, device)?);
     }
-    let values: Vec<f32> = (0..n).map(|_| (std * standard_normal(rng)) as f32).collect();
+    let values: Vec<f32> = (0..n)
+        .map(|_| (std * standard_normal(rng)) as f32)
+        .collect();
     Ok(Tensor::from_vec(values, shape, device)?)
 }
 
@@ -297,6 +362,9 @@ mod tests {
         let xs: Vec<f64> = (0..20_000).map(|_| standard_normal(&mut rng)).collect();
         let mean = xs.iter().sum::<f64>() / xs.len() as f64;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
-        assert!(mean.abs() < 0.03 && (var - 1.0).abs() < 0.05, "{mean} {var}");
+        assert!(
+            mean.abs() < 0.03 && (var - 1.0).abs() < 0.05,
+            "{mean} {var}"
+        );
     }
 }

@@ -7,12 +7,21 @@ use distill_teacher::{evaluate, finetune, FinetuneConfig, InferOptions, LoadOpti
 
 /// "good …" sentences are positive, "bad …" ones negative.
 fn toy(n: usize, offset: usize) -> Dataset {
-    let nouns = ["film", "plot", "cast", "score", "ending", "script", "movie", "story"];
+    let nouns = [
+        "film", "plot", "cast", "score", "ending", "script", "movie", "story",
+    ];
     let lines: Vec<String> = (0..n)
         .map(|i| {
             let j = i + offset;
-            let (word, label) = if j % 2 == 0 { ("good", 1) } else { ("bad", 0) };
-            format!("a {word} {} , really {word} .\t{label}", nouns[j % nouns.len()])
+            let (word, label) = if j.is_multiple_of(2) {
+                ("good", 1)
+            } else {
+                ("bad", 0)
+            };
+            format!(
+                "a {word} {} , really {word} .\t{label}",
+                nouns[j % nouns.len()]
+            )
         })
         .collect();
     let dir = tempfile::tempdir().unwrap();
@@ -44,17 +53,41 @@ fn fine_tuning_learns_and_saves_the_best_checkpoint() {
     assert_eq!(steps, vec![10, 12, 20, 24, 30, 36]);
     let first = &report.history[0];
     let last = report.history.last().unwrap();
-    assert!(last.train_loss < first.train_loss, "{} → {}", first.train_loss, last.train_loss);
-    assert!(report.best.val_acc >= 0.9, "best dev accuracy {}", report.best.val_acc);
+    assert!(
+        last.train_loss < first.train_loss,
+        "{} → {}",
+        first.train_loss,
+        last.train_loss
+    );
+    assert!(
+        report.best.val_acc >= 0.9,
+        "best dev accuracy {}",
+        report.best.val_acc
+    );
 
     let lines = std::fs::read_to_string(out.path().join("metrics.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 6);
     let line: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
-    for key in ["epoch", "step", "train_loss", "val_loss", "val_acc", "val_ap", "val_f1", "lr", "epoch_seconds"] {
+    for key in [
+        "epoch",
+        "step",
+        "train_loss",
+        "val_loss",
+        "val_acc",
+        "val_ap",
+        "val_f1",
+        "lr",
+        "epoch_seconds",
+    ] {
         assert!(line.get(key).is_some(), "metrics.jsonl lacks {key}");
     }
 
-    let saved = Teacher::load(out.path().to_str().unwrap(), &LoadOptions::default(), &Device::Cpu).unwrap();
+    let saved = Teacher::load(
+        out.path().to_str().unwrap(),
+        &LoadOptions::default(),
+        &Device::Cpu,
+    )
+    .unwrap();
     assert_eq!(saved.labels(), ["0", "1"]);
     let opts = InferOptions {
         progress: false,

@@ -37,7 +37,8 @@ fn save_tensors(dir: &Path, t: &HashMap<String, Tensor>) {
 
 fn edit_config(dir: &Path, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) {
     let path = dir.join("config.json");
-    let mut cfg: serde_json::Map<String, Value> = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut cfg: serde_json::Map<String, Value> =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     edit(&mut cfg);
     std::fs::write(path, serde_json::to_string(&cfg).unwrap()).unwrap();
 }
@@ -61,7 +62,11 @@ fn a_missing_tensor_is_named() {
     let err = load(dir.path(), &LoadOptions::default()).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Error::MissingTensor { .. }), "{msg}");
-    assert!(msg.contains("bert.encoder.layer.1.attention.self.key.weight") && msg.contains("model.safetensors"), "{msg}");
+    assert!(
+        msg.contains("bert.encoder.layer.1.attention.self.key.weight")
+            && msg.contains("model.safetensors"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -72,8 +77,13 @@ fn a_wrong_shape_is_named_with_both_shapes() {
     let transposed = t[name].t().unwrap().contiguous().unwrap();
     t.insert(name.into(), transposed);
     save_tensors(dir.path(), &t);
-    let msg = load(dir.path(), &LoadOptions::default()).unwrap_err().to_string();
-    assert!(msg.contains(name) && msg.contains("[32, 64]") && msg.contains("[64, 32]"), "{msg}");
+    let msg = load(dir.path(), &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains(name) && msg.contains("[32, 64]") && msg.contains("[64, 32]"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -90,8 +100,13 @@ fn a_config_that_does_not_describe_the_weights_is_refused() {
     edit_config(dir.path(), |c| {
         c.insert("hidden_size".into(), 64.into());
     });
-    let msg = load(dir.path(), &LoadOptions::default()).unwrap_err().to_string();
-    assert!(msg.contains("bert.embeddings.word_embeddings.weight"), "{msg}");
+    let msg = load(dir.path(), &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("bert.embeddings.word_embeddings.weight"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -106,7 +121,10 @@ fn unknown_architectures_and_missing_files_are_refused() {
     let dir = copy_tiny();
     std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
     let err = load(dir.path(), &LoadOptions::default()).unwrap_err();
-    assert!(matches!(err, Error::MissingFile { .. }) && err.to_string().contains("model.safetensors"), "{err}");
+    assert!(
+        matches!(err, Error::MissingFile { .. }) && err.to_string().contains("model.safetensors"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -134,15 +152,45 @@ fn a_bare_bert_model_gets_fresh_heads() {
     assert_eq!(w.dims(), &[3, 32]);
     let values = w.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let std = (values.iter().map(|v| v * v).sum::<f32>() / values.len() as f32).sqrt();
-    assert!((0.2..0.4).contains(&std), "initializer_range 0.3, got std {std}");
-    let b = teacher.model.params().get("bert.pooler.dense.bias").unwrap();
-    assert_eq!(b.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
+    assert!(
+        (0.2..0.4).contains(&std),
+        "initializer_range 0.3, got std {std}"
+    );
+    let b = teacher
+        .model
+        .params()
+        .get("bert.pooler.dense.bias")
+        .unwrap();
+    assert_eq!(
+        b.abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap(),
+        0.0
+    );
     // The encoder is the checkpoint's: same hidden states as the prefixed original.
     let original = load(&tiny(), &LoadOptions::default()).unwrap();
     let (ids, mask) = distill_teacher::pad_batch(&[&[101, 2009, 102]], 0, &Device::Cpu).unwrap();
-    let a = teacher.model.encode(&ids, &mask, Mode::Eval).unwrap().last_hidden_state;
-    let b = original.model.encode(&ids, &mask, Mode::Eval).unwrap().last_hidden_state;
-    let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    let a = teacher
+        .model
+        .encode(&ids, &mask, Mode::Eval)
+        .unwrap()
+        .last_hidden_state;
+    let b = original
+        .model
+        .encode(&ids, &mask, Mode::Eval)
+        .unwrap()
+        .last_hidden_state;
+    let diff = (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
     assert_eq!(diff, 0.0);
 }
 
@@ -159,7 +207,9 @@ fn a_classifier_with_other_labels_is_refused() {
 #[test]
 fn a_vocab_txt_tokenizer_matches_tokenizer_json() {
     let dir = copy_tiny();
-    let json: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("tokenizer.json")).unwrap()).unwrap();
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("tokenizer.json")).unwrap())
+            .unwrap();
     let vocab = json["model"]["vocab"].as_object().unwrap();
     let mut words = vec![String::new(); vocab.len()];
     for (word, id) in vocab {
@@ -169,7 +219,10 @@ fn a_vocab_txt_tokenizer_matches_tokenizer_json() {
     std::fs::remove_file(dir.path().join("tokenizer.json")).unwrap();
     let from_vocab = load(dir.path(), &LoadOptions::default()).unwrap();
     let from_json = load(&tiny(), &LoadOptions::default()).unwrap();
-    let text = ["Héllo   WORLD!!  21 cats — naïve café; 3.5 stars", "it 's a charming and often affecting journey . "];
+    let text = [
+        "Héllo   WORLD!!  21 cats — naïve café; 3.5 stars",
+        "it 's a charming and often affecting journey . ",
+    ];
     assert_eq!(
         from_vocab.tokenizer.encode_all(&text).unwrap(),
         from_json.tokenizer.encode_all(&text).unwrap()
@@ -186,19 +239,38 @@ fn a_saved_checkpoint_is_a_transformers_folder_and_reloads_identically() {
     let out = tempfile::tempdir().unwrap();
     teacher.save(out.path()).unwrap();
 
-    let cfg: Value = serde_json::from_str(&std::fs::read_to_string(out.path().join("config.json")).unwrap()).unwrap();
-    assert_eq!(cfg["architectures"], serde_json::json!(["BertForSequenceClassification"]));
+    let cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        cfg["architectures"],
+        serde_json::json!(["BertForSequenceClassification"])
+    );
     assert_eq!(cfg["id2label"]["1"], "positive");
     assert_eq!(cfg["label2id"]["negative"], 0);
     assert_eq!(cfg["hidden_size"], 32);
 
     let bytes = std::fs::read(out.path().join("model.safetensors")).unwrap();
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    assert_eq!(meta.metadata().as_ref().and_then(|m| m.get("format")).map(String::as_str), Some("pt"));
+    assert_eq!(
+        meta.metadata()
+            .as_ref()
+            .and_then(|m| m.get("format"))
+            .map(String::as_str),
+        Some("pt")
+    );
     let names: Vec<String> = tensors(out.path()).into_keys().collect();
-    assert!(names.iter().all(|n| n.starts_with("bert.") || n.starts_with("classifier.")), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with("bert.") || n.starts_with("classifier.")),
+        "{names:?}"
+    );
     assert_eq!(names.len(), 5 + 2 * 16 + 2 + 2);
-    assert!(out.path().join("tokenizer.json").is_file() && out.path().join("tokenizer_config.json").is_file());
+    assert!(
+        out.path().join("tokenizer.json").is_file()
+            && out.path().join("tokenizer_config.json").is_file()
+    );
     let leftovers: Vec<_> = std::fs::read_dir(out.path())
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())

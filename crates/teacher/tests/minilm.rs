@@ -17,14 +17,31 @@ const ID: &str = "sentence-transformers/all-MiniLM-L6-v2";
 /// Largest `|a − b|` over the positions where `mask` (`(B, T)`) is `keep` (1 or 0);
 /// `a`, `b` `(B, T, H)`.
 fn max_abs_diff_where(a: &Tensor, b: &Tensor, mask: &Tensor, keep: f64) -> f32 {
-    let per_position = (a - b).unwrap().abs().unwrap().max(candle_core::D::Minus1).unwrap();
+    let per_position = (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max(candle_core::D::Minus1)
+        .unwrap();
     let m = mask.to_dtype(DType::F32).unwrap();
     let m = if keep == 1.0 { m } else { (1.0 - m).unwrap() };
-    (per_position * m).unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+    (per_position * m)
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
 
 #[test]
@@ -36,9 +53,11 @@ fn minilm_matches_transformers() {
         );
     };
     let source = TeacherSource::Hub { id: ID.into(), dir };
-    let teacher = Teacher::from_source(source, &LoadOptions::default(), &Device::Cpu).expect("MiniLM loads");
+    let teacher =
+        Teacher::from_source(source, &LoadOptions::default(), &Device::Cpu).expect("MiniLM loads");
 
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/minilm_l6_golden.safetensors");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/minilm_l6_golden.safetensors");
     let golden = candle_core::safetensors::load(path, &Device::Cpu).expect("golden file");
     let ids = golden["input_ids"].to_dtype(DType::U32).unwrap();
     let mask = golden["attention_mask"].to_dtype(DType::U32).unwrap();
@@ -55,7 +74,10 @@ fn minilm_matches_transformers() {
     let ours = teacher.tokenizer.encode_all(&sentences).unwrap();
     let seqs: Vec<&[u32]> = ours.iter().map(Vec::as_slice).collect();
     let (our_ids, _) = distill_teacher::pad_batch(&seqs, 0, &Device::Cpu).unwrap();
-    assert_eq!(our_ids.to_vec2::<u32>().unwrap(), ids.to_vec2::<u32>().unwrap());
+    assert_eq!(
+        our_ids.to_vec2::<u32>().unwrap(),
+        ids.to_vec2::<u32>().unwrap()
+    );
 
     for mode in [Mode::Eval, Mode::Grad] {
         let out = teacher.model.encode(&ids, &mask, mode).expect("forward");
@@ -67,11 +89,17 @@ fn minilm_matches_transformers() {
             "MiniLM {mode:?}: max abs error of the last hidden state {hidden:.2e} (tokens), \
              {padding:.2e} (padding); pooler output {pooled:.2e}"
         );
-        assert!(hidden < 1e-4, "{mode:?}: last hidden state differs by {hidden}");
+        assert!(
+            hidden < 1e-4,
+            "{mode:?}: last hidden state differs by {hidden}"
+        );
         assert!(pooled < 1e-4, "{mode:?}: pooler output differs by {pooled}");
         // Outputs at padded positions are never used (nothing attends to them, the pooler
         // reads [CLS]) and float rounding differs more there, but they are still computed
         // the same way.
-        assert!(padding < 1e-3, "{mode:?}: hidden states at padding differ by {padding}");
+        assert!(
+            padding < 1e-3,
+            "{mode:?}: hidden states at padding differ by {padding}"
+        );
     }
 }

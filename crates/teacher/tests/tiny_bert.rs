@@ -10,7 +10,9 @@ use distill_teacher::{pad_batch, LoadOptions, Mode, Teacher};
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 struct Golden {
@@ -26,7 +28,8 @@ struct Golden {
 fn golden() -> Golden {
     let text = std::fs::read_to_string(fixture("tiny-bert/golden.json")).expect("golden.json");
     let g: Value = serde_json::from_str(&text).expect("golden.json parses");
-    let matrix_u32 = |key: &str| -> Vec<Vec<u32>> { serde_json::from_value(g[key].clone()).expect(key) };
+    let matrix_u32 =
+        |key: &str| -> Vec<Vec<u32>> { serde_json::from_value(g[key].clone()).expect(key) };
     Golden {
         sentences: serde_json::from_value(g["sentences"].clone()).expect("sentences"),
         ids: matrix_u32("input_ids"),
@@ -40,7 +43,12 @@ fn golden() -> Golden {
 
 fn teacher() -> Teacher {
     let dir = fixture("tiny-bert");
-    Teacher::load(dir.to_str().expect("utf-8 path"), &LoadOptions::default(), &Device::Cpu).expect("tiny-bert loads")
+    Teacher::load(
+        dir.to_str().expect("utf-8 path"),
+        &LoadOptions::default(),
+        &Device::Cpu,
+    )
+    .expect("tiny-bert loads")
 }
 
 /// The golden batch, tokenised by us and padded to the longest sentence.
@@ -52,7 +60,10 @@ fn batch(t: &Teacher, g: &Golden) -> (Tensor, Tensor) {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -61,7 +72,11 @@ fn token_ids_match_transformers_exactly() {
     let (ids, mask) = batch(&t, &g);
     assert_eq!(ids.to_vec2::<u32>().unwrap(), g.ids, "padded ids");
     assert_eq!(mask.to_vec2::<u32>().unwrap(), g.mask, "attention mask");
-    assert_eq!(t.tokenizer.encode("").unwrap(), vec![101, 102], "empty sentence");
+    assert_eq!(
+        t.tokenizer.encode("").unwrap(),
+        vec![101, 102],
+        "empty sentence"
+    );
 }
 
 #[test]
@@ -78,8 +93,15 @@ fn logits_and_loss_match_transformers() {
     }
     let logits = t.model.forward(&ids, &mask, Mode::Grad).unwrap();
     let ys = Tensor::new(g.labels.as_slice(), &Device::Cpu).unwrap();
-    let loss = candle_nn::loss::cross_entropy(&logits, &ys).unwrap().to_scalar::<f32>().unwrap();
-    println!("tiny-bert loss: {loss} vs {} (error {:.2e})", g.loss, (loss - g.loss).abs());
+    let loss = candle_nn::loss::cross_entropy(&logits, &ys)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    println!(
+        "tiny-bert loss: {loss} vs {} (error {:.2e})",
+        g.loss,
+        (loss - g.loss).abs()
+    );
     assert!((loss - g.loss).abs() < 1e-4, "loss {loss} vs {}", g.loss);
 }
 
@@ -89,28 +111,46 @@ fn gradients_match_transformers() {
     let (ids, mask) = batch(&t, &g);
     let logits = t.model.forward(&ids, &mask, Mode::Grad).unwrap();
     let ys = Tensor::new(g.labels.as_slice(), &Device::Cpu).unwrap();
-    let grads = candle_nn::loss::cross_entropy(&logits, &ys).unwrap().backward().unwrap();
+    let grads = candle_nn::loss::cross_entropy(&logits, &ys)
+        .unwrap()
+        .backward()
+        .unwrap();
     let grad = |name: &str| -> Vec<f32> {
         let p = t.model.params().get(name).unwrap();
-        let gr = grads.get(&p).unwrap_or_else(|| panic!("no gradient for {name}"));
+        let gr = grads
+            .get(&p)
+            .unwrap_or_else(|| panic!("no gradient for {name}"));
         gr.flatten_all().unwrap().to_vec1::<f32>().unwrap()
     };
-    let expected = candle_core::safetensors::load(fixture("tiny-bert/golden_grads.safetensors"), &Device::Cpu).unwrap();
+    let expected =
+        candle_core::safetensors::load(fixture("tiny-bert/golden_grads.safetensors"), &Device::Cpu)
+            .unwrap();
     assert_eq!(expected.len(), 4);
     for (name, want) in &expected {
         let want = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let got = grad(name);
         let norm = want.iter().map(|x| x * x).sum::<f32>().sqrt();
-        let diff = got.iter().zip(&want).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt();
+        let diff = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum::<f32>()
+            .sqrt();
         let elem = max_abs_diff(&got, &want) / want.iter().fold(0f32, |m, x| m.max(x.abs()));
-        println!("grad {name}: relative L2 error {:.2e}, max elementwise {elem:.2e}", diff / norm);
+        println!(
+            "grad {name}: relative L2 error {:.2e}, max elementwise {elem:.2e}",
+            diff / norm
+        );
         assert!(diff / norm < 1e-3, "{name}: relative error {}", diff / norm);
         assert!(elem < 1e-3, "{name}: elementwise relative error {elem}");
     }
     for (name, want) in &g.grad_norms {
         let got = grad(name).iter().map(|x| x * x).sum::<f32>().sqrt();
         println!("grad norm {name}: {got} vs {want}");
-        assert!((got - want).abs() / want < 1e-3, "{name}: norm {got} vs {want}");
+        assert!(
+            (got - want).abs() / want < 1e-3,
+            "{name}: norm {got} vs {want}"
+        );
     }
 }
 
@@ -121,15 +161,29 @@ fn training_gradients_reach_the_embeddings_and_layer_0() {
     t.model.seed_dropout(7);
     let logits = t.model.forward(&ids, &mask, Mode::Train).unwrap();
     let ys = Tensor::new(g.labels.as_slice(), &Device::Cpu).unwrap();
-    let grads = candle_nn::loss::cross_entropy(&logits, &ys).unwrap().backward().unwrap();
+    let grads = candle_nn::loss::cross_entropy(&logits, &ys)
+        .unwrap()
+        .backward()
+        .unwrap();
     let mut missing = Vec::new();
     for (name, var) in t.model.params().iter() {
         match grads.get(var.as_tensor()) {
-            Some(gr) if gr.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0 => {}
+            Some(gr)
+                if gr
+                    .abs()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+                    > 0.0 => {}
             _ => missing.push(name.to_string()),
         }
     }
-    assert!(missing.is_empty(), "parameters without gradient: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "parameters without gradient: {missing:?}"
+    );
     for name in [
         "bert.embeddings.word_embeddings.weight",
         "bert.embeddings.position_embeddings.weight",
@@ -151,11 +205,24 @@ fn dropout_is_real_in_training_and_seeded() {
         let l = t.model.forward(&ids, &mask, Mode::Train).unwrap();
         l.flatten_all().unwrap().to_vec1::<f32>().unwrap()
     };
-    let eval = t.model.forward(&ids, &mask, Mode::Eval).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let eval = t
+        .model
+        .forward(&ids, &mask, Mode::Eval)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     let (a, b, c) = (run(1), run(1), run(2));
     assert_eq!(a, b, "same seed, same dropout");
-    assert!(max_abs_diff(&a, &c) > 1e-3, "another seed drops other units");
-    assert!(max_abs_diff(&a, &eval) > 1e-3, "dropout changes the training logits");
+    assert!(
+        max_abs_diff(&a, &c) > 1e-3,
+        "another seed drops other units"
+    );
+    assert!(
+        max_abs_diff(&a, &eval) > 1e-3,
+        "dropout changes the training logits"
+    );
 }
 
 #[test]
@@ -163,21 +230,45 @@ fn the_sparse_word_gradient_equals_the_dense_one() {
     let (t, g) = (teacher(), golden());
     let (ids, mask) = batch(&t, &g);
     let ys = Tensor::new(g.labels.as_slice(), &Device::Cpu).unwrap();
-    let table = t.model.params().get(distill_teacher::model::WORD_EMBEDDINGS).unwrap();
+    let table = t
+        .model
+        .params()
+        .get(distill_teacher::model::WORD_EMBEDDINGS)
+        .unwrap();
 
     let logits = t.model.forward(&ids, &mask, Mode::Grad).unwrap();
-    let dense = candle_nn::loss::cross_entropy(&logits, &ys).unwrap().backward().unwrap();
+    let dense = candle_nn::loss::cross_entropy(&logits, &ys)
+        .unwrap()
+        .backward()
+        .unwrap();
     let dense = dense.get(&table).expect("dense gradient").clone();
 
     let (logits, rows) = t.model.forward_sparse(&ids, &mask, Mode::Grad).unwrap();
     let rows = rows.expect("a differentiable pass records its rows");
-    let grads = candle_nn::loss::cross_entropy(&logits, &ys).unwrap().backward().unwrap();
-    assert!(grads.get(&table).is_none(), "the table itself gets no dense gradient");
+    let grads = candle_nn::loss::cross_entropy(&logits, &ys)
+        .unwrap()
+        .backward()
+        .unwrap();
+    assert!(
+        grads.get(&table).is_none(),
+        "the table itself gets no dense gradient"
+    );
     let mut distinct: Vec<u32> = g.ids.concat();
     distinct.sort_unstable();
     distinct.dedup();
     assert_eq!(rows.rows, distinct);
-    let sparse = t.model.dense_word_grad(&rows, &grads).unwrap().expect("rows gradient");
-    let diff = (sparse - dense).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    let sparse = t
+        .model
+        .dense_word_grad(&rows, &grads)
+        .unwrap()
+        .expect("rows gradient");
+    let diff = (sparse - dense)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
     assert!(diff < 1e-7, "{diff}");
 }

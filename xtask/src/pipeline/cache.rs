@@ -58,8 +58,12 @@ impl PipelineFile {
     /// Reads `path`; a missing file is an empty record.
     pub fn load(path: &Path) -> Result<Self> {
         match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .with_context(|| format!("{} is not a pipeline record (delete it to start over)", path.display())),
+            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
+                format!(
+                    "{} is not a pipeline record (delete it to start over)",
+                    path.display()
+                )
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }
@@ -67,7 +71,8 @@ impl PipelineFile {
 
     pub fn save(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self)? + "\n";
-        distill_data::write_atomic(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
+        distill_data::write_atomic(path, text.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))
     }
 
     pub fn get(&self, name: &str) -> Option<&StageRecord> {
@@ -91,18 +96,22 @@ pub struct FileHasher {
 
 impl FileHasher {
     pub fn sha256(&mut self, path: &Path) -> Result<String> {
-        let meta = std::fs::metadata(path).with_context(|| format!("{} is missing", path.display()))?;
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("{} is missing", path.display()))?;
         let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
         if let Some((len, time, hash)) = self.memo.get(path) {
             if *len == meta.len() && *time == mtime {
                 return Ok(hash.clone());
             }
         }
-        let mut file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let mut file =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
         let mut hasher = Sha256::new();
-        std::io::copy(&mut file, &mut hasher).with_context(|| format!("reading {}", path.display()))?;
+        std::io::copy(&mut file, &mut hasher)
+            .with_context(|| format!("reading {}", path.display()))?;
         let hash = hex::encode(hasher.finalize());
-        self.memo.insert(path.to_path_buf(), (meta.len(), mtime, hash.clone()));
+        self.memo
+            .insert(path.to_path_buf(), (meta.len(), mtime, hash.clone()));
         Ok(hash)
     }
 }

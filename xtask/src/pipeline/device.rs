@@ -23,7 +23,13 @@ enum Kind {
 impl DeviceChoice {
     pub fn parse(spec: &str) -> Result<Self> {
         let (kind, index) = match spec.split_once(':') {
-            Some((k, i)) => (k, Some(i.parse().with_context(|| format!("bad device index in `{spec}`"))?)),
+            Some((k, i)) => (
+                k,
+                Some(
+                    i.parse()
+                        .with_context(|| format!("bad device index in `{spec}`"))?,
+                ),
+            ),
             None => (spec, None),
         };
         let kind = match kind {
@@ -76,7 +82,10 @@ mod tests {
         let cpu = DeviceChoice::parse("cpu").unwrap();
         assert_eq!((cpu.cargo_feature(), cpu.arg().as_str()), (None, "cpu"));
         let cuda = DeviceChoice::parse("cuda:1").unwrap();
-        assert_eq!((cuda.cargo_feature(), cuda.arg().as_str()), (Some("cuda"), "cuda:1"));
+        assert_eq!(
+            (cuda.cargo_feature(), cuda.arg().as_str()),
+            (Some("cuda"), "cuda:1")
+        );
         assert!(DeviceChoice::parse("tpu").is_err());
         assert!(DeviceChoice::parse("cpu:0").is_err());
     }

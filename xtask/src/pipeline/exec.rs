@@ -12,7 +12,8 @@ use anyhow::{bail, ensure, Context, Result};
 use distill_data::{stratified_subset, Dataset, LabelSet};
 
 use super::cache::{now_unix, stage_key, FileHasher, PipelineFile, StageRecord, State};
-use super::stages::{Action, Layout, Stage};
+use super::layout::Layout;
+use super::stages::{Action, Stage};
 use super::{Context as RunContext, Paths};
 
 /// What a finished run did.
@@ -25,7 +26,8 @@ pub struct Summary {
 /// Runs every stage of `plan` in order; stops at the first failure.
 pub fn run_all(ctx: &RunContext, plan: &[Stage]) -> Result<Summary> {
     let layout = &ctx.layout;
-    std::fs::create_dir_all(&layout.run).with_context(|| format!("creating {}", layout.run.display()))?;
+    std::fs::create_dir_all(&layout.run)
+        .with_context(|| format!("creating {}", layout.run.display()))?;
     let json = layout.pipeline_json();
     let mut record = PipelineFile::load(&json)?;
     record.name = ctx.name.clone();
@@ -41,29 +43,45 @@ pub fn run_all(ctx: &RunContext, plan: &[Stage]) -> Result<Summary> {
         let mut inputs = BTreeMap::new();
         for path in &stage.inputs {
             let hash = hasher.sha256(path).with_context(|| {
-                format!("stage `{}` needs {}, which an earlier stage should have written", stage.name, path.display())
+                format!(
+                    "stage `{}` needs {}, which an earlier stage should have written",
+                    stage.name,
+                    path.display()
+                )
             })?;
             inputs.insert(ctx.paths.canonical(&path.display().to_string()), hash);
         }
         let mut settings = stage.settings.clone();
         if matches!(stage.action, Action::Report) {
-            // The report shows every stage's wall time: a rerun stage reruns the report.
+            // The report shows every stage's wall time: a rerun stage reruns the report. Keyed
+            // on the times as shown, since a float read back from JSON may differ in its last bit.
             for r in record.stages.iter().filter(|r| r.name != stage.name) {
-                settings.push_str(&format!("\n{} {} {:?}", r.name, r.key, r.seconds));
+                let shown = r.seconds.map(seconds).unwrap_or_default();
+                settings.push_str(&format!("\n{} {} {shown}", r.name, r.key));
             }
         }
-        let canonical: Vec<String> = ctx.paths.command_args(stage).iter().map(|a| ctx.paths.canonical(a)).collect();
+        let canonical: Vec<String> = ctx
+            .paths
+            .command_args(stage)
+            .iter()
+            .map(|a| ctx.paths.canonical(a))
+            .collect();
         let key = stage_key(&settings, &canonical, &inputs);
         let previous = record.get(&stage.name).cloned();
         let outputs_exist = stage.outputs.iter().all(|p| p.exists());
         let forced = ctx.forced(&stage.name);
         let same_key = previous.as_ref().is_some_and(|r| r.key == key);
-        if !forced && same_key && outputs_exist && previous.as_ref().is_some_and(|r| r.state == State::Done) {
+        if !forced
+            && same_key
+            && outputs_exist
+            && previous.as_ref().is_some_and(|r| r.state == State::Done)
+        {
             println!("{tag}: skipped (up to date)");
             skipped += 1;
             continue;
         }
-        let resume = !forced && same_key && previous.as_ref().is_some_and(|r| r.state != State::Done);
+        let resume =
+            !forced && same_key && previous.as_ref().is_some_and(|r| r.state != State::Done);
         let why = match (&previous, forced, resume) {
             (_, true, _) => "forced",
             (None, ..) => "new",
@@ -73,7 +91,7 @@ pub fn run_all(ctx: &RunContext, plan: &[Stage]) -> Result<Summary> {
         };
         println!("{tag}: running ({why}) — {}", stage.what);
         let command = ctx.paths.display_command(stage);
-        println!("    $ {command}");
+        println!("    {}", super::prompt(&command));
         if !resume {
             for path in &stage.clean {
                 remove_inside(path, &layout.run)?;
@@ -94,7 +112,10 @@ pub fn run_all(ctx: &RunContext, plan: &[Stage]) -> Result<Summary> {
         let start = Instant::now();
         let outcome = execute(ctx, stage, &record).and_then(|()| {
             let missing: Vec<_> = stage.outputs.iter().filter(|p| !p.exists()).collect();
-            ensure!(missing.is_empty(), "the stage finished but did not write {missing:?}");
+            ensure!(
+                missing.is_empty(),
+                "the stage finished but did not write {missing:?}"
+            );
             Ok(())
         });
         rec.seconds = Some(start.elapsed().as_secs_f64());
@@ -124,7 +145,11 @@ pub fn run_all(ctx: &RunContext, plan: &[Stage]) -> Result<Summary> {
             }
         }
     }
-    Ok(Summary { ran, skipped, seconds: started.elapsed().as_secs_f64() })
+    Ok(Summary {
+        ran,
+        skipped,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// `12.3 s` or `4 min 05 s`.
@@ -138,7 +163,12 @@ pub fn seconds(s: f64) -> String {
 
 /// Removes a file or folder, refusing anything outside the run folder.
 fn remove_inside(path: &Path, run: &Path) -> Result<()> {
-    ensure!(path.starts_with(run), "refusing to remove {} (outside {})", path.display(), run.display());
+    ensure!(
+        path.starts_with(run),
+        "refusing to remove {} (outside {})",
+        path.display(),
+        run.display()
+    );
     let result = if path.is_dir() {
         std::fs::remove_dir_all(path)
     } else if path.exists() {
@@ -163,24 +193,42 @@ fn run_cli(paths: &Paths, args: &[String], stdout: Option<&Path>) -> Result<()> 
     let mut cmd = Command::new(&paths.distill);
     cmd.args(args).stdin(Stdio::null()).stderr(Stdio::inherit());
     let Some(out) = stdout else {
-        let status = cmd.stdout(Stdio::inherit()).status().context("starting distill")?;
+        let status = cmd
+            .stdout(Stdio::inherit())
+            .status()
+            .context("starting distill")?;
         ensure!(status.success(), "distill exited with {status}");
         return Ok(());
     };
-    let output = cmd.stdout(Stdio::piped()).output().context("starting distill")?;
-    ensure!(output.status.success(), "distill exited with {}", output.status);
+    let output = cmd
+        .stdout(Stdio::piped())
+        .output()
+        .context("starting distill")?;
+    ensure!(
+        output.status.success(),
+        "distill exited with {}",
+        output.status
+    );
     let value: serde_json::Value = serde_json::from_slice(&output.stdout).with_context(|| {
-        format!("distill printed no JSON object: {}", String::from_utf8_lossy(&output.stdout))
+        format!(
+            "distill printed no JSON object: {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
     })?;
     let text = serde_json::to_string_pretty(&value)? + "\n";
-    distill_data::write_atomic(out, text.as_bytes()).with_context(|| format!("writing {}", out.display()))
+    distill_data::write_atomic(out, text.as_bytes())
+        .with_context(|| format!("writing {}", out.display()))
 }
 
 /// SST-2 must ship with the checkout; a hub teacher must be (or get) into the cache.
 fn assets(layout: &Layout, hub_teacher: Option<&str>) -> Result<()> {
     for file in ["train.tsv", "dev.tsv"] {
         let path = layout.sst2(file);
-        ensure!(path.is_file(), "{} is missing: it ships with the repository", path.display());
+        ensure!(
+            path.is_file(),
+            "{} is missing: it ships with the repository",
+            path.display()
+        );
     }
     match hub_teacher {
         Some(id) if id == crate::assets::MODEL_ID => {
@@ -188,7 +236,8 @@ fn assets(layout: &Layout, hub_teacher: Option<&str>) -> Result<()> {
         }
         Some(id) => {
             if distill_teacher::hub::cached_snapshot(id).is_none() {
-                let dir = distill_teacher::hub::download(id).with_context(|| format!("fetching {id}"))?;
+                let dir =
+                    distill_teacher::hub::download(id).with_context(|| format!("fetching {id}"))?;
                 println!("{id}: downloaded into {}", dir.display());
             }
         }
@@ -200,11 +249,14 @@ fn assets(layout: &Layout, hub_teacher: Option<&str>) -> Result<()> {
 /// Writes the stratified subsets the run trains and evaluates on.
 fn data(layout: &Layout, settings: &super::presets::Settings) -> Result<()> {
     let labels = LabelSet::binary();
-    let parts: [(&str, PathBuf, Option<usize>); 2] =
-        [("train.tsv", layout.train(), settings.train_size), ("dev.tsv", layout.dev(), settings.dev_size)];
+    let parts: [(&str, PathBuf, Option<usize>); 2] = [
+        ("train.tsv", layout.train(), settings.train_size),
+        ("dev.tsv", layout.dev(), settings.dev_size),
+    ];
     for (file, out, size) in parts {
         let source = layout.sst2(file);
-        let all = Dataset::read(&source, &labels).with_context(|| format!("reading {}", source.display()))?;
+        let all = Dataset::read(&source, &labels)
+            .with_context(|| format!("reading {}", source.display()))?;
         let subset = match size {
             Some(n) => stratified_subset(&all, n, settings.seed),
             None => all.clone(),
@@ -212,7 +264,12 @@ fn data(layout: &Layout, settings: &super::presets::Settings) -> Result<()> {
         subset
             .write_tsv_named(&out, &labels)
             .with_context(|| format!("writing {}", out.display()))?;
-        println!("    {}: {} of {} sentences", out.display(), subset.len(), all.len());
+        println!(
+            "    {}: {} of {} sentences",
+            out.display(),
+            subset.len(),
+            all.len()
+        );
     }
     Ok(())
 }

@@ -3,13 +3,16 @@
 //! of the `distill` CLI that can be run by hand, resumable and cached in
 //! `runs/<name>/pipeline.json`.
 //!
-//! [`presets`] resolves the settings, [`stages`] turns them into a plan, [`exec`] runs it
-//! with the keys of [`cache`], and [`report`] (with [`results`] and [`plots`]) writes
-//! `report.md`, a self-contained `report.html` and `plots/*.{png,svg}`.
+//! [`presets`] resolves the settings, [`stages`] turns them into a plan over the files of
+//! [`layout`], [`exec`] runs it with the keys of [`cache`], and [`report`] (with
+//! [`results`], [`plots`] and [`curves`]) writes `report.md`, a self-contained
+//! `report.html` and `plots/*.{png,svg}`.
 
 mod cache;
+mod curves;
 mod device;
 mod exec;
+mod layout;
 mod plots;
 mod presets;
 mod report;
@@ -22,8 +25,9 @@ use std::process::Command;
 use anyhow::{bail, ensure, Context as _, Result};
 
 use device::DeviceChoice;
+use layout::{Layout, TeacherBase};
 use presets::{Overrides, Preset, Settings};
-use stages::{Action, Layout, Stage, TeacherBase};
+use stages::{Action, Stage};
 
 /// Options of `cargo xtask pipeline`.
 #[derive(Debug, clap::Args)]
@@ -114,7 +118,11 @@ impl Paths {
             .ok()
             .filter(|r| !r.as_os_str().is_empty())
             .map_or_else(|| arg.to_string(), |r| r.display().to_string());
-        if rel.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,+@".contains(c)) && !rel.is_empty() {
+        if rel
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,+@".contains(c))
+            && !rel.is_empty()
+        {
             rel
         } else {
             format!("'{}'", rel.replace('\'', r"'\''"))
@@ -141,8 +149,10 @@ impl Paths {
                 parts.join(" ")
             }
             Action::Assets { .. } => "cargo xtask assets".into(),
-            Action::Data => "(in xtask) stratified subsets of assets/sst2/{train,dev}.tsv".into(),
-            Action::Report => "(in xtask) tables and plots from eval/, bench/ and students/".into(),
+            Action::Data => "# in xtask: stratified subsets of assets/sst2/{train,dev}.tsv".into(),
+            Action::Report => {
+                "# in xtask: tables and plots from eval/, bench/ and students/".into()
+            }
         }
     }
 }
@@ -156,13 +166,22 @@ pub fn run(args: &PipelineArgs) -> Result<()> {
     let cwd = std::env::current_dir().context("reading the current folder")?;
     let settings = Settings::resolve(args.preset, &args.overrides)?;
     let device = DeviceChoice::parse(&args.device)?;
-    let name = args.name.clone().unwrap_or_else(|| args.preset.name().to_string());
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| args.preset.name().to_string());
     ensure!(
-        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
+        !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
         "--name must be letters, digits, `-`, `_` or `.`, got `{name}`"
     );
     let run_dir = cwd.join(&args.runs_dir).join(&name);
-    let layout = Layout { root: root.clone(), run: run_dir.clone() };
+    let layout = Layout {
+        root: root.clone(),
+        run: run_dir.clone(),
+    };
     let base = teacher_base(&settings.teacher, &cwd, &root)?;
     let paths = Paths {
         distill: distill_binary(&root, args.profile)?,
@@ -175,7 +194,10 @@ pub fn run(args: &PipelineArgs) -> Result<()> {
         ensure!(
             plan.iter().any(|s| matches(f, &s.name)),
             "--force {f}: no such stage (stages: {})",
-            plan.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+            plan.iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     let invocation: Vec<String> = std::env::args().skip(1).map(|a| paths.shown(&a)).collect();
@@ -214,21 +236,44 @@ pub fn run(args: &PipelineArgs) -> Result<()> {
         summary.ran,
         summary.skipped,
         exec::seconds(summary.seconds),
-        ctx.paths.shown(&run_dir.join("report.html").display().to_string())
+        ctx.paths
+            .shown(&run_dir.join("report.html").display().to_string())
     );
     Ok(())
 }
 
 fn dry_run(ctx: &Context, plan: &[Stage]) -> Result<()> {
-    println!("settings:\n{}", serde_json::to_string_pretty(&ctx.settings)?);
+    println!(
+        "settings:\n{}",
+        serde_json::to_string_pretty(&ctx.settings)?
+    );
     let record = cache::PipelineFile::load(&ctx.layout.pipeline_json())?;
     for (i, stage) in plan.iter().enumerate() {
-        let state = record.get(&stage.name).map_or("not run yet".to_string(), |r| format!("{:?}", r.state).to_lowercase());
-        println!("[{:>2}/{}] {} ({state}) — {}", i + 1, plan.len(), stage.name, stage.what);
-        println!("    $ {}", ctx.paths.display_command(stage));
+        let state = record
+            .get(&stage.name)
+            .map_or("not run yet".to_string(), |r| {
+                format!("{:?}", r.state).to_lowercase()
+            });
+        println!(
+            "[{:>2}/{}] {} ({state}) — {}",
+            i + 1,
+            plan.len(),
+            stage.name,
+            stage.what
+        );
+        println!("    {}", prompt(&ctx.paths.display_command(stage)));
     }
     println!("dry run: nothing was run");
     Ok(())
+}
+
+/// `$ command`, or a `# comment` as it is.
+fn prompt(command: &str) -> String {
+    if command.starts_with('#') {
+        command.to_string()
+    } else {
+        format!("$ {command}")
+    }
 }
 
 /// A folder (relative to the current folder or the workspace root) or a hub id.
@@ -244,19 +289,39 @@ fn teacher_base(teacher: &str, cwd: &Path, root: &Path) -> Result<TeacherBase> {
     Ok(TeacherBase::Hub(teacher.to_string()))
 }
 
-/// `<target>/<profile>/distill`, beside this xtask binary's target folder.
+/// `<target>/<profile>/distill`, where `<target>` is the workspace's target folder as cargo
+/// reports it (xtask itself builds elsewhere: see `.cargo/config.toml`).
 fn distill_binary(root: &Path, profile: Profile) -> Result<PathBuf> {
-    let exe = std::env::current_exe().context("locating the xtask binary")?;
-    let target = exe
-        .parent()
-        .filter(|p| p.file_name().is_some_and(|n| n == "release" || n == "debug"))
-        .and_then(Path::parent)
-        .map_or_else(|| root.join("target"), Path::to_path_buf);
     let dir = match profile {
         Profile::Release => "release",
         Profile::Dev => "debug",
     };
-    Ok(target.join(dir).join(format!("distill{}", std::env::consts::EXE_SUFFIX)))
+    Ok(target_dir(root)
+        .join(dir)
+        .join(format!("distill{}", std::env::consts::EXE_SUFFIX)))
+}
+
+/// `target_directory` of `cargo metadata` (honours CARGO_TARGET_DIR and config), or
+/// `<root>/target` when cargo cannot say.
+fn target_dir(root: &Path) -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .current_dir(root)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .stderr(std::process::Stdio::null())
+        .output();
+    output
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+        .and_then(|v| v["target_directory"].as_str().map(PathBuf::from))
+        .unwrap_or_else(|| root.join("target"))
 }
 
 /// `cargo build -p distill-cli` with the device's feature.
@@ -270,10 +335,17 @@ fn build_cli(root: &Path, profile: Profile, device: &DeviceChoice) -> Result<()>
     if let Some(feature) = device.cargo_feature() {
         cmd.args(["--features", feature]);
     }
-    let shown: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+    let shown: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     println!("building the CLI: cargo {}", shown.join(" "));
     let status = cmd.status().context("running cargo build")?;
-    ensure!(status.success(), "cargo {} failed ({status})", shown.join(" "));
+    ensure!(
+        status.success(),
+        "cargo {} failed ({status})",
+        shown.join(" ")
+    );
     Ok(())
 }
 
@@ -298,7 +370,10 @@ mod tests {
             root: "/w".into(),
             run: "/w/runs/x".into(),
         };
-        assert_eq!(p.canonical("/w/runs/x/data/train.tsv"), "<run>/data/train.tsv");
+        assert_eq!(
+            p.canonical("/w/runs/x/data/train.tsv"),
+            "<run>/data/train.tsv"
+        );
         assert_eq!(p.canonical("/w/crates/t"), "<root>/crates/t");
         assert_eq!(p.shown("/w/runs/x/data/train.tsv"), "runs/x/data/train.tsv");
         assert_eq!(p.shown("a b"), "'a b'");

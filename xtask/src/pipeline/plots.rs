@@ -20,9 +20,9 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::results::ModelResult;
 
 static FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
-const SANS: &str = "sans-serif";
+pub(super) const SANS: &str = "sans-serif";
 /// Students' colours (matplotlib's tab10); the teacher is black and dashed.
-const PALETTE: [RGBColor; 7] = [
+pub(super) const PALETTE: [RGBColor; 7] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -39,7 +39,7 @@ pub struct Figure {
     pub svg: PathBuf,
 }
 
-type DrawResult<E> = std::result::Result<(), DrawingAreaErrorKind<E>>;
+pub(super) type DrawResult<E> = std::result::Result<(), DrawingAreaErrorKind<E>>;
 
 /// Draws every picture into `dir`; `labels` are the dev gold labels.
 pub fn draw_all(dir: &Path, models: &[ModelResult], labels: &[u32]) -> Result<Vec<Figure>> {
@@ -49,12 +49,30 @@ pub fn draw_all(dir: &Path, models: &[ModelResult], labels: &[u32]) -> Result<Ve
     let cols = students.min(3);
     let rows = students.div_ceil(cols);
     let size = (cols as u32 * 520, rows as u32 * 380 + 90);
-    let mut figures = vec![render(dir, "training", "Training curves", size, &Picture::Training(models))?];
-    figures.push(render(dir, "pr", "Precision–recall on dev", (900, 660), &Picture::Pr(models, labels))?);
+    let mut figures = vec![render(
+        dir,
+        "training",
+        "Training curves",
+        size,
+        &Picture::Training(models),
+    )?];
+    figures.push(render(
+        dir,
+        "pr",
+        "Precision–recall on dev",
+        (900, 660),
+        &Picture::Pr(models, labels),
+    )?);
     let cols = models.len().min(4);
     let rows = models.len().div_ceil(cols);
     let size = (cols as u32 * 300, rows as u32 * 300 + 50);
-    figures.push(render(dir, "confusion", "Confusion matrices on dev", size, &Picture::Confusion(models))?);
+    figures.push(render(
+        dir,
+        "confusion",
+        "Confusion matrices on dev",
+        size,
+        &Picture::Confusion(models),
+    )?);
     Ok(figures)
 }
 
@@ -68,7 +86,7 @@ enum Picture<'a> {
 impl Picture<'_> {
     fn draw<DB: DrawingBackend>(&self, area: DrawingArea<DB, Shift>) -> DrawResult<DB::ErrorType> {
         match self {
-            Picture::Training(models) => training(area, models),
+            Picture::Training(models) => super::curves::training(area, models),
             Picture::Pr(models, labels) => pr(area, models, labels),
             Picture::Confusion(models) => confusion(area, models),
         }
@@ -77,144 +95,64 @@ impl Picture<'_> {
 
 fn register_font() -> Result<()> {
     static DONE: OnceLock<bool> = OnceLock::new();
-    let ok = *DONE.get_or_init(|| plotters::style::register_font(SANS, FontStyle::Normal, FONT).is_ok());
-    ok.then_some(()).ok_or_else(|| anyhow!("the embedded DejaVu Sans font did not load"))
+    let ok =
+        *DONE.get_or_init(|| plotters::style::register_font(SANS, FontStyle::Normal, FONT).is_ok());
+    ok.then_some(())
+        .ok_or_else(|| anyhow!("the embedded DejaVu Sans font did not load"))
 }
 
 /// Draws `draw` into `<stem>.png` and `<stem>.svg`, each written under a temporary name
 /// and renamed into place.
-fn render(dir: &Path, stem: &str, title: &str, size: (u32, u32), picture: &Picture) -> Result<Figure> {
-    let (png, svg) = (dir.join(format!("{stem}.png")), dir.join(format!("{stem}.svg")));
+fn render(
+    dir: &Path,
+    stem: &str,
+    title: &str,
+    size: (u32, u32),
+    picture: &Picture,
+) -> Result<Figure> {
+    let (png, svg) = (
+        dir.join(format!("{stem}.png")),
+        dir.join(format!("{stem}.svg")),
+    );
     let tmp = dir.join(format!(".{stem}.tmp.png"));
     {
         let area = BitMapBackend::new(&tmp, size).into_drawing_area();
-        picture.draw(area).map_err(|e| anyhow!("drawing {}: {e}", png.display()))?;
+        picture
+            .draw(area)
+            .map_err(|e| anyhow!("drawing {}: {e}", png.display()))?;
     }
     std::fs::rename(&tmp, &png).with_context(|| format!("renaming into {}", png.display()))?;
     let mut text = String::new();
     {
         let area = SVGBackend::with_string(&mut text, size).into_drawing_area();
-        picture.draw(area).map_err(|e| anyhow!("drawing {}: {e}", svg.display()))?;
+        picture
+            .draw(area)
+            .map_err(|e| anyhow!("drawing {}: {e}", svg.display()))?;
     }
-    distill_data::write_atomic(&svg, text.as_bytes()).with_context(|| format!("writing {}", svg.display()))?;
-    Ok(Figure { title: title.into(), png, svg })
+    distill_data::write_atomic(&svg, text.as_bytes())
+        .with_context(|| format!("writing {}", svg.display()))?;
+    Ok(Figure {
+        title: title.into(),
+        png,
+        svg,
+    })
 }
 
-fn colour(i: usize) -> RGBColor {
+pub(super) fn colour(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
-/// Loss and validation accuracy per epoch, one panel per student.
-fn training<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, models: &[ModelResult]) -> DrawResult<DB::ErrorType> {
-    root.fill(&WHITE)?;
-    let root = root.titled("Training curves (validation split of the training data)", (SANS, 24))?;
-    let (panels_area, legend_area) = root.split_vertically(root.dim_in_pixel().1 - 44);
-    let students: Vec<&ModelResult> = models.iter().filter(|m| !m.teacher).collect();
-    let teacher_acc = models.iter().find(|m| m.teacher).map(|m| m.acc);
-    let cols = students.len().clamp(1, 3);
-    let panels = panels_area.split_evenly((students.len().div_ceil(cols).max(1), cols));
-    for (m, area) in students.iter().zip(&panels) {
-        let last = m.epochs.len().max(1) as i32;
-        let loss_max = m.epochs.iter().flat_map(|e| [e.train_loss, e.val_loss]).fold(0.0f64, f64::max);
-        let loss_max = if loss_max > 0.0 { loss_max * 1.15 } else { 1.0 };
-        let accs: Vec<f64> = m.epochs.iter().map(|e| e.val_acc).chain(teacher_acc).collect();
-        let (lo, hi) = padded_range(&accs);
-        let mut chart = ChartBuilder::on(area)
-            .caption(&m.name, (SANS, 18))
-            .margin(10)
-            .x_label_area_size(38)
-            .y_label_area_size(56)
-            .right_y_label_area_size(56)
-            .build_cartesian_2d(0..last + 1, 0f64..loss_max)?
-            .set_secondary_coord(0..last + 1, lo..hi);
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .y_desc("loss")
-            .x_labels((last as usize + 2).min(11))
-            .y_labels(6)
-            .light_line_style(WHITE.mix(0.0))
-            .label_style((SANS, 13))
-            .axis_desc_style((SANS, 14))
-            .draw()?;
-        chart
-            .configure_secondary_axes()
-            .y_desc("val accuracy")
-            .y_labels(6)
-            .y_label_formatter(&|v| format!("{:.0}%", v * 100.0))
-            .label_style((SANS, 13))
-            .axis_desc_style((SANS, 14))
-            .draw()?;
-        let series = |f: fn(&super::results::Epoch) -> f64| -> Vec<(i32, f64)> {
-            m.epochs.iter().map(|e| (e.epoch as i32, f(e))).collect()
-        };
-        for (points, c) in [(series(|e| e.train_loss), colour(0)), (series(|e| e.val_loss), colour(1))] {
-            chart.draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))?;
-            chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, c.filled())))?;
-        }
-        let acc = series(|e| e.val_acc);
-        chart.draw_secondary_series(LineSeries::new(acc.clone(), colour(2).stroke_width(2)))?;
-        chart.draw_secondary_series(acc.iter().map(|&p| Circle::new(p, 3, colour(2).filled())))?;
-        if let Some(t) = teacher_acc {
-            let style = BLACK.stroke_width(2);
-            chart.draw_secondary_series(DashedLineSeries::new(vec![(0, t), (last + 1, t)], 8, 6, style))?;
-        }
-    }
-    let items = [
-        ("train loss (left)", colour(0), false),
-        ("validation loss (left)", colour(1), false),
-        ("validation accuracy (right)", colour(2), false),
-        ("teacher dev accuracy (right)", BLACK, true),
-    ];
-    legend_row(&legend_area, &items)?;
-    root.present()
-}
-
-/// `[min − pad, max + pad]` within `[0, 1]`, at least 0.1 wide.
-fn padded_range(values: &[f64]) -> (f64, f64) {
-    let min = values.iter().cloned().fold(f64::INFINITY, f64::min);
-    let max = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    if !min.is_finite() || !max.is_finite() {
-        return (0.0, 1.0);
-    }
-    let (mut lo, mut hi) = ((min - 0.05).max(0.0), (max + 0.05).min(1.0));
-    if hi - lo < 0.1 {
-        let mid = (lo + hi) / 2.0;
-        (lo, hi) = ((mid - 0.05).max(0.0), (mid + 0.05).min(1.0));
-    }
-    (lo, hi)
-}
-
-/// A centred row of legend entries: a line (dashed or solid) and its text.
-fn legend_row<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, items: &[(&str, RGBColor, bool)]) -> DrawResult<DB::ErrorType> {
-    let font = (SANS, 15).into_font().color(&BLACK);
-    let widths: Vec<i32> = items
-        .iter()
-        .map(|(t, ..)| area.estimate_text_size(t, &font).map(|(w, _)| w as i32))
-        .collect::<std::result::Result<_, _>>()?;
-    let (line, gap, spacing) = (34, 8, 28);
-    let total: i32 = widths.iter().map(|w| line + gap + w).sum::<i32>() + spacing * (items.len() as i32 - 1);
-    let (w, h) = area.dim_in_pixel();
-    let mut x = (w as i32 - total).max(0) / 2;
-    let y = h as i32 / 2;
-    for ((text, c, dashed), width) in items.iter().zip(widths) {
-        let style = c.stroke_width(2);
-        if *dashed {
-            area.draw(&DashedPathElement::new(vec![(x, y), (x + line, y)], 8, 5, style))?;
-        } else {
-            area.draw(&PathElement::new(vec![(x, y), (x + line, y)], style))?;
-        }
-        let pos = Pos::new(HPos::Left, VPos::Center);
-        area.draw(&Text::new(text.to_string(), (x + line + gap, y), font.clone().pos(pos)))?;
-        x += line + gap + width + spacing;
-    }
-    Ok(())
-}
-
 /// Precision–recall curves of all models on one plot.
-fn pr<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, models: &[ModelResult], labels: &[u32]) -> DrawResult<DB::ErrorType> {
+fn pr<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    models: &[ModelResult],
+    labels: &[u32],
+) -> DrawResult<DB::ErrorType> {
     root.fill(&WHITE)?;
-    let curves: Vec<Vec<(f64, f64)>> = models.iter().map(|m| distill_data::pr_curve(&m.scores, labels)).collect();
+    let curves: Vec<Vec<(f64, f64)>> = models
+        .iter()
+        .map(|m| distill_data::pr_curve(&m.scores, labels))
+        .collect();
     let min_p = curves.iter().flatten().map(|p| p.1).fold(1.0f64, f64::min);
     let lo = ((min_p - 0.02) * 10.0).floor().clamp(0.0, 9.0) / 10.0;
     let mut chart = ChartBuilder::on(&root)
@@ -227,7 +165,7 @@ fn pr<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, models: &[ModelResult], 
         .configure_mesh()
         .x_desc("recall")
         .y_desc("precision")
-        .light_line_style(BLACK.mix(0.05))
+        .light_line_style(WHITE)
         .label_style((SANS, 14))
         .axis_desc_style((SANS, 16))
         .draw()?;
@@ -239,7 +177,9 @@ fn pr<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, models: &[ModelResult], 
             chart
                 .draw_series(DashedLineSeries::new(curve, 8, 5, style))?
                 .label(name)
-                .legend(move |(x, y)| DashedPathElement::new(vec![(x, y), (x + 24, y)], 6, 4, style));
+                .legend(move |(x, y)| {
+                    DashedPathElement::new(vec![(x, y), (x + 24, y)], 6, 4, style)
+                });
         } else {
             let style = colour(student).stroke_width(2);
             student += 1;
@@ -261,9 +201,15 @@ fn pr<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, models: &[ModelResult], 
 }
 
 /// One confusion matrix per model: counts, and shares of each gold row as shading.
-fn confusion<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, models: &[ModelResult]) -> DrawResult<DB::ErrorType> {
+fn confusion<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    models: &[ModelResult],
+) -> DrawResult<DB::ErrorType> {
     root.fill(&WHITE)?;
-    let root = root.titled("Confusion matrices on dev (rows: gold, columns: predicted)", (SANS, 22))?;
+    let root = root.titled(
+        "Confusion matrices on dev (rows: gold, columns: predicted)",
+        (SANS, 22),
+    )?;
     let cols = models.len().clamp(1, 4);
     let panels = root.split_evenly((models.len().div_ceil(cols).max(1), cols));
     let names = |v: &SegmentValue<u32>, flip: bool| match v {
@@ -279,7 +225,8 @@ fn confusion<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, models: &[ModelRe
             .margin(12)
             .x_label_area_size(44)
             .y_label_area_size(76)
-            .build_cartesian_2d((0u32..2).into_segmented(), (0u32..2).into_segmented())?;
+            // An integer range is inclusive: 0..1 is the two classes.
+            .build_cartesian_2d((0u32..1).into_segmented(), (0u32..1).into_segmented())?;
         chart
             .configure_mesh()
             .disable_mesh()
@@ -294,37 +241,40 @@ fn confusion<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, models: &[ModelRe
             let total: u64 = m.confusion[gold].iter().sum();
             for pred in 0..2usize {
                 let count = m.confusion[gold][pred];
-                let share = if total > 0 { count as f64 / total as f64 } else { 0.0 };
+                let share = if total > 0 {
+                    count as f64 / total as f64
+                } else {
+                    0.0
+                };
                 // Gold 0 on top: y counts upwards.
                 let (x, y) = (pred as u32, 1 - gold as u32);
                 let fill = PALETTE[0].mix(0.12 + 0.88 * share).filled();
-                let cell = [(SegmentValue::Exact(x), SegmentValue::Exact(y)), (SegmentValue::Exact(x + 1), SegmentValue::Exact(y + 1))];
+                let edge = |v: u32| {
+                    if v > 1 {
+                        SegmentValue::Last
+                    } else {
+                        SegmentValue::Exact(v)
+                    }
+                };
+                let cell = [(edge(x), edge(y)), (edge(x + 1), edge(y + 1))];
                 chart.draw_series(std::iter::once(Rectangle::new(cell, fill)))?;
                 let ink = if share > 0.55 { WHITE } else { BLACK };
                 let centre = (SegmentValue::CenterOf(x), SegmentValue::CenterOf(y));
-                let big = (SANS, 20).into_font().color(&ink).pos(Pos::new(HPos::Center, VPos::Center));
-                let small = (SANS, 13).into_font().color(&ink).pos(Pos::new(HPos::Center, VPos::Center));
+                let big = (SANS, 20)
+                    .into_font()
+                    .color(&ink)
+                    .pos(Pos::new(HPos::Center, VPos::Center));
+                let small = (SANS, 13)
+                    .into_font()
+                    .color(&ink)
+                    .pos(Pos::new(HPos::Center, VPos::Center));
                 chart.draw_series(std::iter::once(
                     EmptyElement::at(centre)
                         + Text::new(count.to_string(), (0, -9), big)
-                        + Text::new(format!("{:.1}% of row", share * 100.0), (0, 13), small),
+                        + Text::new(format!("{:.1}%", share * 100.0), (0, 13), small),
                 ))?;
             }
         }
     }
     root.present()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn accuracy_axis_is_padded_and_clamped() {
-        assert_eq!(padded_range(&[]), (0.0, 1.0));
-        let (lo, hi) = padded_range(&[0.8, 0.9]);
-        assert!((lo - 0.75).abs() < 1e-9 && (hi - 0.95).abs() < 1e-9);
-        let (lo, hi) = padded_range(&[0.99]);
-        assert!(hi <= 1.0 && hi - lo >= 0.05);
-    }
 }

@@ -6,7 +6,7 @@
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
-use super::stages::STUDENTS;
+use super::layout::STUDENTS;
 
 /// The tiny random BERT used as the `smoke` teacher, relative to the workspace root.
 pub const SMOKE_TEACHER: &str = "crates/teacher/tests/fixtures/tiny-bert";
@@ -168,7 +168,8 @@ impl Settings {
             }
         }
         if s.augment_factor == 0 {
-            s.students.retain(|n| STUDENTS.iter().any(|k| k.name == n && !k.augment));
+            s.students
+                .retain(|n| STUDENTS.iter().any(|k| k.name == n && !k.augment));
         }
         if s.students.is_empty() {
             bail!("no students to train");
@@ -177,6 +178,37 @@ impl Settings {
             bail!("epochs must be positive");
         }
         Ok(s)
+    }
+
+    /// The settings as (name, value) rows for the report, in declaration order.
+    pub fn rows(&self) -> Vec<(&'static str, String)> {
+        let all = |v: Option<usize>| v.map_or("all".to_string(), |n| n.to_string());
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "CLI default".to_string());
+        vec![
+            ("preset", self.preset.name().to_string()),
+            ("teacher base", self.teacher.clone()),
+            ("train sentences", all(self.train_size)),
+            ("dev sentences", all(self.dev_size)),
+            ("seed", self.seed.to_string()),
+            ("teacher epochs", self.teacher_epochs.to_string()),
+            (
+                "teacher max steps",
+                self.teacher_max_steps.map_or("–".into(), |n| n.to_string()),
+            ),
+            (
+                "teacher learning rate",
+                opt(self.teacher_lr.map(|v| v.to_string())),
+            ),
+            ("student epochs", self.student_epochs.to_string()),
+            ("student batch size", self.student_batch_size.to_string()),
+            ("augment factor", self.augment_factor.to_string()),
+            ("students", self.students.join(", ")),
+            ("bench passes over dev", self.bench_repeat.to_string()),
+            (
+                "teacher latency samples",
+                self.teacher_latency_samples.to_string(),
+            ),
+        ]
     }
 
     /// True when some student learns from augmented samples.

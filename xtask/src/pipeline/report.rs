@@ -21,15 +21,27 @@ struct Table {
 
 impl Table {
     fn new(header: &[&str]) -> Self {
-        Self { header: header.iter().map(|h| h.to_string()).collect(), rows: Vec::new() }
+        Self {
+            header: header.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+        }
     }
 
     fn markdown(&self) -> String {
         let cell = |c: &String| c.replace('|', "\\|");
-        let mut out = format!("| {} |\n", self.header.iter().map(cell).collect::<Vec<_>>().join(" | "));
-        out += &format!("|{}\n", self.header.iter().map(|_| "---|").collect::<String>());
+        let mut out = format!(
+            "| {} |\n",
+            self.header.iter().map(cell).collect::<Vec<_>>().join(" | ")
+        );
+        out += &format!(
+            "|{}\n",
+            self.header.iter().map(|_| "---|").collect::<String>()
+        );
         for row in &self.rows {
-            out += &format!("| {} |\n", row.iter().map(cell).collect::<Vec<_>>().join(" | "));
+            out += &format!(
+                "| {} |\n",
+                row.iter().map(cell).collect::<Vec<_>>().join(" | ")
+            );
         }
         out
     }
@@ -52,20 +64,22 @@ impl Table {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// `1234567` → `1,234,567`.
 fn thousands(n: u64) -> String {
     let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    let groups: Vec<&str> = digits
+        .as_bytes()
+        .rchunks(3)
+        .rev()
+        .map(|g| std::str::from_utf8(g).unwrap_or("?"))
+        .collect();
+    groups.join(",")
 }
 
 fn bytes(n: u64) -> String {
@@ -85,7 +99,13 @@ fn micros(us: Option<f64>) -> String {
 }
 
 fn ratio(r: Option<f64>) -> String {
-    r.map_or("–".into(), |r| if r >= 10.0 { format!("{r:.0}×") } else { format!("{r:.1}×") })
+    r.map_or("–".into(), |r| {
+        if r >= 10.0 {
+            format!("{r:.0}×")
+        } else {
+            format!("{r:.1}×")
+        }
+    })
 }
 
 /// Throughput and latency speed-ups of `m` over the teacher.
@@ -121,7 +141,8 @@ fn results_table(models: &[ModelResult]) -> Table {
             format!("{:.3}", m.f1),
             thousands(m.params),
             bytes(m.size_bytes),
-            m.throughput.map_or("–".into(), |v| thousands(v.round() as u64)),
+            m.throughput
+                .map_or("–".into(), |v| thousands(v.round() as u64)),
             micros(m.latency_us),
             ratio(thr),
             ratio(lat),
@@ -147,17 +168,12 @@ fn stages_table(record: &PipelineFile) -> (Table, f64) {
 fn settings_table(ctx: &Context) -> Table {
     let mut t = Table::new(&["setting", "value"]);
     t.rows.push(vec!["run".into(), ctx.name.clone()]);
-    t.rows.push(vec!["device (training, labelling)".into(), ctx.device.to_string()]);
-    if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&ctx.settings) {
-        for (k, v) in map {
-            let v = match v {
-                serde_json::Value::String(s) => s,
-                serde_json::Value::Null => "–".into(),
-                serde_json::Value::Array(a) => a.iter().map(|x| x.as_str().unwrap_or("?")).collect::<Vec<_>>().join(", "),
-                other => other.to_string(),
-            };
-            t.rows.push(vec![k.replace('_', " "), v]);
-        }
+    t.rows.push(vec![
+        "device (training, labelling)".into(),
+        ctx.device.to_string(),
+    ]);
+    for (k, v) in ctx.settings.rows() {
+        t.rows.push(vec![k.to_string(), v]);
     }
     t
 }
@@ -205,20 +221,44 @@ pub fn write(ctx: &Context, record: &PipelineFile) -> Result<()> {
     for p in &intro {
         md += &format!("{p}\n\n");
     }
-    md += &format!("## Results on dev\n\n{}\n## Pictures\n\n", results.markdown());
+    md += &format!(
+        "## Results on dev\n\n{}\n## Pictures\n\n",
+        results.markdown()
+    );
     for f in &figures {
-        let rel = f.png.strip_prefix(&layout.run).unwrap_or(&f.png).display().to_string();
-        let svg = f.svg.strip_prefix(&layout.run).unwrap_or(&f.svg).display().to_string();
-        md += &format!("### {}\n\n![{}]({rel})\n\n([SVG]({svg}))\n\n", f.title, f.title);
+        let rel = f
+            .png
+            .strip_prefix(&layout.run)
+            .unwrap_or(&f.png)
+            .display()
+            .to_string();
+        let svg = f
+            .svg
+            .strip_prefix(&layout.run)
+            .unwrap_or(&f.svg)
+            .display()
+            .to_string();
+        md += &format!(
+            "### {}\n\n![{}]({rel})\n\n([SVG]({svg}))\n\n",
+            f.title, f.title
+        );
     }
-    md += &format!("## Stages\n\nWall time of each stage when it last ran (total {}).\n\n{}\n", seconds(total), stages.markdown());
+    md += &format!(
+        "## Stages\n\nWall time of each stage when it last ran (total {}).\n\n{}\n",
+        seconds(total),
+        stages.markdown()
+    );
     md += &format!("## Settings\n\n{}\n## Commands\n\nEach stage by hand, from the folder the pipeline ran in:\n\n```sh\n{}\n```\n", settings.markdown(), commands.join("\n"));
     let md_path = layout.run.join("report.md");
-    distill_data::write_atomic(&md_path, md.as_bytes()).with_context(|| format!("writing {}", md_path.display()))?;
+    distill_data::write_atomic(&md_path, md.as_bytes())
+        .with_context(|| format!("writing {}", md_path.display()))?;
 
-    let html = html(&title, &intro, &results, &figures, &stages, total, &settings, &commands)?;
+    let html = html(
+        &title, &intro, &results, &figures, &stages, total, &settings, &commands,
+    )?;
     let html_path = layout.run.join("report.html");
-    distill_data::write_atomic(&html_path, html.as_bytes()).with_context(|| format!("writing {}", html_path.display()))?;
+    distill_data::write_atomic(&html_path, html.as_bytes())
+        .with_context(|| format!("writing {}", html_path.display()))?;
 
     let teacher = models.iter().find(|m| m.teacher);
     let json_models: Vec<serde_json::Value> = models
@@ -242,8 +282,14 @@ pub fn write(ctx: &Context, record: &PipelineFile) -> Result<()> {
     });
     let json_path = layout.run.join("report.json");
     let text = serde_json::to_string_pretty(&json)? + "\n";
-    distill_data::write_atomic(&json_path, text.as_bytes()).with_context(|| format!("writing {}", json_path.display()))?;
-    println!("    wrote {}, {} and {} plots", md_path.display(), html_path.display(), figures.len() * 2);
+    distill_data::write_atomic(&json_path, text.as_bytes())
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    println!(
+        "    wrote {}, {} and {} plots",
+        md_path.display(),
+        html_path.display(),
+        figures.len() * 2
+    );
     Ok(())
 }
 
@@ -270,15 +316,32 @@ fn html(
     for p in intro {
         let _ = writeln!(out, "<p>{}</p>", escape(p));
     }
-    let _ = write!(out, "<h2>Results on dev</h2>\n{}<h2>Pictures</h2>\n", results.html());
+    let _ = write!(
+        out,
+        "<h2>Results on dev</h2>\n{}<h2>Pictures</h2>\n",
+        results.html()
+    );
     for f in figures {
         let png = std::fs::read(&f.png).with_context(|| format!("reading {}", f.png.display()))?;
         let data = base64::engine::general_purpose::STANDARD.encode(png);
-        let _ = writeln!(out, "<h3>{t}</h3>\n<img alt=\"{t}\" src=\"data:image/png;base64,{data}\">", t = escape(&f.title));
+        let _ = writeln!(
+            out,
+            "<h3>{t}</h3>\n<img alt=\"{t}\" src=\"data:image/png;base64,{data}\">",
+            t = escape(&f.title)
+        );
     }
-    let _ = write!(out, "<h2>Stages</h2>\n<p>Wall time of each stage when it last ran (total {}).</p>\n{}", seconds(total), stages.html());
+    let _ = write!(
+        out,
+        "<h2>Stages</h2>\n<p>Wall time of each stage when it last ran (total {}).</p>\n{}",
+        seconds(total),
+        stages.html()
+    );
     let _ = write!(out, "<h2>Settings</h2>\n{}", settings.html());
-    let _ = write!(out, "<h2>Commands</h2>\n<pre>{}</pre>\n</body>\n</html>\n", escape(&commands.join("\n")));
+    let _ = write!(
+        out,
+        "<h2>Commands</h2>\n<pre>{}</pre>\n</body>\n</html>\n",
+        escape(&commands.join("\n"))
+    );
     Ok(out)
 }
 

@@ -11,7 +11,7 @@ use anyhow::{ensure, Context, Result};
 use distill_data::{Dataset, LabelSet};
 use serde::{Deserialize, Serialize};
 
-use super::stages::{student, Layout};
+use super::layout::{student, Layout};
 
 /// One epoch of `metrics.jsonl`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -70,7 +70,11 @@ struct BenchJson {
 }
 
 /// The teacher and each student of `students`, in that order, and the dev labels.
-pub fn collect(layout: &Layout, teacher_base: &str, students: &[String]) -> Result<(Vec<ModelResult>, Vec<u32>)> {
+pub fn collect(
+    layout: &Layout,
+    teacher_base: &str,
+    students: &[String],
+) -> Result<(Vec<ModelResult>, Vec<u32>)> {
     let dev = Dataset::read(&layout.dev(), &LabelSet::binary())
         .with_context(|| format!("reading {}", layout.dev().display()))?;
     let labels = dev.labels().context("the dev file has unlabelled rows")?;
@@ -122,9 +126,10 @@ pub fn collect(layout: &Layout, teacher_base: &str, students: &[String]) -> Resu
 
 /// `owner/name` → `name`; a folder → its last component.
 pub fn short_name(id_or_dir: &str) -> String {
-    Path::new(id_or_dir)
-        .file_name()
-        .map_or_else(|| id_or_dir.to_string(), |n| n.to_string_lossy().into_owned())
+    Path::new(id_or_dir).file_name().map_or_else(
+        || id_or_dir.to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
@@ -133,42 +138,61 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
 }
 
 fn read_scores(path: &Path, n: usize) -> Result<Vec<f32>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let scores = text
         .lines()
         .map(|l| l.trim().parse::<f32>())
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("parsing {}", path.display()))?;
-    ensure!(scores.len() == n, "{} has {} scores for {n} dev sentences", path.display(), scores.len());
+    ensure!(
+        scores.len() == n,
+        "{} has {} scores for {n} dev sentences",
+        path.display(),
+        scores.len()
+    );
     Ok(scores)
 }
 
 fn read_epochs(path: &Path) -> Result<Vec<Epoch>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     text.lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).with_context(|| format!("parsing a line of {}", path.display())))
+        .map(|l| {
+            serde_json::from_str(l).with_context(|| format!("parsing a line of {}", path.display()))
+        })
         .collect()
 }
 
 /// Sum of the element counts in a safetensors file's header.
 pub fn parameter_count(path: &Path) -> Result<u64> {
-    let mut file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut len = [0u8; 8];
-    file.read_exact(&mut len).with_context(|| format!("reading {}", path.display()))?;
+    file.read_exact(&mut len)
+        .with_context(|| format!("reading {}", path.display()))?;
     let len = u64::from_le_bytes(len);
-    ensure!(len < 100 << 20, "{}: implausible safetensors header length {len}", path.display());
+    ensure!(
+        len < 100 << 20,
+        "{}: implausible safetensors header length {len}",
+        path.display()
+    );
     let mut header = vec![0u8; len as usize];
-    file.read_exact(&mut header).with_context(|| format!("reading {}", path.display()))?;
-    let header: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&header).with_context(|| format!("parsing the header of {}", path.display()))?;
+    file.read_exact(&mut header)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&header)
+        .with_context(|| format!("parsing the header of {}", path.display()))?;
     let mut total = 0u64;
     for (name, entry) in header.iter().filter(|(k, _)| *k != "__metadata__") {
         let shape = entry
             .get("shape")
             .and_then(|s| s.as_array())
             .with_context(|| format!("{}: tensor {name} has no shape", path.display()))?;
-        total += shape.iter().map(|d| d.as_u64().unwrap_or(0)).product::<u64>();
+        total += shape
+            .iter()
+            .map(|d| d.as_u64().unwrap_or(0))
+            .product::<u64>();
     }
     Ok(total)
 }
@@ -198,7 +222,10 @@ mod tests {
 
     #[test]
     fn short_names() {
-        assert_eq!(short_name("sentence-transformers/all-MiniLM-L6-v2"), "all-MiniLM-L6-v2");
+        assert_eq!(
+            short_name("sentence-transformers/all-MiniLM-L6-v2"),
+            "all-MiniLM-L6-v2"
+        );
         assert_eq!(short_name("/a/b/tiny-bert"), "tiny-bert");
     }
 }

@@ -5,115 +5,23 @@
 //! assets → data → teacher-finetune → teacher-label → augment → teacher-label-augment
 //!        → student-<name>… → eval-teacher → eval-<name>… → bench-<name>… → report
 //! ```
-//! Everything lands in the run folder ([`Layout`]): `data/`, `teacher/`, `logits/`,
-//! `students/<name>/`, `eval/<model>.{json,scores}`, `bench/<name>.json`, `plots/`,
-//! `report.{md,html,json}` and `pipeline.json`.
+//! Training and labelling run on `--device`; evaluation and timing always on the CPU, so
+//! the report's speed figures compare like with like.
 
 use std::path::{Path, PathBuf};
 
 use super::device::DeviceChoice;
+use super::layout::{student, Layout, StudentSpec, TeacherBase};
 use super::presets::Settings;
-
-/// A student the pipeline can train.
-#[derive(Clone, Copy, Debug)]
-pub struct StudentSpec {
-    pub name: &'static str,
-    /// What the report calls it.
-    pub label: &'static str,
-    /// The distillation loss; `None` trains on gold labels alone (cross-entropy).
-    pub loss: Option<&'static str>,
-    /// Also learns from the teacher-labelled augmented samples.
-    pub augment: bool,
-    /// Architecture preset of `distill student train --preset`.
-    pub preset: &'static str,
-}
-
-/// Every student the pipeline knows, in report order.
-pub const STUDENTS: [StudentSpec; 6] = [
-    StudentSpec { name: "baseline", label: "BiLSTM on labels (CE)", loss: None, augment: false, preset: "original" },
-    StudentSpec { name: "distill", label: "distilled: CE + logit MSE", loss: Some("distill"), augment: false, preset: "original" },
-    StudentSpec { name: "weighted-mse", label: "distilled: teacher-weighted MSE", loss: Some("weighted-mse"), augment: false, preset: "original" },
-    StudentSpec { name: "kl", label: "distilled: CE + KL (T = 2)", loss: Some("kl"), augment: false, preset: "original" },
-    StudentSpec { name: "distill-augment", label: "distilled + augmentation", loss: Some("distill"), augment: true, preset: "original" },
-    StudentSpec { name: "large-augment", label: "large preset, distilled + augmentation", loss: Some("distill"), augment: true, preset: "large" },
-];
-
-/// The spec of a student by name.
-pub fn student(name: &str) -> Option<&'static StudentSpec> {
-    STUDENTS.iter().find(|s| s.name == name)
-}
-
-/// Where a run keeps its files.
-#[derive(Clone, Debug)]
-pub struct Layout {
-    /// The workspace root (assets, fixtures).
-    pub root: PathBuf,
-    /// `runs/<name>`.
-    pub run: PathBuf,
-}
-
-impl Layout {
-    pub fn sst2(&self, file: &str) -> PathBuf {
-        self.root.join("assets/sst2").join(file)
-    }
-    pub fn train(&self) -> PathBuf {
-        self.run.join("data/train.tsv")
-    }
-    pub fn dev(&self) -> PathBuf {
-        self.run.join("data/dev.tsv")
-    }
-    pub fn augmented(&self) -> PathBuf {
-        self.run.join("data/augment.tsv")
-    }
-    pub fn teacher(&self) -> PathBuf {
-        self.run.join("teacher")
-    }
-    pub fn logits(&self, name: &str) -> PathBuf {
-        self.run.join("logits").join(format!("{name}.safetensors"))
-    }
-    pub fn student(&self, name: &str) -> PathBuf {
-        self.run.join("students").join(name)
-    }
-    pub fn eval(&self, model: &str) -> PathBuf {
-        self.run.join("eval").join(format!("{model}.json"))
-    }
-    pub fn scores(&self, model: &str) -> PathBuf {
-        self.run.join("eval").join(format!("{model}.scores"))
-    }
-    pub fn bench(&self, model: &str) -> PathBuf {
-        self.run.join("bench").join(format!("{model}.json"))
-    }
-    pub fn plots(&self) -> PathBuf {
-        self.run.join("plots")
-    }
-    pub fn pipeline_json(&self) -> PathBuf {
-        self.run.join("pipeline.json")
-    }
-    /// The files of a model folder that define it (teacher: HF layout; student: ours).
-    pub fn model_files(dir: &Path, teacher: bool) -> Vec<PathBuf> {
-        let names: &[&str] = if teacher {
-            &["config.json", "model.safetensors", "tokenizer.json"]
-        } else {
-            &["config.json", "vocab.json", "model.safetensors"]
-        };
-        names.iter().map(|n| dir.join(n)).collect()
-    }
-}
-
-/// The teacher base, as resolved on this machine.
-#[derive(Clone, Debug)]
-pub enum TeacherBase {
-    /// A Hugging Face folder: its files key the fine-tuning stage.
-    Folder(PathBuf),
-    /// A hub id, fetched by the assets stage; the id keys the stage.
-    Hub(String),
-}
 
 /// What a stage does.
 #[derive(Clone, Debug)]
 pub enum Action {
     /// `distill <args>`; with `stdout`, its standard output (JSON) is saved there.
-    Cli { args: Vec<String>, stdout: Option<PathBuf> },
+    Cli {
+        args: Vec<String>,
+        stdout: Option<PathBuf>,
+    },
     /// SST-2 present; the teacher base in the hf-hub cache when it is a hub id.
     Assets { hub_teacher: Option<String> },
     /// Stratified subsets of SST-2 written to `data/`.
@@ -139,203 +47,397 @@ pub struct Stage {
     pub settings: String,
 }
 
-fn s(p: &Path) -> String {
-    p.display().to_string()
+impl Stage {
+    /// A `distill` call whose outputs are also what a fresh start removes.
+    fn cli(
+        name: String,
+        what: String,
+        args: Args,
+        inputs: Vec<PathBuf>,
+        outputs: Vec<PathBuf>,
+    ) -> Stage {
+        Stage {
+            name,
+            what,
+            action: Action::Cli {
+                args: args.0,
+                stdout: None,
+            },
+            inputs,
+            clean: outputs.clone(),
+            outputs,
+            settings: String::new(),
+        }
+    }
+
+    /// Saves the command's standard output (JSON) to `path`, an output of the stage.
+    fn stdout_to(mut self, path: PathBuf) -> Stage {
+        if let Action::Cli { stdout, .. } = &mut self.action {
+            *stdout = Some(path.clone());
+        }
+        self.clean.push(path.clone());
+        self.outputs.push(path);
+        self
+    }
 }
 
-fn cli(args: &[&str]) -> Vec<String> {
-    args.iter().map(|a| a.to_string()).collect()
+/// A `distill` command line under construction.
+struct Args(Vec<String>);
+
+impl Args {
+    fn new(words: &[&str]) -> Args {
+        Args(words.iter().map(|w| w.to_string()).collect())
+    }
+    fn opt(mut self, flag: &str, value: impl std::fmt::Display) -> Args {
+        self.0.push(flag.to_string());
+        self.0.push(value.to_string());
+        self
+    }
+    fn path(self, flag: &str, path: &Path) -> Args {
+        self.opt(flag, path.display())
+    }
+    fn flag(mut self, flag: &str) -> Args {
+        self.0.push(flag.to_string());
+        self
+    }
 }
 
 /// The stages of a run with `settings` on `device`.
-pub fn plan(settings: &Settings, layout: &Layout, base: &TeacherBase, device: &DeviceChoice) -> Vec<Stage> {
-    let dev_arg = device.arg();
-    let teacher = layout.teacher();
-    let teacher_files = Layout::model_files(&teacher, true);
-    let (train, dev, aug) = (layout.train(), layout.dev(), layout.augmented());
-    let seed = settings.seed.to_string();
-    let mut stages = Vec::new();
-
-    let (base_arg, base_inputs, hub) = match base {
-        TeacherBase::Folder(dir) => (s(dir), Layout::model_files(dir, true), None),
-        TeacherBase::Hub(id) => (id.clone(), Vec::new(), Some(id.clone())),
+pub fn plan(
+    settings: &Settings,
+    layout: &Layout,
+    base: &TeacherBase,
+    device: &DeviceChoice,
+) -> Vec<Stage> {
+    let p = Planner {
+        s: settings,
+        l: layout,
+        device: device.arg(),
     };
-    stages.push(Stage {
-        name: "assets".into(),
-        what: "SST-2 in assets/, the teacher base in the hf-hub cache".into(),
-        action: Action::Assets { hub_teacher: hub.clone() },
-        inputs: vec![layout.sst2("train.tsv"), layout.sst2("dev.tsv")],
-        outputs: vec![],
-        clean: vec![],
-        settings: format!("teacher base {base_arg}"),
-    });
-    stages.push(Stage {
-        name: "data".into(),
-        what: format!(
-            "stratified subsets: train {}, dev {}",
-            settings.train_size.map_or("all".into(), |n| n.to_string()),
-            settings.dev_size.map_or("all".into(), |n| n.to_string())
-        ),
-        action: Action::Data,
-        inputs: vec![layout.sst2("train.tsv"), layout.sst2("dev.tsv")],
-        outputs: vec![train.clone(), dev.clone()],
-        clean: vec![train.clone(), dev.clone()],
-        settings: format!("train {:?} dev {:?} seed {}", settings.train_size, settings.dev_size, settings.seed),
-    });
+    let mut stages = p.preparation(base);
+    let students: Vec<&StudentSpec> = settings
+        .students
+        .iter()
+        .filter_map(|n| student(n))
+        .collect();
+    stages.extend(students.iter().map(|spec| p.train(spec)));
+    stages.push(p.eval_teacher());
+    stages.extend(students.iter().map(|spec| p.eval_student(spec)));
+    stages.extend(students.iter().map(|spec| p.bench_student(spec)));
+    stages.push(p.report(&students));
+    stages
+}
 
-    let mut args = cli(&["teacher", "finetune", "--teacher", &base_arg, "--train", &s(&train), "--dev", &s(&dev)]);
-    args.extend(cli(&["--out", &s(&teacher), "--epochs", &settings.teacher_epochs.to_string(), "--seed", &seed]));
-    if let Some(n) = settings.teacher_max_steps {
-        args.extend(cli(&["--max-steps", &n.to_string()]));
-    }
-    if let Some(lr) = settings.teacher_lr {
-        args.extend(cli(&["--lr", &lr.to_string()]));
-    }
-    args.extend(cli(&["--device", &dev_arg]));
-    let mut inputs = base_inputs;
-    inputs.extend([train.clone(), dev.clone()]);
-    stages.push(Stage {
-        name: "teacher-finetune".into(),
-        what: format!("fine-tune the teacher ({base_arg})"),
-        action: Action::Cli { args, stdout: None },
-        inputs,
-        outputs: teacher_files.clone(),
-        clean: vec![teacher.clone()],
-        settings: hub.map(|id| format!("hub {id}")).unwrap_or_default(),
-    });
+struct Planner<'a> {
+    s: &'a Settings,
+    l: &'a Layout,
+    /// `--device` of training and labelling.
+    device: String,
+}
 
-    let label = |name: &str, what: &str, data: &Path, out: PathBuf| {
-        let args = cli(&["teacher", "label", "--teacher", &s(&teacher), "--data", &s(data), "--out", &s(&out)]);
-        let mut args = args;
-        args.extend(cli(&["--device", &dev_arg]));
-        let mut inputs = teacher_files.clone();
-        inputs.push(data.to_path_buf());
-        Stage {
-            name: name.into(),
-            what: what.into(),
-            action: Action::Cli { args, stdout: None },
-            inputs,
-            outputs: vec![out.clone()],
-            clean: vec![out],
-            settings: String::new(),
+impl Planner<'_> {
+    fn teacher_files(&self) -> Vec<PathBuf> {
+        Layout::model_files(&self.l.teacher(), true)
+    }
+
+    /// Assets, data, fine-tuning, labelling and augmentation.
+    fn preparation(&self, base: &TeacherBase) -> Vec<Stage> {
+        let (s, l) = (self.s, self.l);
+        let sst2 = vec![l.sst2("train.tsv"), l.sst2("dev.tsv")];
+        let (train, dev, aug) = (l.train(), l.dev(), l.augmented());
+        let (base_arg, base_inputs, hub) = match base {
+            TeacherBase::Folder(dir) => (
+                dir.display().to_string(),
+                Layout::model_files(dir, true),
+                None,
+            ),
+            TeacherBase::Hub(id) => (id.clone(), Vec::new(), Some(id.clone())),
+        };
+        let size = |n: Option<usize>| n.map_or("all".to_string(), |n| n.to_string());
+        let mut stages = vec![
+            Stage {
+                name: "assets".into(),
+                what: "SST-2 in assets/, the teacher base in the hf-hub cache".into(),
+                action: Action::Assets {
+                    hub_teacher: hub.clone(),
+                },
+                inputs: sst2.clone(),
+                outputs: vec![],
+                clean: vec![],
+                settings: format!("teacher base {base_arg}"),
+            },
+            Stage {
+                name: "data".into(),
+                what: format!(
+                    "stratified subsets: train {}, dev {}",
+                    size(s.train_size),
+                    size(s.dev_size)
+                ),
+                action: Action::Data,
+                inputs: sst2,
+                outputs: vec![train.clone(), dev.clone()],
+                clean: vec![train.clone(), dev.clone()],
+                settings: format!(
+                    "train {:?} dev {:?} seed {}",
+                    s.train_size, s.dev_size, s.seed
+                ),
+            },
+        ];
+
+        let mut args = Args::new(&["teacher", "finetune"])
+            .opt("--teacher", &base_arg)
+            .path("--train", &train)
+            .path("--dev", &dev)
+            .path("--out", &l.teacher())
+            .opt("--epochs", s.teacher_epochs)
+            .opt("--seed", s.seed);
+        if let Some(n) = s.teacher_max_steps {
+            args = args.opt("--max-steps", n);
         }
-    };
-    stages.push(label("teacher-label", "teacher logits for the training sentences", &train, layout.logits("train")));
-    if settings.uses_augmentation() {
-        let factor = settings.augment_factor.to_string();
-        let args = cli(&["augment", "--data", &s(&train), "--out", &s(&aug), "--teacher", &s(&teacher)]);
-        let mut args = args;
-        args.extend(cli(&["--augment-factor", &factor, "--seed", &seed]));
-        let mut inputs = teacher_files.clone();
-        inputs.push(train.clone());
-        stages.push(Stage {
-            name: "augment".into(),
-            what: format!("augmented transfer sentences ({factor} per sentence)"),
-            action: Action::Cli { args, stdout: None },
+        if let Some(lr) = s.teacher_lr {
+            args = args.opt("--lr", lr);
+        }
+        let args = args.opt("--device", &self.device);
+        let inputs = [base_inputs, vec![train.clone(), dev.clone()]].concat();
+        let what = format!("fine-tune the teacher ({base_arg})");
+        let mut finetune = Stage::cli(
+            "teacher-finetune".into(),
+            what,
+            args,
             inputs,
-            outputs: vec![aug.clone()],
-            clean: vec![aug.clone()],
-            settings: String::new(),
-        });
-        stages.push(label("teacher-label-augment", "teacher logits for the augmented sentences", &aug, layout.logits("augment")));
+            self.teacher_files(),
+        );
+        finetune.clean = vec![l.teacher()];
+        finetune.settings = hub.map(|id| format!("hub {id}")).unwrap_or_default();
+        stages.push(finetune);
+
+        stages.push(self.label(
+            "teacher-label",
+            "the training sentences",
+            &train,
+            l.logits("train"),
+        ));
+        if s.uses_augmentation() {
+            let args = Args::new(&["augment"])
+                .path("--data", &train)
+                .path("--out", &aug)
+                .path("--teacher", &l.teacher())
+                .opt("--augment-factor", s.augment_factor)
+                .opt("--seed", s.seed);
+            let inputs = [self.teacher_files(), vec![train.clone()]].concat();
+            let what = format!(
+                "augmented transfer sentences ({} per sentence)",
+                s.augment_factor
+            );
+            stages.push(Stage::cli(
+                "augment".into(),
+                what,
+                args,
+                inputs,
+                vec![aug.clone()],
+            ));
+            stages.push(self.label(
+                "teacher-label-augment",
+                "the augmented sentences",
+                &aug,
+                l.logits("augment"),
+            ));
+        }
+        stages
     }
 
-    let students: Vec<&StudentSpec> = settings.students.iter().filter_map(|n| student(n)).collect();
-    for spec in &students {
-        let out = layout.student(spec.name);
-        let mut args = cli(&["student", "train", "--train", &s(&train), "--out", &s(&out)]);
-        let mut inputs = vec![train.clone()];
+    fn label(&self, name: &str, what: &str, data: &Path, out: PathBuf) -> Stage {
+        let args = Args::new(&["teacher", "label"])
+            .path("--teacher", &self.l.teacher())
+            .path("--data", data)
+            .path("--out", &out)
+            .opt("--device", &self.device);
+        let inputs = [self.teacher_files(), vec![data.to_path_buf()]].concat();
+        Stage::cli(
+            name.into(),
+            format!("teacher logits for {what}"),
+            args,
+            inputs,
+            vec![out],
+        )
+    }
+
+    fn train(&self, spec: &StudentSpec) -> Stage {
+        let (s, l) = (self.s, self.l);
+        let out = l.student(spec.name);
+        let mut args = Args::new(&["student", "train"])
+            .path("--train", &l.train())
+            .path("--out", &out);
+        let mut inputs = vec![l.train()];
         match spec.loss {
-            None => args.extend(cli(&["--mode", "baseline"])),
+            None => args = args.opt("--mode", "baseline"),
             Some(loss) => {
-                let logits = layout.logits("train");
-                args.extend(cli(&["--mode", "distill", "--loss", loss, "--logits", &s(&logits)]));
-                inputs.push(logits);
+                args = args
+                    .opt("--mode", "distill")
+                    .opt("--loss", loss)
+                    .path("--logits", &l.logits("train"));
+                inputs.push(l.logits("train"));
             }
         }
         if spec.augment {
-            let logits = layout.logits("augment");
-            args.extend(cli(&["--augment", &s(&aug), "--augment-logits", &s(&logits)]));
-            inputs.extend([aug.clone(), logits]);
+            args = args
+                .path("--augment", &l.augmented())
+                .path("--augment-logits", &l.logits("augment"));
+            inputs.extend([l.augmented(), l.logits("augment")]);
         }
-        args.extend(cli(&["--preset", spec.preset, "--epochs", &settings.student_epochs.to_string()]));
-        args.extend(cli(&["--batch-size", &settings.student_batch_size.to_string(), "--seed", &seed, "--device", &dev_arg]));
-        stages.push(Stage {
-            name: format!("student-{}", spec.name),
-            what: format!("train student `{}`: {}", spec.name, spec.label),
-            action: Action::Cli { args, stdout: None },
+        let args = args
+            .opt("--preset", spec.preset)
+            .opt("--epochs", s.student_epochs)
+            .opt("--batch-size", s.student_batch_size)
+            .opt("--seed", s.seed)
+            .opt("--device", &self.device);
+        let outputs = vec![
+            out.join("metrics.jsonl"),
+            out.join("best/model.safetensors"),
+        ];
+        let what = format!("train student `{}`: {}", spec.name, spec.label);
+        let mut stage = Stage::cli(
+            format!("student-{}", spec.name),
+            what,
+            args,
             inputs,
-            outputs: vec![out.join("metrics.jsonl"), out.join("best/model.safetensors")],
-            clean: vec![out],
-            settings: String::new(),
-        });
+            outputs,
+        );
+        stage.clean = vec![out];
+        stage
     }
 
-    // Evaluation and timing run on the CPU whatever --device is: like for like.
-    let (eval_t, scores_t) = (layout.eval("teacher"), layout.scores("teacher"));
-    let mut args = cli(&["teacher", "eval", "--teacher", &s(&teacher), "--data", &s(&dev), "--json"]);
-    args.extend(cli(&["--scores", &s(&scores_t), "--latency", &settings.teacher_latency_samples.to_string()]));
-    args.extend(cli(&["--device", "cpu"]));
-    let mut inputs = teacher_files.clone();
-    inputs.push(dev.clone());
-    stages.push(Stage {
-        name: "eval-teacher".into(),
-        what: "teacher on dev (CPU): metrics, scores, throughput, latency".into(),
-        action: Action::Cli { args, stdout: Some(eval_t.clone()) },
-        inputs,
-        outputs: vec![eval_t.clone(), scores_t.clone()],
-        clean: vec![eval_t, scores_t],
-        settings: String::new(),
-    });
-    for spec in &students {
-        let best = layout.student(spec.name).join("best");
-        let mut inputs = Layout::model_files(&best, false);
-        inputs.push(dev.clone());
-        let (eval, scores) = (layout.eval(spec.name), layout.scores(spec.name));
-        let args = cli(&["eval", "--model", &s(&best), "--data", &s(&dev), "--json", "--scores", &s(&scores)]);
-        stages.push(Stage {
-            name: format!("eval-{}", spec.name),
-            what: format!("student `{}` on dev", spec.name),
-            action: Action::Cli { args, stdout: Some(eval.clone()) },
-            inputs: inputs.clone(),
-            outputs: vec![eval.clone(), scores.clone()],
-            clean: vec![eval, scores],
-            settings: String::new(),
-        });
-    }
-    for spec in &students {
-        let best = layout.student(spec.name).join("best");
-        let mut inputs = Layout::model_files(&best, false);
-        inputs.push(dev.clone());
-        let bench = layout.bench(spec.name);
-        let repeat = settings.bench_repeat.to_string();
-        let args = cli(&["bench", "--model", &s(&best), "--data", &s(&dev), "--json", "--repeat", &repeat]);
-        stages.push(Stage {
-            name: format!("bench-{}", spec.name),
-            what: format!("student `{}`: CPU throughput and latency", spec.name),
-            action: Action::Cli { args, stdout: Some(bench.clone()) },
+    fn eval_teacher(&self) -> Stage {
+        let l = self.l;
+        let args = Args::new(&["teacher", "eval"])
+            .path("--teacher", &l.teacher())
+            .path("--data", &l.dev())
+            .flag("--json")
+            .path("--scores", &l.scores("teacher"))
+            .opt("--latency", self.s.teacher_latency_samples)
+            .opt("--device", "cpu");
+        let inputs = [self.teacher_files(), vec![l.dev()]].concat();
+        let what = "teacher on dev (CPU): metrics, scores, throughput, latency".to_string();
+        Stage::cli(
+            "eval-teacher".into(),
+            what,
+            args,
             inputs,
-            outputs: vec![bench.clone()],
-            clean: vec![bench],
-            settings: String::new(),
-        });
+            vec![l.scores("teacher")],
+        )
+        .stdout_to(l.eval("teacher"))
     }
 
-    let mut inputs = vec![dev.clone(), layout.eval("teacher"), layout.scores("teacher")];
-    for spec in &students {
-        let dir = layout.student(spec.name);
-        inputs.extend([layout.eval(spec.name), layout.scores(spec.name), layout.bench(spec.name)]);
-        inputs.extend([dir.join("metrics.jsonl"), dir.join("best/model.safetensors")]);
+    fn student_inputs(&self, spec: &StudentSpec) -> Vec<PathBuf> {
+        let best = self.l.student(spec.name).join("best");
+        [Layout::model_files(&best, false), vec![self.l.dev()]].concat()
     }
-    let outputs: Vec<PathBuf> = ["report.md", "report.html", "report.json"].iter().map(|f| layout.run.join(f)).collect();
-    stages.push(Stage {
-        name: "report".into(),
-        what: "report.md, report.html and plots/".into(),
-        action: Action::Report,
-        inputs,
-        outputs: outputs.clone(),
-        clean: outputs,
-        settings: serde_json::to_string(settings).unwrap_or_default(),
-    });
-    stages
+
+    fn eval_student(&self, spec: &StudentSpec) -> Stage {
+        let l = self.l;
+        let args = Args::new(&["eval"])
+            .path("--model", &l.student(spec.name).join("best"))
+            .path("--data", &l.dev())
+            .flag("--json")
+            .path("--scores", &l.scores(spec.name));
+        let (name, what) = (
+            format!("eval-{}", spec.name),
+            format!("student `{}` on dev", spec.name),
+        );
+        Stage::cli(
+            name,
+            what,
+            args,
+            self.student_inputs(spec),
+            vec![l.scores(spec.name)],
+        )
+        .stdout_to(l.eval(spec.name))
+    }
+
+    fn bench_student(&self, spec: &StudentSpec) -> Stage {
+        let l = self.l;
+        let args = Args::new(&["bench"])
+            .path("--model", &l.student(spec.name).join("best"))
+            .path("--data", &l.dev())
+            .flag("--json")
+            .opt("--repeat", self.s.bench_repeat);
+        let name = format!("bench-{}", spec.name);
+        let what = format!("student `{}`: CPU throughput and latency", spec.name);
+        Stage::cli(name, what, args, self.student_inputs(spec), vec![])
+            .stdout_to(l.bench(spec.name))
+    }
+
+    fn report(&self, students: &[&StudentSpec]) -> Stage {
+        let l = self.l;
+        let mut inputs = vec![l.dev(), l.eval("teacher"), l.scores("teacher")];
+        for spec in students {
+            let dir = l.student(spec.name);
+            inputs.extend([l.eval(spec.name), l.scores(spec.name), l.bench(spec.name)]);
+            inputs.extend([
+                dir.join("metrics.jsonl"),
+                dir.join("best/model.safetensors"),
+            ]);
+        }
+        let outputs: Vec<PathBuf> = ["report.md", "report.html", "report.json"]
+            .iter()
+            .map(|f| l.run.join(f))
+            .collect();
+        Stage {
+            name: "report".into(),
+            what: "report.md, report.html and plots/".into(),
+            action: Action::Report,
+            inputs,
+            clean: outputs.clone(),
+            outputs,
+            settings: serde_json::to_string(self.s).unwrap_or_default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::presets::Preset;
+
+    #[test]
+    fn every_stage_reads_only_what_an_earlier_stage_writes() {
+        let layout = Layout {
+            root: "/root".into(),
+            run: "/runs/x".into(),
+        };
+        let settings = Settings::preset(Preset::Full);
+        let base = TeacherBase::Hub("a/b".into());
+        let plan = plan(
+            &settings,
+            &layout,
+            &base,
+            &DeviceChoice::parse("cuda").unwrap(),
+        );
+        let mut written: Vec<PathBuf> = vec![layout.sst2("train.tsv"), layout.sst2("dev.tsv")];
+        for stage in &plan {
+            for input in &stage.inputs {
+                assert!(
+                    written.contains(input),
+                    "{} reads {} before it is written",
+                    stage.name,
+                    input.display()
+                );
+            }
+            written.extend(stage.outputs.iter().cloned());
+            if stage.name.starts_with("student-") {
+                let best = stage.outputs[1].parent().unwrap().to_path_buf();
+                written.extend(Layout::model_files(&best, false));
+            }
+            if let Action::Cli { args, .. } = &stage.action {
+                let on_device = args
+                    .windows(2)
+                    .any(|w| w[0] == "--device" && w[1] == "cuda");
+                let computes = ["teacher-finetune", "teacher-label", "student-"]
+                    .iter()
+                    .any(|p| stage.name.starts_with(p));
+                assert_eq!(on_device, computes, "{}: {args:?}", stage.name);
+            }
+        }
+        assert_eq!(plan.len(), 2 + 4 + 6 * 3 + 1 + 1);
+    }
 }

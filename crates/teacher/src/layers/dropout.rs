@@ -21,27 +21,36 @@ impl Dropout {
         Self { p }
     }
 
+    pub fn p(&self) -> f64 {
+        self.p
+    }
+
     /// Applies dropout in training mode, returns `x` unchanged otherwise.
     pub fn forward(&self, x: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
         if ctx.mode != Mode::Train || self.p <= 0.0 {
             return Ok(x.clone());
         }
-        let n = x.elem_count();
-        // An element is kept when a uniform 32-bit draw is at or above p·2³².
-        let threshold = (self.p * 4_294_967_296.0) as u64;
-        let scale = (1.0 / (1.0 - self.p)) as f32;
-        let mut mask = Vec::with_capacity(n);
-        while mask.len() < n {
-            let bits = ctx.rng.next_u64();
-            for half in [bits & 0xffff_ffff, bits >> 32] {
-                if mask.len() < n {
-                    mask.push(if half >= threshold { scale } else { 0.0 });
-                }
-            }
-        }
+        let mask = keep_mask(x.elem_count(), self.p, ctx.rng);
         let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
         x * mask
     }
+}
+
+/// `n` mask values, each `1 / (1 − p)` with probability `1 − p` and `0` otherwise.
+pub(crate) fn keep_mask(n: usize, p: f64, rng: &mut impl RngCore) -> Vec<f32> {
+    // An element is kept when a uniform 32-bit draw is at or above p·2³².
+    let threshold = (p * 4_294_967_296.0) as u64;
+    let scale = (1.0 / (1.0 - p)) as f32;
+    let mut mask = Vec::with_capacity(n);
+    while mask.len() < n {
+        let bits = rng.next_u64();
+        for half in [bits & 0xffff_ffff, bits >> 32] {
+            if mask.len() < n {
+                mask.push(if half >= threshold { scale } else { 0.0 });
+            }
+        }
+    }
+    mask
 }
 
 #[cfg(test)]

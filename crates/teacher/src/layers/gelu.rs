@@ -33,7 +33,7 @@ pub fn erf(x: f32) -> f32 {
     p = x2 * p + -2.101_024e-6;
     p = x2 * p + -5.692_506_4e-5;
     p = x2 * p + -7.349_906_3e-4;
-    p = x2 * p + -2.954_600e-3;
+    p = x2 * p + -2.954_6e-3;
     p = x2 * p + -1.609_603_3e-2;
     let mut q = x2 * -1.456_607_2e-5 + -2.133_740_6e-4;
     q = x2 * q + -1.682_827e-3;
@@ -133,9 +133,17 @@ mod tests {
         for i in -4000..=4000 {
             let x = i as f32 / 500.0;
             let want = libm_erf(x as f64);
-            assert!((erf(x) as f64 - want).abs() < 1e-6, "erf({x}) = {} vs {want}", erf(x));
+            assert!(
+                (erf(x) as f64 - want).abs() < 1e-6,
+                "erf({x}) = {} vs {want}",
+                erf(x)
+            );
             let want = (x as f64).exp();
-            assert!(((exp(x) as f64 - want) / want).abs() < 1e-6, "exp({x}) = {} vs {want}", exp(x));
+            assert!(
+                ((exp(x) as f64 - want) / want).abs() < 1e-6,
+                "exp({x}) = {} vs {want}",
+                exp(x)
+            );
         }
         assert_eq!(exp(-200.0), 0.0);
     }
@@ -145,7 +153,8 @@ mod tests {
         if x.abs() > 3.0 {
             // erfc(x) ≈ exp(−x²)/(x√π) · (1 − 1/(2x²) + 3/(4x⁴) − 15/(8x⁶))
             let t = 1.0 / (2.0 * x * x);
-            let erfc = (-x * x).exp() / (x.abs() * std::f64::consts::PI.sqrt()) * (1.0 - t + 3.0 * t * t - 15.0 * t * t * t);
+            let erfc = (-x * x).exp() / (x.abs() * std::f64::consts::PI.sqrt())
+                * (1.0 - t + 3.0 * t * t - 15.0 * t * t * t);
             return x.signum() * (1.0 - erfc);
         }
         let (mut term, mut sum, mut n) = (x, x, 0.0);

@@ -16,7 +16,7 @@
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
-use super::Mode;
+use super::{sum, Mode};
 
 /// Rows per parallel task.
 const ROWS: usize = 64;
@@ -39,7 +39,9 @@ impl LayerNorm {
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let x = x.contiguous()?;
         if x.device().is_cpu() && x.dtype() == DType::F32 {
-            let op = LayerNormOp { eps: self.eps as f32 };
+            let op = LayerNormOp {
+                eps: self.eps as f32,
+            };
             return if mode.differentiable() {
                 x.apply_op3(&self.weight, &self.bias, op)
             } else {
@@ -77,8 +79,16 @@ fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
 #[inline]
 fn moments(x: &[f32], eps: f32) -> (f32, f32) {
     let n = x.len() as f32;
-    let mean = x.iter().sum::<f32>() / n;
-    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let mean = sum(x) / n;
+    let mut acc = [0f32; 8];
+    let c = x.chunks_exact(8);
+    let tail: f32 = c.remainder().iter().map(|v| (v - mean) * (v - mean)).sum();
+    for v in c {
+        for i in 0..8 {
+            acc[i] += (v[i] - mean) * (v[i] - mean);
+        }
+    }
+    let var = (acc.iter().sum::<f32>() + tail) / n;
     (mean, 1.0 / (var + eps).sqrt())
 }
 
@@ -104,7 +114,10 @@ impl CustomOp3 for LayerNormOp {
         let (x, w, b) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
         let h = w.len();
         if h == 0 || x.len() % h != 0 || b.len() != h {
-            candle_core::bail!("layer norm: input {:?} does not match parameters of size {h}", l1.shape())
+            candle_core::bail!(
+                "layer norm: input {:?} does not match parameters of size {h}",
+                l1.shape()
+            )
         }
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(ROWS * h)
@@ -132,7 +145,8 @@ impl CustomOp3 for LayerNormOp {
         let rows = x.elem_count() / h;
         // One kernel computes all three gradients: rows 0..n are ∂L/∂x, row n is ∂L/∂γ,
         // row n + 1 is ∂L/∂β.
-        let all = x.apply_op3_no_bwd(w, &grad.contiguous()?, &LayerNormBackward { eps: self.eps })?;
+        let all =
+            x.apply_op3_no_bwd(w, &grad.contiguous()?, &LayerNormBackward { eps: self.eps })?;
         let dx = all.narrow(0, 0, rows)?.reshape(x.shape())?;
         Ok((Some(dx), Some(all.get(rows)?), Some(all.get(rows + 1)?)))
     }
@@ -169,7 +183,11 @@ impl CustomOp3 for LayerNormBackward {
             .map(|(dx, (x, dy))| {
                 let (mut dw, mut db) = (vec![0f32; h], vec![0f32; h]);
                 let mut xhat = vec![0f32; h];
-                for ((dx, x), dy) in dx.chunks_exact_mut(h).zip(x.chunks_exact(h)).zip(dy.chunks_exact(h)) {
+                for ((dx, x), dy) in dx
+                    .chunks_exact_mut(h)
+                    .zip(x.chunks_exact(h))
+                    .zip(dy.chunks_exact(h))
+                {
                     let (mean, rstd) = moments(x, self.eps);
                     let (mut mean_g, mut mean_gx) = (0f32, 0f32);
                     for i in 0..h {
@@ -207,7 +225,12 @@ mod tests {
     #[test]
     fn kernels_match_the_composition_forward_and_backward() -> Result<()> {
         let dev = Device::Cpu;
-        let x = Var::from_tensor(&(Tensor::arange(0f32, 600., &dev)?.reshape((5, 3, 40))?.sin()? * 3.)?)?;
+        let x = Var::from_tensor(
+            &(Tensor::arange(0f32, 600., &dev)?
+                .reshape((5, 3, 40))?
+                .sin()?
+                * 3.)?,
+        )?;
         let w = Var::from_tensor(&(Tensor::arange(0f32, 40., &dev)?.cos()? + 1.5)?)?;
         let b = Var::from_tensor(&(Tensor::arange(0f32, 40., &dev)? / 40.)?)?;
         let ln = LayerNorm::new(w.as_tensor().clone(), b.as_tensor().clone(), 1e-12);
@@ -222,7 +245,11 @@ mod tests {
         let weights = (Tensor::arange(0f32, 600., &dev)?.reshape((5, 3, 40))? / 100.)?.cos()?;
         let g1 = (fused * &weights)?.sum_all()?.backward()?;
         let g2 = (composed * &weights)?.sum_all()?.backward()?;
-        for (name, v) in [("x", x.as_tensor()), ("gamma", w.as_tensor()), ("beta", b.as_tensor())] {
+        for (name, v) in [
+            ("x", x.as_tensor()),
+            ("gamma", w.as_tensor()),
+            ("beta", b.as_tensor()),
+        ] {
             let (a, b) = (g1.get(v).expect("grad"), g2.get(v).expect("grad"));
             assert_eq!(a.dims(), b.dims());
             let err = max((a - b)?)? / max(b.clone())?;

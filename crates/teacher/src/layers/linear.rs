@@ -1,11 +1,15 @@
 //! Affine layer: `y = x Wᵀ + b` with `W` of shape `(out, in)` (PyTorch's layout) and `b`
-//! of shape `(out)`; input `(…, in)`, output `(…, out)`.
+//! of shape `(out)`; input `(…, in)`, output `(…, out)`. Backward, with the leading dims
+//! flattened to `n` rows and `g = ∂L/∂y` `(n, out)`:
+//! `∂L/∂x = g W`, `∂L/∂W = gᵀ x`, `∂L/∂b = Σ_rows g`.
 //!
-//! The leading dims are flattened so that one 2-D matmul runs instead of a broadcast
-//! batched one: candle would otherwise run one small gemm per batch row, and the
-//! backward pass would have to sum `W`'s gradient over the broadcast dim.
+//! On the CPU the layer is one graph node: a custom op that runs one gemm (bias preloaded
+//! into the output) forward and three matmuls backward. Composed from candle ops
+//! ([`Linear::forward_ops`], used on other devices) the same layer is six nodes —
+//! reshape, transpose, matmul, broadcast, add, reshape — and candle's backward pass
+//! allocates and accumulates a gradient for each of them.
 
-use candle_core::{Result, Tensor};
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 /// A dense layer holding PyTorch-layout weights.
 #[derive(Debug, Clone)]
@@ -30,28 +34,142 @@ impl Linear {
 
     /// `(…, in)` → `(…, out)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let dims = x.dims();
-        let (rows, in_features) = match dims {
-            [] => candle_core::bail!("linear: scalar input"),
-            [.., last] => (x.elem_count() / last.max(&1), *last),
-        };
-        let out_features = self.weight.dim(0)?;
+        if x.device().is_cpu() && x.dtype() == DType::F32 {
+            x.contiguous()?
+                .apply_op3(&self.weight, &self.bias, LinearOp)
+        } else {
+            self.forward_ops(x)
+        }
+    }
+
+    /// The reference path, composed from candle ops (any device). The leading dims are
+    /// flattened so that one 2-D matmul runs rather than a broadcast batched one.
+    pub fn forward_ops(&self, x: &Tensor) -> Result<Tensor> {
+        let (rows, in_features) = rows_and_width(x.dims())?;
         let y = x
             .reshape((rows, in_features))?
             .matmul(&self.weight.t()?)?
             .broadcast_add(&self.bias)?;
-        let mut out_dims = dims.to_vec();
-        if let Some(last) = out_dims.last_mut() {
-            *last = out_features;
+        y.reshape(out_dims(x.dims(), self.weight.dim(0)?))
+    }
+}
+
+fn rows_and_width(dims: &[usize]) -> Result<(usize, usize)> {
+    match dims {
+        [] | [.., 0] => candle_core::bail!("linear: input of shape {dims:?}"),
+        [.., last] => Ok((dims.iter().product::<usize>() / last, *last)),
+    }
+}
+
+fn out_dims(dims: &[usize], out: usize) -> Vec<usize> {
+    let mut d = dims.to_vec();
+    if let Some(last) = d.last_mut() {
+        *last = out;
+    }
+    d
+}
+
+fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&s.as_slice::<f32>()?[a..b]),
+        None => candle_core::bail!("linear needs contiguous tensors"),
+    }
+}
+
+/// `(x, W, b)` → `x Wᵀ + b`, with its backward.
+struct LinearOp;
+
+impl CustomOp3 for LinearOp {
+    fn name(&self) -> &'static str {
+        "linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, w, b) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        let (rows, k) = rows_and_width(l1.dims())?;
+        let (out, w_in) = l2.shape().dims2()?;
+        if w_in != k || b.len() != out {
+            candle_core::bail!(
+                "linear: input {:?}, weight {:?}, bias {:?}",
+                l1.dims(),
+                l2.dims(),
+                l3.dims()
+            )
         }
-        y.reshape(out_dims)
+        let mut y = Vec::with_capacity(rows * out);
+        for _ in 0..rows {
+            y.extend_from_slice(b);
+        }
+        let threads = rayon::current_num_threads();
+        let parallelism = if threads > 1 {
+            gemm::Parallelism::Rayon(threads)
+        } else {
+            gemm::Parallelism::None
+        };
+        // SAFETY: `y` is rows × out (row-major), `x` rows × k, and `w` out × k read as its
+        // transpose (k × out: row stride 1, column stride k); gemm reads and writes within
+        // those bounds. dst = 1·dst + 1·x·Wᵀ adds the product to the preloaded bias.
+        unsafe {
+            gemm::gemm(
+                rows,
+                out,
+                k,
+                y.as_mut_ptr(),
+                1,
+                out as isize,
+                true,
+                x.as_ptr(),
+                1,
+                k as isize,
+                w.as_ptr(),
+                k as isize,
+                1,
+                1.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+        Ok((CpuStorage::F32(y), Shape::from(out_dims(l1.dims(), out))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (rows, k) = rows_and_width(x.dims())?;
+        let out = w.dim(0)?;
+        let g = grad.contiguous()?.reshape((rows, out))?;
+        let x2 = x.detach().reshape((rows, k))?;
+        let dx = g.matmul(&w.detach())?.reshape(x.shape())?;
+        let dw = g.t()?.matmul(&x2)?;
+        // Column sums as a (1 × rows) · (rows × out) product: one gemm instead of a
+        // strided reduction.
+        let db = Tensor::ones((1, rows), DType::F32, g.device())?
+            .matmul(&g)?
+            .reshape(out)?;
+        Ok((Some(dx), Some(dw), Some(db)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
+    use candle_core::{Device, Var};
 
     #[test]
     fn matches_the_definition_on_3d_input() -> Result<()> {
@@ -59,12 +177,34 @@ mod tests {
         let w = Tensor::new(&[[1f32, 2.], [0., -1.], [3., 0.5]], &dev)?;
         let b = Tensor::new(&[0.5f32, 0., -1.], &dev)?;
         let x = Tensor::new(&[[[1f32, 1.], [2., 0.]]], &dev)?; // (1, 2, 2)
-        let y = Linear::new(w, b).forward(&x)?;
-        assert_eq!(y.dims(), &[1, 2, 3]);
-        assert_eq!(
-            y.to_vec3::<f32>()?,
-            vec![vec![vec![3.5, -1., 2.5], vec![2.5, 0., 5.]]]
-        );
+        let expected = vec![vec![vec![3.5, -1., 2.5], vec![2.5, 0., 5.]]];
+        let layer = Linear::new(w, b);
+        assert_eq!(layer.forward(&x)?.to_vec3::<f32>()?, expected);
+        assert_eq!(layer.forward_ops(&x)?.to_vec3::<f32>()?, expected);
+        Ok(())
+    }
+
+    #[test]
+    fn the_fused_backward_matches_the_composed_one() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::arange(0f32, 60., &dev)?.reshape((2, 5, 6))?.sin()?)?;
+        let w = Var::from_tensor(&Tensor::arange(0f32, 24., &dev)?.reshape((4, 6))?.cos()?)?;
+        let b = Var::from_tensor(&Tensor::new(&[0.1f32, -0.2, 0.3, 0.4], &dev)?)?;
+        let layer = Linear::new(w.as_tensor().clone(), b.as_tensor().clone());
+        let weights = Tensor::arange(0f32, 40., &dev)?
+            .reshape((2, 5, 4))?
+            .sqrt()?;
+        let fused = layer.forward(&x)?;
+        let composed = layer.forward_ops(&x)?;
+        let max = |t: Tensor| t.abs()?.max_all()?.to_scalar::<f32>();
+        assert!(max((&fused - &composed)?)? < 1e-5);
+        let g1 = (fused * &weights)?.sum_all()?.backward()?;
+        let g2 = (composed * &weights)?.sum_all()?.backward()?;
+        for v in [x.as_tensor(), w.as_tensor(), b.as_tensor()] {
+            let (a, b) = (g1.get(v).expect("grad"), g2.get(v).expect("grad"));
+            assert_eq!(a.dims(), b.dims());
+            assert!(max((a - b)?)? < 1e-4);
+        }
         Ok(())
     }
 }

@@ -11,9 +11,11 @@
 //! | [`linear`] | `y = x Wᵀ + b` | `(…, in)` → `(…, out)` |
 //! | [`layer_norm`] | `y = (x − μ) / √(σ² + ε) · γ + β` over the last dim | `(…, h)` → `(…, h)` |
 //! | [`softmax`] | `softmax(x)` over the last dim | `(…, n)` → `(…, n)` |
+//! | [`attention`] | `softmax(Q Kᵀ/√d + mask) V` per head | `(B, T, H)` → `(B, T, H)` |
 //! | [`gelu`] | `x · Φ(x)`, fast and differentiable | any |
 //! | [`dropout`] | `y = x · m / (1 − p)`, `m ~ Bernoulli(1 − p)` | any |
 
+pub mod attention;
 pub mod dropout;
 pub mod gelu;
 pub mod layer_norm;
@@ -25,6 +27,40 @@ pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 
 use rand_chacha::ChaCha8Rng;
+
+/// `Σ aᵢ bᵢ` with eight independent accumulators, so that the compiler vectorises it (a
+/// plain iterator sum is a sequential chain of float additions).
+#[inline]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `Σ aᵢ`, vectorised like [`dot`].
+#[inline]
+pub(crate) fn sum(a: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let c = a.chunks_exact(8);
+    let tail: f32 = c.remainder().iter().sum();
+    for x in c {
+        for i in 0..8 {
+            acc[i] += x[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
 
 /// How a forward pass runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape
 use rayon::prelude::*;
 
 use super::gelu::exp;
-use super::Mode;
+use super::{dot, sum, Mode};
 
 /// Values per parallel task.
 const CHUNK: usize = 16 * 1024;
@@ -66,23 +66,25 @@ impl CustomOp1 for Softmax {
         let (x, n) = (slice(s, l)?, row_len(l)?);
         let mut y = vec![0f32; x.len()];
         let chunk = CHUNK.div_ceil(n) * n;
-        y.par_chunks_mut(chunk).zip(x.par_chunks(chunk)).for_each(|(y, x)| {
-            for (y, x) in y.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
-                let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0f32;
-                for (y, &x) in y.iter_mut().zip(x) {
-                    *y = exp(x - max);
-                    sum += *y;
+        y.par_chunks_mut(chunk)
+            .zip(x.par_chunks(chunk))
+            .for_each(|(y, x)| {
+                for (y, x) in y.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
+                    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    for (y, &x) in y.iter_mut().zip(x) {
+                        *y = exp(x - max);
+                    }
+                    let inv = 1.0 / sum(y);
+                    y.iter_mut().for_each(|y| *y *= inv);
                 }
-                let inv = 1.0 / sum;
-                y.iter_mut().for_each(|y| *y *= inv);
-            }
-        });
+            });
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
     fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(res.apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxBackward)?))
+        Ok(Some(
+            res.apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxBackward)?,
+        ))
     }
 }
 
@@ -94,17 +96,27 @@ impl CustomOp2 for SoftmaxBackward {
         "softmax-last-dim-backward"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (y, g, n) = (slice(s1, l1)?, slice(s2, l2)?, row_len(l1)?);
         let mut dx = vec![0f32; y.len()];
         let chunk = CHUNK.div_ceil(n) * n;
         dx.par_chunks_mut(chunk)
             .zip(y.par_chunks(chunk).zip(g.par_chunks(chunk)))
             .for_each(|(dx, (y, g))| {
-                for ((dx, y), g) in dx.chunks_exact_mut(n).zip(y.chunks_exact(n)).zip(g.chunks_exact(n)) {
-                    let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
+                for ((dx, y), g) in dx
+                    .chunks_exact_mut(n)
+                    .zip(y.chunks_exact(n))
+                    .zip(g.chunks_exact(n))
+                {
+                    let yg = dot(y, g);
                     for i in 0..n {
-                        dx[i] = y[i] * (g[i] - dot);
+                        dx[i] = y[i] * (g[i] - yg);
                     }
                 }
             });
@@ -121,7 +133,8 @@ mod tests {
     fn kernels_match_the_composition_forward_and_backward() -> Result<()> {
         let dev = Device::Cpu;
         let mask = Tensor::new(&[0f32, 0., f32::MIN, 0., 0., 0., f32::MIN], &dev)?;
-        let x = Var::from_tensor(&(Tensor::arange(0f32, 42., &dev)?.reshape((2, 3, 7))?.sin()? * 4.)?)?;
+        let x =
+            Var::from_tensor(&(Tensor::arange(0f32, 42., &dev)?.reshape((2, 3, 7))?.sin()? * 4.)?)?;
         let masked = x.broadcast_add(&mask)?;
         let fused = softmax_last_dim(&masked, Mode::Grad)?;
         let composed = softmax_diff(&masked)?;

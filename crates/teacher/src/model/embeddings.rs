@@ -42,7 +42,9 @@ impl Embeddings {
         let (b, t) = ids.dims2()?;
         let max_positions = self.position.dim(0)?;
         if t > max_positions {
-            candle_core::bail!("sequence of {t} tokens exceeds max_position_embeddings {max_positions}")
+            candle_core::bail!(
+                "sequence of {t} tokens exceeds max_position_embeddings {max_positions}"
+            )
         }
         let hidden = self.word.dim(1)?;
         let flat = ids.flatten_all()?;
@@ -67,7 +69,8 @@ impl Embeddings {
             self.word.index_select(&flat, 0)?
         };
         let words = words.reshape((b, t, hidden))?;
-        let extra = (self.position.narrow(0, 0, t)? + self.token_type.narrow(0, 0, 1)?.broadcast_as((t, hidden))?)?;
+        let extra = (self.position.narrow(0, 0, t)?
+            + self.token_type.narrow(0, 0, 1)?.broadcast_as((t, hidden))?)?;
         let x = words.broadcast_add(&extra)?;
         let x = self.layer_norm.forward(&x, ctx.mode)?;
         self.dropout.forward(&x, ctx)

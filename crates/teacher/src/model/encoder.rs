@@ -6,14 +6,14 @@
 //! Attention(x) = concatₕ softmax(Qₕ Kₕᵀ / √d + mask) Vₕ      (dropout on the probabilities)
 //! ```
 //! `x`, `a`, `y` `(B, T, H)`; per head `Qₕ`, `Kₕ`, `Vₕ` `(B, T, d)` with `d = H / heads`;
-//! the additive mask `(B, 1, 1, T)` is 0 for tokens and the most negative f32 for padding,
+//! the additive mask `(B, T)` is 0 for tokens and the most negative f32 for padding,
 //! so padded keys get exactly zero probability (transformers does the same).
 
 use candle_core::{Result, Tensor};
 
 use crate::config::{Activation, BertConfig};
 use crate::error::Result as CrateResult;
-use crate::layers::{gelu, softmax::softmax_last_dim, Ctx, Dropout, LayerNorm, Linear};
+use crate::layers::{attention::attention, gelu, Ctx, Dropout, LayerNorm, Linear};
 use crate::weights::Params;
 
 fn linear(params: &Params, prefix: &str) -> CrateResult<Linear> {
@@ -51,36 +51,24 @@ impl Attention {
             key: linear(params, &format!("{prefix}.self.key"))?,
             value: linear(params, &format!("{prefix}.self.value"))?,
             output: linear(params, &format!("{prefix}.output.dense"))?,
-            layer_norm: layer_norm(params, &format!("{prefix}.output.LayerNorm"), cfg.layer_norm_eps)?,
+            layer_norm: layer_norm(
+                params,
+                &format!("{prefix}.output.LayerNorm"),
+                cfg.layer_norm_eps,
+            )?,
             heads: cfg.num_attention_heads,
             probs_dropout: Dropout::new(cfg.attention_probs_dropout_prob),
             hidden_dropout: Dropout::new(cfg.hidden_dropout_prob),
         })
     }
 
-    /// `(B, T, H)` → `(B, T, H, heads)` split into `(B, heads, T, d)`.
-    fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, t, h) = x.dims3()?;
-        x.reshape((b, t, self.heads, h / self.heads))?
-            .transpose(1, 2)?
-            .contiguous()
-    }
-
     fn forward(&self, x: &Tensor, mask: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
-        let (b, t, h) = x.dims3()?;
-        let scale = 1.0 / ((h / self.heads) as f64).sqrt();
-        // Scaling q (B·T·H values) is cheaper than scaling the scores (B·heads·T² values).
-        let q = self.split_heads(&(self.query.forward(x)? * scale)?)?;
-        let k = self.split_heads(&self.key.forward(x)?)?;
-        let v = self.split_heads(&self.value.forward(x)?)?;
-        let scores = q.matmul(&k.t()?)?.broadcast_add(mask)?;
-        let probs = softmax_last_dim(&scores, ctx.mode)?;
-        let probs = self.probs_dropout.forward(&probs, ctx)?;
-        let context = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b, t, h))?;
+        let (q, k, v) = (
+            self.query.forward(x)?,
+            self.key.forward(x)?,
+            self.value.forward(x)?,
+        );
+        let context = attention(&q, &k, &v, mask, self.heads, self.probs_dropout, ctx)?;
         let out = self.output.forward(&context)?;
         let out = self.hidden_dropout.forward(&out, ctx)?;
         self.layer_norm.forward(&(out + x)?, ctx.mode)
@@ -112,7 +100,7 @@ impl EncoderLayer {
         })
     }
 
-    /// `(B, T, H)` → `(B, T, H)`; `mask` is the additive `(B, 1, 1, T)` mask.
+    /// `(B, T, H)` → `(B, T, H)`; `mask` is the additive `(B, T)` mask.
     pub fn forward(&self, x: &Tensor, mask: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
         let a = self.attention.forward(x, mask, ctx)?;
         let inner = self.intermediate.forward(&a)?;
@@ -127,12 +115,9 @@ impl EncoderLayer {
     }
 }
 
-/// The additive attention mask `(B, 1, 1, T)` from a `(B, T)` mask of ones (tokens) and
-/// zeros (padding): `0` for tokens, `f32::MIN` for padding.
+/// The additive attention mask `(B, T)` from a `(B, T)` mask of ones (tokens) and zeros
+/// (padding): `0` for tokens, `f32::MIN` for padding.
 pub fn additive_mask(mask: &Tensor) -> Result<Tensor> {
-    let (b, t) = mask.dims2()?;
     let max = f32::MAX as f64;
-    mask.to_dtype(candle_core::DType::F32)?
-        .affine(max, -max)?
-        .reshape((b, 1, 1, t))
+    mask.to_dtype(candle_core::DType::F32)?.affine(max, -max)
 }

@@ -63,7 +63,10 @@ impl BertClassifier {
             params.get("bert.pooler.dense.weight")?,
             params.get("bert.pooler.dense.bias")?,
         );
-        let classifier = Linear::new(params.get("classifier.weight")?, params.get("classifier.bias")?);
+        let classifier = Linear::new(
+            params.get("classifier.weight")?,
+            params.get("classifier.bias")?,
+        );
         let num_labels = classifier.weight().dim(0)?;
         Ok(Self {
             dropout: Dropout::new(config.classifier_dropout_prob()),
@@ -123,11 +126,22 @@ impl BertClassifier {
 
     /// As [`BertClassifier::forward`] in a differentiable mode, but the word-embedding
     /// gradient is left sparse: it lands on the returned [`WordRows`] instead of the table.
-    pub fn forward_sparse(&self, ids: &Tensor, mask: &Tensor, mode: Mode) -> Result<(Tensor, Option<WordRows>)> {
+    pub fn forward_sparse(
+        &self,
+        ids: &Tensor,
+        mask: &Tensor,
+        mode: Mode,
+    ) -> Result<(Tensor, Option<WordRows>)> {
         self.forward_with(ids, mask, mode, true)
     }
 
-    fn forward_with(&self, ids: &Tensor, mask: &Tensor, mode: Mode, sparse: bool) -> Result<(Tensor, Option<WordRows>)> {
+    fn forward_with(
+        &self,
+        ids: &Tensor,
+        mask: &Tensor,
+        mode: Mode,
+        sparse: bool,
+    ) -> Result<(Tensor, Option<WordRows>)> {
         let mut rng = self.lock_rng();
         let mut ctx = Ctx::new(mode, &mut rng);
         ctx.sparse_words = sparse;
@@ -138,7 +152,11 @@ impl BertClassifier {
 
     /// The dense gradient of the word-embedding table from a sparse pass: `rows`' gradient
     /// scattered into zeros `(vocab, hidden)` (for checks; training uses it sparse).
-    pub fn dense_word_grad(&self, rows: &WordRows, grads: &candle_core::backprop::GradStore) -> Result<Option<Tensor>> {
+    pub fn dense_word_grad(
+        &self,
+        rows: &WordRows,
+        grads: &candle_core::backprop::GradStore,
+    ) -> Result<Option<Tensor>> {
         let Some(g) = grads.get(rows.leaf.as_tensor()) else {
             return Ok(None);
         };

@@ -1,0 +1,128 @@
+//! The run folder and what lives in it: [`Layout`] names every file of `runs/<name>/`,
+//! [`STUDENTS`] the students a run can train, [`TeacherBase`] where fine-tuning starts.
+//!
+//! ```text
+//! runs/<name>/
+//!   pipeline.json                 stage keys, states, wall times
+//!   data/{train,dev,augment}.tsv  the subsets and the augmented sentences
+//!   teacher/                      the fine-tuned teacher (Hugging Face layout)
+//!   logits/{train,augment}.safetensors
+//!   students/<student>/           metrics.jsonl, best/, last/
+//!   eval/<model>.{json,scores}    dev metrics and P(label 1) per sentence
+//!   bench/<student>.json          CPU throughput and latency
+//!   plots/*.{png,svg}, report.{md,html,json}
+//! ```
+
+use std::path::{Path, PathBuf};
+
+/// A student the pipeline can train.
+#[derive(Clone, Copy, Debug)]
+pub struct StudentSpec {
+    pub name: &'static str,
+    /// What the report calls it.
+    pub label: &'static str,
+    /// The distillation loss; `None` trains on gold labels alone (cross-entropy).
+    pub loss: Option<&'static str>,
+    /// Also learns from the teacher-labelled augmented samples.
+    pub augment: bool,
+    /// Architecture preset of `distill student train --preset`.
+    pub preset: &'static str,
+}
+
+const fn spec(
+    name: &'static str,
+    label: &'static str,
+    loss: Option<&'static str>,
+    augment: bool,
+    preset: &'static str,
+) -> StudentSpec {
+    StudentSpec {
+        name,
+        label,
+        loss,
+        augment,
+        preset,
+    }
+}
+
+/// Every student the pipeline knows, in report order.
+#[rustfmt::skip]
+pub const STUDENTS: [StudentSpec; 6] = [
+    spec("baseline", "BiLSTM on labels (CE)", None, false, "original"),
+    spec("distill", "distilled: CE + logit MSE", Some("distill"), false, "original"),
+    spec("weighted-mse", "distilled: teacher-weighted MSE", Some("weighted-mse"), false, "original"),
+    spec("kl", "distilled: CE + KL (T = 2)", Some("kl"), false, "original"),
+    spec("distill-augment", "distilled + augmentation", Some("distill"), true, "original"),
+    spec("large-augment", "large preset, distilled + augmentation", Some("distill"), true, "large"),
+];
+
+/// The spec of a student by name.
+pub fn student(name: &str) -> Option<&'static StudentSpec> {
+    STUDENTS.iter().find(|s| s.name == name)
+}
+
+/// The teacher base, as resolved on this machine.
+#[derive(Clone, Debug)]
+pub enum TeacherBase {
+    /// A Hugging Face folder: its files key the fine-tuning stage.
+    Folder(PathBuf),
+    /// A hub id, fetched by the assets stage; the id keys the stage.
+    Hub(String),
+}
+
+/// Where a run keeps its files.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    /// The workspace root (assets, fixtures).
+    pub root: PathBuf,
+    /// `runs/<name>`.
+    pub run: PathBuf,
+}
+
+impl Layout {
+    pub fn sst2(&self, file: &str) -> PathBuf {
+        self.root.join("assets/sst2").join(file)
+    }
+    pub fn train(&self) -> PathBuf {
+        self.run.join("data/train.tsv")
+    }
+    pub fn dev(&self) -> PathBuf {
+        self.run.join("data/dev.tsv")
+    }
+    pub fn augmented(&self) -> PathBuf {
+        self.run.join("data/augment.tsv")
+    }
+    pub fn teacher(&self) -> PathBuf {
+        self.run.join("teacher")
+    }
+    pub fn logits(&self, name: &str) -> PathBuf {
+        self.run.join("logits").join(format!("{name}.safetensors"))
+    }
+    pub fn student(&self, name: &str) -> PathBuf {
+        self.run.join("students").join(name)
+    }
+    pub fn eval(&self, model: &str) -> PathBuf {
+        self.run.join("eval").join(format!("{model}.json"))
+    }
+    pub fn scores(&self, model: &str) -> PathBuf {
+        self.run.join("eval").join(format!("{model}.scores"))
+    }
+    pub fn bench(&self, model: &str) -> PathBuf {
+        self.run.join("bench").join(format!("{model}.json"))
+    }
+    pub fn plots(&self) -> PathBuf {
+        self.run.join("plots")
+    }
+    pub fn pipeline_json(&self) -> PathBuf {
+        self.run.join("pipeline.json")
+    }
+    /// The files of a model folder that define it (teacher: HF layout; student: ours).
+    pub fn model_files(dir: &Path, teacher: bool) -> Vec<PathBuf> {
+        let names: &[&str] = if teacher {
+            &["config.json", "model.safetensors", "tokenizer.json"]
+        } else {
+            &["config.json", "vocab.json", "model.safetensors"]
+        };
+        names.iter().map(|n| dir.join(n)).collect()
+    }
+}
