@@ -61,31 +61,34 @@ fn distill() -> PathBuf {
     bin
 }
 
-/// `cargo run -p xtask -- pipeline --preset smoke --no-build …`; returns stdout.
+/// `xtask pipeline --preset smoke --no-build …`; returns stdout. The xtask binary is the
+/// one `cargo test` built beside this test (xtask's own integration tests make it build
+/// it), so nothing is compiled here; run alone, it falls back to `cargo run` in xtask's
+/// own target folder, as `cargo xtask` does (see .cargo/config.toml).
 fn smoke_pipeline(runs: &Path) -> String {
-    let mut cmd = cargo();
-    cmd.arg("run");
-    if release() {
-        cmd.arg("--release");
-    }
-    // xtask's own target folder, as `cargo xtask` uses (see .cargo/config.toml); the CLI is
-    // the one these tests were built beside (`distill()`), hence --no-build.
-    cmd.arg("--target-dir").arg(root().join("target/xtask"));
-    cmd.args([
-        "-p",
-        "xtask",
-        "--",
-        "pipeline",
-        "--preset",
-        "smoke",
-        "--no-build",
-    ]);
+    let built = profile_dir().join(format!("xtask{}", std::env::consts::EXE_SUFFIX));
+    let mut cmd = if built.is_file() {
+        let mut cmd = Command::new(built);
+        cmd.current_dir(root());
+        cmd
+    } else {
+        let mut cmd = cargo();
+        cmd.arg("run");
+        if release() {
+            cmd.arg("--release");
+        }
+        cmd.arg("--target-dir").arg(root().join("target/xtask"));
+        cmd.args(["-p", "xtask", "--"]);
+        cmd
+    };
+    // The CLI is the one these tests were built beside (`distill()`), hence --no-build.
+    cmd.args(["pipeline", "--preset", "smoke", "--no-build"]);
     cmd.arg("--runs-dir").arg(runs);
     cmd.args(["--profile", if release() { "release" } else { "dev" }]);
     let out = cmd
         .stderr(Stdio::inherit())
         .output()
-        .expect("running cargo xtask pipeline");
+        .expect("running xtask pipeline");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "pipeline failed:\n{stdout}");
     stdout
@@ -108,7 +111,6 @@ fn positive(v: &Value, what: &str) -> f64 {
 }
 
 #[test]
-#[ignore = "builds xtask in a second target dir (cargo test holds the first): minutes; run with --ignored"]
 fn smoke_pipeline_reports_every_model_and_resumes_by_skipping() {
     distill();
     let runs = tempfile::tempdir().expect("temporary folder");

@@ -1,0 +1,93 @@
+//! `xtask pipeline --dry-run`: the plan of each preset, with no build and nothing run.
+//! (Being an integration test, it also makes `cargo test` build the xtask binary, which
+//! the root `tests/pipeline.rs` runs end to end.)
+
+use std::process::Command;
+
+fn dry_run(args: &[&str]) -> String {
+    let runs = tempfile::tempdir().expect("temporary folder");
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["pipeline", "--dry-run", "--runs-dir"])
+        .arg(runs.path())
+        .args(args)
+        .output()
+        .expect("running xtask");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !runs.path().join("smoke").exists(),
+        "a dry run wrote the run folder"
+    );
+    stdout
+}
+
+#[test]
+fn smoke_plan_lists_every_stage_with_its_command() {
+    let out = dry_run(&["--preset", "smoke"]);
+    assert!(out.contains("\"train_size\": 500"), "{out}");
+    assert_eq!(out.matches("/26] ").count(), 26, "{out}");
+    for stage in [
+        "teacher-finetune",
+        "augment",
+        "student-large-augment",
+        "eval-teacher",
+        "bench-kl",
+        "report",
+    ] {
+        assert!(
+            out.contains(&format!("] {stage} (not run yet)")),
+            "no {stage}:\n{out}"
+        );
+    }
+    assert!(out.contains("distill teacher finetune --teacher"), "{out}");
+    assert!(out.contains("--max-steps 12"), "{out}");
+    assert!(out.contains("dry run: nothing was run"));
+}
+
+#[test]
+fn flags_override_the_preset() {
+    let out = dry_run(&[
+        "--preset",
+        "full",
+        "--augment-factor",
+        "0",
+        "--students",
+        "baseline,kl",
+        "--device",
+        "cuda",
+    ]);
+    assert!(
+        !out.contains("] augment "),
+        "augmentation should be off:\n{out}"
+    );
+    assert!(
+        out.contains("student-kl") && !out.contains("student-distill"),
+        "{out}"
+    );
+    assert!(out.contains("--mode distill --loss kl"), "{out}");
+    assert!(out.contains("--device cuda"), "{out}");
+    assert!(
+        out.contains("teacher eval") && out.contains("--device cpu"),
+        "evaluation stays on the CPU:\n{out}"
+    );
+}
+
+#[test]
+fn bad_flags_are_refused() {
+    for args in [
+        &["--students", "nope"][..],
+        &["--force", "no-such-stage"],
+        &["--device", "tpu"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["pipeline", "--preset", "smoke", "--dry-run"])
+            .args(args)
+            .output()
+            .expect("running xtask");
+        assert!(!out.status.success(), "{args:?} was accepted");
+    }
+}
