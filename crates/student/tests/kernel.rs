@@ -1,35 +1,18 @@
 //! The fused kernel against the plain-op reference on random batches (empty rows included),
 //! and the tensor-free predictor against the candle model.
 
+mod common;
+
 use std::collections::HashMap;
 
 use candle_core::{Device, Tensor, Var};
+use common::rel_err;
 use distill_data::{Vocab, VocabBuilder};
 use distill_student::{
     BiLstm, BiLstmClassifier, Predictor, Recurrence, StudentConfig, StudentModel, StudentPreset,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-
-fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
-    let diff = (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    let scale = b
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-        .max(1e-12);
-    diff / scale
-}
 
 fn random_lstm(
     layers: usize,

@@ -2,11 +2,14 @@
 //! loss (fixtures made with PyTorch, see tests/fixtures/README.md). Both recurrences — the
 //! fused kernel and the plain-op reference — must match outputs and every gradient.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::loss::cross_entropy;
+use common::rel_err;
 use distill_student::{BiLstm, BiLstmClassifier, Recurrence, StudentConfig, StudentPreset};
 
 fn fixture(name: &str) -> HashMap<String, Tensor> {
@@ -14,28 +17,6 @@ fn fixture(name: &str) -> HashMap<String, Tensor> {
         .join("tests/fixtures")
         .join(name);
     candle_core::safetensors::load(&path, &Device::Cpu).expect("fixture loads")
-}
-
-/// max|a − b| / max|b|: error relative to the reference's scale.
-fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.dims(), b.dims(), "shape");
-    let diff = (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    let scale = b
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-        .max(1e-12);
-    diff / scale
 }
 
 fn assert_close(what: &str, a: &Tensor, b: &Tensor, tol: f32) {
