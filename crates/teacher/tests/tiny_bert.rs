@@ -272,3 +272,41 @@ fn the_sparse_word_gradient_equals_the_dense_one() {
         .unwrap();
     assert!(diff < 1e-7, "{diff}");
 }
+
+#[test]
+fn a_pytorch_model_bin_gives_the_same_logits() {
+    // tiny-bert with its weights as `torch.save` writes them (fixtures/make_pytorch_bin.py)
+    // instead of safetensors: candle's pickle reader must give back every tensor.
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(fixture("tiny-bert").join(f), dir.path().join(f)).unwrap();
+    }
+    std::fs::copy(
+        fixture("tiny-bert-pth/pytorch_model.bin"),
+        dir.path().join("pytorch_model.bin"),
+    )
+    .unwrap();
+    let t = Teacher::load(
+        dir.path().to_str().unwrap(),
+        &LoadOptions::default(),
+        &Device::Cpu,
+    )
+    .expect("loads from pytorch_model.bin");
+    let reference = teacher();
+    assert_eq!(
+        t.model.params().iter().count(),
+        reference.model.params().iter().count()
+    );
+    for (name, var) in reference.model.params().iter() {
+        let got = t.model.params().get(name).unwrap();
+        let diff = (got - var.as_tensor()).unwrap().abs().unwrap();
+        let diff = diff.max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert_eq!(diff, 0.0, "{name} differs");
+    }
+    let g = golden();
+    let (ids, mask) = batch(&t, &g);
+    let logits = t.model.forward(&ids, &mask, Mode::Eval).unwrap();
+    let got = logits.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let err = max_abs_diff(&got, &g.logits.concat());
+    assert!(err < 1e-4, "pytorch_model.bin logits differ by {err}");
+}

@@ -3,7 +3,8 @@
 //! ```text
 //! S = Qₕ Kₕᵀ · s + mask     P = softmax(S)     A = P ∘ D     Cₕ = A Vₕ
 //! ```
-//! `Q`, `K`, `V`, `C` `(B, T, H)` with head `h` in columns `h·d .. (h+1)·d`
+//! `Q`, `K`, `V`, `C` `(B, T, H)` (in inference `Q` and `C` may have fewer rows, e.g. only
+//! `[CLS]`) with head `h` in columns `h·d .. (h+1)·d`
 //! (`d = H / heads`), `s = 1/√d`, the additive `mask` `(B, T)` (0 for tokens,
 //! `f32::MIN` for padding) broadcast over queries, `D` the dropout keep-mask scaled by
 //! `1/(1 − p)` (all ones outside training). Backward per head, `G = ∂L/∂Cₕ`:
@@ -39,12 +40,19 @@ pub fn attention(
     if !(q.device().is_cpu() && q.dtype() == DType::F32) {
         return attention_ops(q, k, v, mask, heads, dropout, ctx);
     }
-    let (b, t, h) = q.dims3()?;
-    if h % heads != 0 || mask.dims() != [b, t] {
+    let (b, tq, h) = q.dims3()?;
+    let t = k.dim(1)?;
+    // Fewer queries than keys (the last layer's `[CLS]` row) only in inference: the
+    // backward pass below assumes one query per key.
+    let queries_ok = tq == t || (tq < t && !ctx.mode.differentiable());
+    if h % heads != 0 || mask.dims() != [b, t] || k.dims() != v.dims() || !queries_ok {
         candle_core::bail!(
-            "attention: {heads} heads, q {:?}, mask {:?}",
+            "attention: {heads} heads, q {:?}, k {:?}, v {:?}, mask {:?}, {:?}",
             q.dims(),
-            mask.dims()
+            k.dims(),
+            v.dims(),
+            mask.dims(),
+            ctx.mode
         )
     }
     let keep = (ctx.mode == Mode::Train && dropout.p() > 0.0)
@@ -73,9 +81,10 @@ pub fn attention_ops(
     dropout: Dropout,
     ctx: &mut Ctx,
 ) -> Result<Tensor> {
-    let (b, t, h) = q.dims3()?;
+    let (b, tq, h) = q.dims3()?;
+    let t = k.dim(1)?;
     let split = |x: &Tensor| {
-        x.reshape((b, t, heads, h / heads))?
+        x.reshape((b, x.dim(1)?, heads, h / heads))?
             .transpose(1, 2)?
             .contiguous()
     };
@@ -90,7 +99,7 @@ pub fn attention_ops(
         .matmul(&v)?
         .transpose(1, 2)?
         .contiguous()?
-        .reshape((b, t, h))
+        .reshape((b, tq, h))
 }
 
 fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
@@ -130,18 +139,19 @@ impl CustomOp3 for AttentionOp {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (q, k, v) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
-        let (_, t, h) = l1.shape().dims3()?;
+        let (_, tq, h) = l1.shape().dims3()?;
+        let t = l2.dim(1)?;
         let (heads, d) = (self.heads, h / self.heads);
         let scale = 1.0 / (d as f32).sqrt();
-        let (per_seq, per_probs) = (t * h, heads * t * t);
+        let (per_q, per_seq, per_probs) = (tq * h, t * h, heads * tq * t);
         let mut out = vec![0f32; q.len()];
-        let mut probs = vec![0f32; q.len() / per_seq * per_probs];
-        out.par_chunks_mut(per_seq)
+        let mut probs = vec![0f32; q.len() / per_q * per_probs];
+        out.par_chunks_mut(per_q)
             .zip(probs.par_chunks_mut(per_probs))
             .enumerate()
             .for_each(|(b, (out, probs))| {
                 let (q, k, v) = (
-                    &q[b * per_seq..][..per_seq],
+                    &q[b * per_q..][..per_q],
                     &k[b * per_seq..][..per_seq],
                     &v[b * per_seq..][..per_seq],
                 );
@@ -149,8 +159,8 @@ impl CustomOp3 for AttentionOp {
                 let keep = self.keep.as_ref().map(|m| &m[b * per_probs..][..per_probs]);
                 for hd in 0..heads {
                     let col = hd * d;
-                    for i in 0..t {
-                        let row = &mut probs[(hd * t + i) * t..][..t];
+                    for i in 0..tq {
+                        let row = &mut probs[(hd * tq + i) * t..][..t];
                         let qi = &q[i * h + col..][..d];
                         let mut max = f32::NEG_INFINITY;
                         for (j, s) in row.iter_mut().enumerate() {
@@ -162,7 +172,7 @@ impl CustomOp3 for AttentionOp {
                         row.iter_mut().for_each(|s| *s *= inv);
                         let ci = &mut out[i * h + col..][..d];
                         for (j, &p) in row.iter().enumerate() {
-                            let a = keep.map_or(p, |m| p * m[(hd * t + i) * t + j]);
+                            let a = keep.map_or(p, |m| p * m[(hd * tq + i) * t + j]);
                             if a != 0.0 {
                                 axpy(a, &v[j * h + col..][..d], ci);
                             }

@@ -109,7 +109,9 @@ impl CustomOp3 for LinearOp {
             y.extend_from_slice(b);
         }
         let threads = rayon::current_num_threads();
-        let parallelism = if threads > 1 {
+        // Inside a rayon task (batches labelled in parallel) the cores are already busy:
+        // a nested parallel gemm would only add synchronisation.
+        let parallelism = if threads > 1 && rayon::current_thread_index().is_none() {
             gemm::Parallelism::Rayon(threads)
         } else {
             gemm::Parallelism::None

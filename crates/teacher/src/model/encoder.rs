@@ -62,16 +62,18 @@ impl Attention {
         })
     }
 
-    fn forward(&self, x: &Tensor, mask: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
+    /// The block's output at the positions of `rows` (all of `x`, or a prefix of its
+    /// positions): queries and the residual come from `rows`, keys and values from `x`.
+    fn forward(&self, x: &Tensor, rows: &Tensor, mask: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
         let (q, k, v) = (
-            self.query.forward(x)?,
+            self.query.forward(rows)?,
             self.key.forward(x)?,
             self.value.forward(x)?,
         );
         let context = attention(&q, &k, &v, mask, self.heads, self.probs_dropout, ctx)?;
         let out = self.output.forward(&context)?;
         let out = self.hidden_dropout.forward(&out, ctx)?;
-        self.layer_norm.forward(&(out + x)?, ctx.mode)
+        self.layer_norm.forward(&(out + rows)?, ctx.mode)
     }
 }
 
@@ -102,7 +104,25 @@ impl EncoderLayer {
 
     /// `(B, T, H)` → `(B, T, H)`; `mask` is the additive `(B, T)` mask.
     pub fn forward(&self, x: &Tensor, mask: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
-        let a = self.attention.forward(x, mask, ctx)?;
+        self.forward_rows(x, x, mask, ctx)
+    }
+
+    /// `(B, T, H)` → `(B, 1, H)`: the output at the first (`[CLS]`) position only, which
+    /// is all the pooler reads from the last layer. Every other position's queries,
+    /// output projection and feed-forward block are skipped (about 10/12 of the layer's
+    /// work); the result equals `forward(x)[:, :1]`. Inference only.
+    pub fn forward_first(&self, x: &Tensor, mask: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
+        self.forward_rows(x, &x.narrow(1, 0, 1)?, mask, ctx)
+    }
+
+    fn forward_rows(
+        &self,
+        x: &Tensor,
+        rows: &Tensor,
+        mask: &Tensor,
+        ctx: &mut Ctx,
+    ) -> Result<Tensor> {
+        let a = self.attention.forward(x, rows, mask, ctx)?;
         let inner = self.intermediate.forward(&a)?;
         let inner = match self.act {
             Activation::Gelu => gelu::gelu_erf(&inner)?,
