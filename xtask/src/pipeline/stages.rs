@@ -287,7 +287,7 @@ impl Planner<'_> {
         }
         let args = args
             .opt("--preset", spec.preset)
-            .opt("--epochs", s.student_epochs)
+            .opt("--epochs", s.epochs_of(spec.preset))
             .opt("--batch-size", s.student_batch_size)
             .opt("--seed", s.seed)
             .opt("--device", &self.device);
