@@ -85,11 +85,34 @@ pub struct TrainArgs {
     max_vocab: usize,
     #[arg(long, default_value_t = 1)]
     min_freq: usize,
+    /// What the student reads: `words` (the normalised word vocabulary) or `teacher`
+    /// (the teacher's WordPiece tokens; needs --teacher).
+    #[arg(long, value_enum, default_value = "words")]
+    tokenizer: Source,
+    /// Initial embeddings: `random` (N(0, 1)) or `teacher` (the teacher's word embeddings
+    /// reduced by PCA; needs --teacher).
+    #[arg(long, value_enum, default_value = "random")]
+    init_embeddings: Init,
+    /// Teacher folder (tokenizer.json, model.safetensors) for --tokenizer/--init-embeddings.
+    #[arg(long)]
+    teacher: Option<PathBuf>,
     /// Hide the progress bar.
     #[arg(long)]
     quiet: bool,
     #[arg(long, default_value = "cpu")]
     device: String,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Source {
+    Words,
+    Teacher,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Init {
+    Random,
+    Teacher,
 }
 
 /// Runs a student subcommand.
@@ -136,6 +159,18 @@ fn train(a: TrainArgs) -> Result<()> {
         (Some(data), Some(logits)) => Some(Augmentation { data, logits }),
         _ => None,
     };
+    let teacher = || {
+        a.teacher.clone().context(
+            "--tokenizer teacher and --init-embeddings teacher need --teacher DIR \
+             (a teacher folder with tokenizer.json and model.safetensors)",
+        )
+    };
+    if a.tokenizer == Source::Teacher {
+        run.wordpiece = Some(teacher()?.join("tokenizer.json"));
+    }
+    if a.init_embeddings == Init::Teacher {
+        run.init_embeddings = Some(teacher()?);
+    }
     run.train.epochs = a.epochs;
     run.train.batch_size = a.batch_size;
     run.train.lr = a.lr;

@@ -10,6 +10,9 @@
 //! `<pad>` = 1), and a `Batcher` pads id sequences into [`Batch`]es, bucketed
 //! by length for training.
 //!
+//! A [`TextEncoder`] bundles the tokenization (those words, or the teacher's WordPiece
+//! tokens) with the vocabulary: it is how a saved student reads text.
+//!
 //! Around that path: [`split`] makes seeded stratified train/validation
 //! splits, [`logits`] stores teacher logits next to the fingerprint of the
 //! data they belong to, [`metrics`] computes accuracy, F1 and average
@@ -52,6 +55,7 @@ pub mod normalize;
 pub mod numwords;
 pub mod split;
 mod table;
+pub mod text;
 pub mod vocab;
 
 pub use augment::{Augmenter, Substitutes, MASK};
@@ -64,4 +68,5 @@ pub use metrics::{average_precision, pr_curve, Metrics};
 pub use normalize::{Normalizer, MASK_TOKEN};
 pub use numwords::number_to_words;
 pub use split::{stratified_split, stratified_split_indices, stratified_subset};
+pub use text::{TextEncoder, Tokenization};
 pub use vocab::{Vocab, VocabBuilder};

@@ -64,7 +64,8 @@ pub struct StudentConfig {
     pub dropout: f32,
     /// 2 logits (cross-entropy, distillation) or 1 logit (BCE-with-logits).
     pub num_outputs: usize,
-    /// `words`: the word [`distill_data::Vocab`] in `vocab.json`.
+    /// `words` (the word normaliser) or `wordpiece` (the teacher's `tokenizer.json`);
+    /// either way `vocab.json` maps the tokens to embedding rows.
     pub tokenizer: String,
     /// Whether the original word normalisation (punctuation, numbers, stemming) is applied.
     pub normalize: bool,
@@ -104,8 +105,8 @@ impl StudentConfig {
         if !(0.0..1.0).contains(&self.dropout) {
             return bad("dropout must be in [0, 1)");
         }
-        if self.tokenizer != "words" {
-            return bad("tokenizer must be `words`");
+        if !["words", "wordpiece"].contains(&self.tokenizer.as_str()) {
+            return bad("tokenizer must be `words` or `wordpiece`");
         }
         Ok(())
     }

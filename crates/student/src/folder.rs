@@ -1,4 +1,5 @@
-//! The model folder: `config.json`, `vocab.json`, `model.safetensors` (PyTorch names).
+//! The model folder: `config.json`, `vocab.json` (with `tokenizer.json` for a WordPiece
+//! student), `model.safetensors` (PyTorch names).
 //!
 //! Saving writes a sibling `<dir>.partial/` and renames it into place, so an interrupted save
 //! leaves either the old folder or the new one, never a mix.
@@ -8,20 +9,21 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
-use distill_data::Vocab;
+use distill_data::TextEncoder;
 
 use crate::{BiLstmClassifier, Error, Result, StudentConfig};
 
 /// File names inside a model folder.
 pub const CONFIG_FILE: &str = "config.json";
-pub const VOCAB_FILE: &str = "vocab.json";
+pub use distill_data::text::VOCAB_FILE;
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 
 /// A trained student with what it needs to read text.
 #[derive(Clone, Debug)]
 pub struct StudentModel {
     pub config: StudentConfig,
-    pub vocab: Vocab,
+    /// Text to token ids, as in training.
+    pub encoder: TextEncoder,
     pub classifier: BiLstmClassifier,
 }
 
@@ -45,7 +47,8 @@ impl StudentModel {
             path: config_path.clone(),
             reason: e.to_string(),
         })?;
-        let vocab = Vocab::load(&dir.join(VOCAB_FILE))?;
+        let encoder = TextEncoder::load(dir, &config.tokenizer, config.normalize)?;
+        let vocab = &encoder.vocab;
         if vocab.len() != config.vocab_size {
             return Err(Error::Format {
                 path: dir.join(VOCAB_FILE),
@@ -89,7 +92,7 @@ impl StudentModel {
             })?;
         Ok(Self {
             config,
-            vocab,
+            encoder,
             classifier,
         })
     }
@@ -98,7 +101,7 @@ impl StudentModel {
     pub fn save(
         dir: &Path,
         config: &StudentConfig,
-        vocab: &Vocab,
+        encoder: &TextEncoder,
         tensors: &HashMap<String, Tensor>,
     ) -> Result<()> {
         let partial = sibling(dir, "partial");
@@ -110,7 +113,7 @@ impl StudentModel {
             serde_json::to_string_pretty(config).map_err(|e| Error::Config(e.to_string()))?;
         let cfg = partial.join(CONFIG_FILE);
         fs::write(&cfg, json).map_err(io_err(&cfg))?;
-        vocab.save(&partial.join(VOCAB_FILE))?;
+        encoder.save(&partial)?;
         let weights = partial.join(WEIGHTS_FILE);
         candle_core::safetensors::save(tensors, &weights).map_err(|e| Error::Format {
             path: weights.clone(),
@@ -121,7 +124,7 @@ impl StudentModel {
 
     /// Writes this model to `dir`.
     pub fn save_to(&self, dir: &Path) -> Result<()> {
-        Self::save(dir, &self.config, &self.vocab, &self.classifier.tensors())
+        Self::save(dir, &self.config, &self.encoder, &self.classifier.tensors())
     }
 }
 

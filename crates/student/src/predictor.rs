@@ -6,7 +6,7 @@
 //! allocation beyond a few small buffers, so one sentence costs microseconds.
 
 use candle_core::Tensor;
-use distill_data::{Normalizer, Vocab};
+use distill_data::TextEncoder;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -36,8 +36,7 @@ pub struct Prediction {
 
 /// A student ready to serve: text in, label and probability out.
 pub struct Predictor {
-    normalizer: Normalizer,
-    vocab: Vocab,
+    encoder: TextEncoder,
     max_len: usize,
     hidden: usize,
     layers: Vec<[Direction; 2]>,
@@ -84,8 +83,7 @@ impl Predictor {
             layers.push([mk(&layer[0])?, mk(&layer[1])?]);
         }
         Ok(Self {
-            normalizer: Normalizer::new(cfg.normalize),
-            vocab: model.vocab.clone(),
+            encoder: model.encoder.clone(),
             max_len: cfg.max_len,
             hidden: h,
             layers,
@@ -94,9 +92,9 @@ impl Predictor {
         })
     }
 
-    /// Token ids of `text` (normalised as in training, truncated to `max_len`).
+    /// Token ids of `text` (tokenised as in training, truncated to `max_len`).
     pub fn encode(&self, text: &str) -> Vec<u32> {
-        let mut ids = self.vocab.encode(&self.normalizer.tokens(text));
+        let mut ids = self.encoder.encode(text);
         ids.truncate(self.max_len);
         ids
     }
@@ -118,7 +116,7 @@ impl Predictor {
             for (d, dir) in layer.iter().enumerate() {
                 if l == 0 {
                     for (row, &id) in xg.chunks_mut(4 * h).zip(ids) {
-                        let id = (id as usize).min(self.vocab.len() - 1);
+                        let id = (id as usize).min(self.encoder.vocab.len() - 1);
                         row.copy_from_slice(&dir.table[id * 4 * h..(id + 1) * 4 * h]);
                     }
                 } else {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use candle_core::{Device, Tensor, Var};
 use common::rel_err;
-use distill_data::{Vocab, VocabBuilder};
+use distill_data::{Normalizer, TextEncoder, Tokenization, Vocab, VocabBuilder};
 use distill_student::{
     BiLstm, BiLstmClassifier, Predictor, Recurrence, StudentConfig, StudentModel, StudentPreset,
 };
@@ -162,7 +162,7 @@ fn tiny_model(rng: &mut ChaCha8Rng, preset: StudentPreset) -> StudentModel {
     let classifier = BiLstmClassifier::from_tensors(&config, &tensors).unwrap();
     StudentModel {
         config,
-        vocab,
+        encoder: TextEncoder::new(Tokenization::Words(Normalizer::plain()), vocab),
         classifier,
     }
 }

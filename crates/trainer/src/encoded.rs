@@ -1,6 +1,6 @@
 //! Sentences as a student reads them: token ids with their supervision.
 
-use distill_data::{Normalizer, TeacherLogits, Vocab};
+use distill_data::{TeacherLogits, TextEncoder};
 use rayon::prelude::*;
 
 /// Token ids of each sentence with its gold label (if any) and teacher logits (if any).
@@ -14,17 +14,9 @@ pub struct EncodedSet {
 }
 
 impl EncodedSet {
-    /// Encodes `texts` with `normalizer` and `vocab`.
-    pub fn encode(
-        texts: &[&str],
-        labels: Vec<Option<u32>>,
-        normalizer: &Normalizer,
-        vocab: &Vocab,
-    ) -> Self {
-        let ids = texts
-            .par_iter()
-            .map(|t| vocab.encode(&normalizer.tokens(t)))
-            .collect();
+    /// Encodes `texts` with `encoder`.
+    pub fn encode(texts: &[&str], labels: Vec<Option<u32>>, encoder: &TextEncoder) -> Self {
+        let ids = texts.par_iter().map(|t| encoder.encode(t)).collect();
         Self {
             ids,
             labels,

@@ -1,7 +1,7 @@
 //! Training and evaluating candle-distill students.
 //!
-//! [`StudentRun`] reads a training file, splits off validation, builds the `Vocab` and
-//! encodes both parts into [`EncodedSet`]s (attaching [`distill_data::TeacherLogits`] when
+//! [`StudentRun`] reads a training file, splits off validation, builds the `Vocab` (over
+//! words, or the teacher's WordPieces) and encodes both parts into [`EncodedSet`]s (attaching [`distill_data::TeacherLogits`] when
 //! distilling); [`train`] runs epochs of [`optim::Adam`] with [`optim::StepLr`] on a
 //! [`Loss`], keeping the best model by validation loss; [`evaluate`] scores a model.
 //!
@@ -20,8 +20,10 @@ mod error;
 mod evaluate;
 mod loss;
 pub mod optim;
+pub mod pca;
 pub mod row_adam;
 mod run;
+mod teacher_init;
 mod train;
 
 pub use encoded::EncodedSet;
@@ -29,4 +31,5 @@ pub use error::{Error, Result};
 pub use evaluate::{evaluate, predict_logits, scores, Evaluation};
 pub use loss::{bce_with_logits, cross_entropy, kl, mse, weighted_mse, Loss};
 pub use run::{Augmentation, StudentRun, MASK_TOKEN};
-pub use train::{train, EpochRecord, TrainConfig, TrainOutcome};
+pub use teacher_init::teacher_embeddings;
+pub use train::{train, EmbeddingTable, EpochRecord, TrainConfig, TrainOutcome};

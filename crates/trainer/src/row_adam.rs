@@ -253,7 +253,7 @@ pub fn row_gradients(
             let id = ids[pos];
             let k = *slot.entry(id).or_insert_with(|| {
                 rows.push(id);
-                grads.extend(std::iter::repeat(0.0).take(dim));
+                grads.extend(std::iter::repeat_n(0.0, dim));
                 rows.len() - 1
             });
             let g = &grad_x[pos * dim..(pos + 1) * dim];

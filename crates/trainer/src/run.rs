@@ -7,13 +7,15 @@ use std::path::PathBuf;
 use candle_core::Device;
 use distill_data::{
     io::write_atomic, split::stratified_split_indices, Dataset, LabelSet, Normalizer,
-    TeacherLogits, VocabBuilder,
+    TeacherLogits, TextEncoder, Tokenization, VocabBuilder,
 };
 use distill_student::{StudentConfig, StudentPreset};
 use serde::Serialize;
 
 use crate::error::io_err;
-use crate::{train, EncodedSet, Error, Result, TrainConfig, TrainOutcome};
+use crate::{
+    teacher_embeddings, train, EmbeddingTable, EncodedSet, Error, Result, TrainConfig, TrainOutcome,
+};
 
 /// The token that masked words become in augmented sentences.
 pub use distill_data::MASK_TOKEN;
@@ -44,6 +46,10 @@ pub struct StudentRun {
     /// Teacher logits over `train_path`, in its order (distillation).
     pub logits: Option<PathBuf>,
     pub augment: Option<Augmentation>,
+    /// Read WordPieces with this `tokenizer.json` (the teacher's) instead of words.
+    pub wordpiece: Option<PathBuf>,
+    /// Initialise the embedding table from this teacher folder's word embeddings (PCA).
+    pub init_embeddings: Option<PathBuf>,
     pub train: TrainConfig,
 }
 
@@ -62,6 +68,8 @@ impl StudentRun {
             max_len: 128,
             logits: None,
             augment: None,
+            wordpiece: None,
+            init_embeddings: None,
             train: TrainConfig::default(),
         }
     }
@@ -80,10 +88,13 @@ impl StudentRun {
                 self.val_share
             )));
         }
-        let normalizer = Normalizer::new(self.normalize);
+        let tokenization = match &self.wordpiece {
+            Some(path) => Tokenization::wordpiece(path)?,
+            None => Tokenization::Words(Normalizer::new(self.normalize)),
+        };
         let tokens: Vec<Vec<String>> = train_rows
             .iter()
-            .map(|&i| normalizer.tokens(&data.examples[i].text))
+            .map(|&i| tokenization.tokens(&data.examples[i].text))
             .collect();
         let mut builder = VocabBuilder {
             max_size: self.max_vocab,
@@ -91,9 +102,13 @@ impl StudentRun {
             ..VocabBuilder::default()
         };
         if self.augment.is_some() {
-            builder.specials.push(MASK_TOKEN.to_string());
+            builder.specials.push(tokenization.mask_token().to_string());
         }
-        let vocab = builder.build(tokens.iter().map(Vec::as_slice));
+        let encoder = TextEncoder::new(
+            tokenization,
+            builder.build(tokens.iter().map(Vec::as_slice)),
+        );
+        let vocab = &encoder.vocab;
         tracing::info!(
             "{} training / {} validation sentences, vocabulary of {} tokens",
             train_rows.len(),
@@ -107,7 +122,7 @@ impl StudentRun {
                 .map(|&i| data.examples[i].text.as_str())
                 .collect();
             let gold = rows.iter().map(|&i| data.examples[i].label).collect();
-            EncodedSet::encode(&texts, gold, &normalizer, &vocab)
+            EncodedSet::encode(&texts, gold, &encoder)
         };
         let (mut train_set, mut val_set) = (encode(&train_rows), encode(&val_rows));
         if let Some(path) = &self.logits {
@@ -122,7 +137,7 @@ impl StudentRun {
             logits.check_matches(&extra)?;
             let texts = extra.texts();
             let rows: Vec<usize> = (0..extra.len()).collect();
-            let set = EncodedSet::encode(&texts, vec![None; extra.len()], &normalizer, &vocab)
+            let set = EncodedSet::encode(&texts, vec![None; extra.len()], &encoder)
                 .with_teacher(&logits, &rows);
             tracing::info!(
                 "{} augmented sentences from {}",
@@ -136,18 +151,18 @@ impl StudentRun {
             StudentConfig::new(&self.preset, vocab.len(), self.train.loss.num_outputs());
         student.normalize = self.normalize;
         student.max_len = self.max_len;
+        student.tokenizer = encoder.tokenization.name().into();
+        let mut train_cfg = self.train.clone();
+        if let Some(teacher) = &self.init_embeddings {
+            let table = teacher_embeddings(teacher, vocab, student.embedding_dim)?;
+            train_cfg.initial_embedding = Some(EmbeddingTable(table.into()));
+        }
         fs::create_dir_all(&self.out).map_err(io_err(&self.out))?;
         let cfg_path = self.out.join("config.json");
         let json = serde_json::to_vec_pretty(self).map_err(|e| Error::Config(e.to_string()))?;
         write_atomic(&cfg_path, &json).map_err(io_err(&cfg_path))?;
         train(
-            &self.train,
-            &student,
-            &vocab,
-            &train_set,
-            &val_set,
-            &self.out,
-            device,
+            &train_cfg, &student, &encoder, &train_set, &val_set, &self.out, device,
         )
     }
 }

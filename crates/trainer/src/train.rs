@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor, Var};
-use distill_data::{io::write_atomic, Batcher, Vocab};
+use distill_data::{io::write_atomic, Batcher, TextEncoder};
 use distill_student::{replace_dir, BiLstmClassifier, StudentConfig, StudentModel};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
@@ -38,6 +38,20 @@ pub struct TrainConfig {
     /// Show a progress bar.
     #[serde(skip)]
     pub progress: bool,
+    /// Start the embedding table from these values instead of N(0, 1) (a resumed run
+    /// reads it from its checkpoint instead).
+    #[serde(skip)]
+    pub initial_embedding: Option<EmbeddingTable>,
+}
+
+/// Row-major `[vocab, dim]` embedding values (printed by size only).
+#[derive(Clone)]
+pub struct EmbeddingTable(pub std::sync::Arc<Vec<f32>>);
+
+impl std::fmt::Debug for EmbeddingTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EmbeddingTable({} values)", self.0.len())
+    }
 }
 
 impl Default for TrainConfig {
@@ -50,6 +64,7 @@ impl Default for TrainConfig {
             seed: 0,
             loss: Loss::Ce,
             progress: true,
+            initial_embedding: None,
         }
     }
 }
@@ -95,7 +110,7 @@ fn derive_seed(seed: u64, purpose: u64, epoch: usize) -> u64 {
 pub fn train(
     cfg: &TrainConfig,
     student: &StudentConfig,
-    vocab: &Vocab,
+    encoder: &TextEncoder,
     train: &EncodedSet,
     val: &EncodedSet,
     out: &Path,
@@ -185,7 +200,7 @@ pub fn train(
             loss_sum += l * batch.batch as f64;
             seen += batch.batch;
             bar.inc(1);
-            if bar.position() % 64 == 0 {
+            if bar.position().is_multiple_of(64) {
                 bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
             }
         }
@@ -218,12 +233,20 @@ pub fn train(
         );
         if record.val_loss < state.best_val_loss {
             state.best_val_loss = record.val_loss;
-            StudentModel::save(&out.join("best"), student, vocab, &tensors)?;
+            StudentModel::save(&out.join("best"), student, encoder, &tensors)?;
         }
         records.push(record);
         write_records(&out.join("metrics.jsonl"), &records)?;
         state.epochs_done = epoch + 1;
-        save_last(out, student, vocab, &tensors, &adam, rows.as_ref(), &state)?;
+        save_last(
+            out,
+            student,
+            encoder,
+            &tensors,
+            &adam,
+            rows.as_ref(),
+            &state,
+        )?;
     }
     let best_epoch = records
         .iter()
@@ -307,10 +330,19 @@ fn start_or_resume(
                 best_val_loss: f64::INFINITY,
                 config: cfg.clone(),
             };
-            (
-                BiLstmClassifier::init_tensors(student, &mut rng, device)?,
-                fresh,
-            )
+            let mut tensors = BiLstmClassifier::init_tensors(student, &mut rng, device)?;
+            if let Some(EmbeddingTable(table)) = &cfg.initial_embedding {
+                let shape = (student.vocab_size, student.embedding_dim);
+                if table.len() != shape.0 * shape.1 {
+                    return Err(Error::Config(format!(
+                        "initial embedding table has {} values, the student needs {shape:?}",
+                        table.len()
+                    )));
+                }
+                let t = Tensor::from_vec(table.to_vec(), shape, device)?;
+                tensors.insert(EMBEDDING.to_string(), t);
+            }
+            (tensors, fresh)
         }
     };
     let sparse = device.is_cpu();
@@ -355,14 +387,14 @@ fn start_or_resume(
 fn save_last(
     out: &Path,
     student: &StudentConfig,
-    vocab: &Vocab,
+    encoder: &TextEncoder,
     tensors: &HashMap<String, Tensor>,
     adam: &Adam,
     rows: Option<&RowAdam>,
     state: &ResumeState,
 ) -> Result<()> {
     let partial = out.join("last.next");
-    StudentModel::save(&partial, student, vocab, tensors)?;
+    StudentModel::save(&partial, student, encoder, tensors)?;
     let opt = partial.join("optimizer.safetensors");
     let mut opt_state = adam.state()?;
     if let Some(rows) = rows {
