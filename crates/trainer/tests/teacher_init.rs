@@ -2,25 +2,18 @@
 //! teacher`) and PCA-reduced teacher embeddings (`--init-embeddings teacher`), on the tiny
 //! random BERT of the teacher crate's fixtures.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
-use distill_data::{Dataset, LabelSet, VocabBuilder};
+use common::sst2_slice;
+use distill_data::VocabBuilder;
 use distill_student::{Predictor, StudentModel};
 use distill_trainer::{teacher_embeddings, StudentRun};
 
 fn tiny_bert() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../teacher/tests/fixtures/tiny-bert")
-}
-
-fn sst2_slice(dir: &Path, n: usize) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/sst2/train.tsv");
-    let data = Dataset::read(&src, &LabelSet::binary()).unwrap();
-    let path = dir.join("train.tsv");
-    data.subset(&(0..n).collect::<Vec<_>>())
-        .write_tsv(&path)
-        .unwrap();
-    path
 }
 
 #[test]

@@ -1,10 +1,12 @@
 //! The optimiser against PyTorch's update rule, and the training loop's guarantees:
 //! determinism, resume equals an uninterrupted run, learning on a small slice of SST-2.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use candle_core::{Device, Tensor, Var};
-use distill_data::{Dataset, LabelSet};
+use common::sst2_slice;
 use distill_trainer::optim::{Adam, AdamConfig, StepLr};
 use distill_trainer::{EpochRecord, StudentRun};
 
@@ -48,16 +50,6 @@ fn adam_follows_pytorchs_update() {
         step_size: 1,
     };
     assert!((lr.lr_at(2) - 1e-3 * 0.81).abs() < 1e-15);
-}
-
-fn sst2_slice(dir: &Path, n: usize) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/sst2/train.tsv");
-    let data = Dataset::read(&src, &LabelSet::binary()).unwrap();
-    let path = dir.join("train.tsv");
-    data.subset(&(0..n).collect::<Vec<_>>())
-        .write_tsv(&path)
-        .unwrap();
-    path
 }
 
 fn records(dir: &Path) -> Vec<EpochRecord> {
