@@ -10,12 +10,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const STUDENTS: [&str; 6] = [
+const STUDENTS: [&str; 8] = [
     "baseline",
     "distill",
     "weighted-mse",
     "kl",
+    "distill-teacher-start",
     "distill-augment",
+    "augment-teacher-start",
     "large-augment",
 ];
 

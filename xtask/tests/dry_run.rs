@@ -29,11 +29,12 @@ fn dry_run(args: &[&str]) -> String {
 fn smoke_plan_lists_every_stage_with_its_command() {
     let out = dry_run(&["--preset", "smoke"]);
     assert!(out.contains("\"train_size\": 500"), "{out}");
-    assert_eq!(out.matches("/26] ").count(), 26, "{out}");
+    assert_eq!(out.matches("/32] ").count(), 32, "{out}");
     for stage in [
         "teacher-finetune",
         "augment",
         "student-large-augment",
+        "student-augment-teacher-start",
         "eval-teacher",
         "bench-kl",
         "report",

@@ -27,6 +27,9 @@ pub struct StudentSpec {
     pub augment: bool,
     /// Architecture preset of `distill student train --preset`.
     pub preset: &'static str,
+    /// Reads the teacher's WordPieces and starts from its PCA-reduced embeddings
+    /// (`--tokenizer teacher --init-embeddings teacher`).
+    pub from_teacher: bool,
 }
 
 const fn spec(
@@ -42,17 +45,27 @@ const fn spec(
         loss,
         augment,
         preset,
+        from_teacher: false,
+    }
+}
+
+const fn from_teacher(s: StudentSpec) -> StudentSpec {
+    StudentSpec {
+        from_teacher: true,
+        ..s
     }
 }
 
 /// Every student the pipeline knows, in report order.
 #[rustfmt::skip]
-pub const STUDENTS: [StudentSpec; 6] = [
+pub const STUDENTS: [StudentSpec; 8] = [
     spec("baseline", "BiLSTM on labels (CE)", None, false, "original"),
     spec("distill", "distilled: CE + logit MSE", Some("distill"), false, "original"),
     spec("weighted-mse", "distilled: teacher-weighted MSE", Some("weighted-mse"), false, "original"),
     spec("kl", "distilled: CE + KL (T = 2)", Some("kl"), false, "original"),
+    from_teacher(spec("distill-teacher-start", "distilled, teacher WordPieces + embeddings", Some("distill"), false, "original")),
     spec("distill-augment", "distilled + augmentation", Some("distill"), true, "original"),
+    from_teacher(spec("augment-teacher-start", "distilled + augmentation, teacher WordPieces + embeddings", Some("distill"), true, "original")),
     spec("large-augment", "large preset, distilled + augmentation", Some("distill"), true, "large"),
 ];
 

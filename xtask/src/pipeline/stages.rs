@@ -285,6 +285,13 @@ impl Planner<'_> {
                 .path("--augment-logits", &l.logits("augment"));
             inputs.extend([l.augmented(), l.logits("augment")]);
         }
+        if spec.from_teacher {
+            args = args
+                .opt("--tokenizer", "teacher")
+                .opt("--init-embeddings", "teacher")
+                .path("--teacher", &l.teacher());
+            inputs.extend(self.teacher_files());
+        }
         let args = args
             .opt("--preset", spec.preset)
             .opt("--epochs", s.epochs_of(spec.preset))
@@ -397,6 +404,7 @@ impl Planner<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::layout::STUDENTS;
     use crate::pipeline::presets::Preset;
 
     #[test]
@@ -438,6 +446,6 @@ mod tests {
                 assert_eq!(on_device, computes, "{}: {args:?}", stage.name);
             }
         }
-        assert_eq!(plan.len(), 2 + 4 + 6 * 3 + 1 + 1);
+        assert_eq!(plan.len(), 2 + 4 + STUDENTS.len() * 3 + 1 + 1);
     }
 }
