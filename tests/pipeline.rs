@@ -15,9 +15,9 @@ const STUDENTS: [&str; 8] = [
     "distill",
     "weighted-mse",
     "kl",
-    "distill-teacher-start",
+    "distill-teacher-emb",
     "distill-augment",
-    "augment-teacher-start",
+    "augment-teacher-emb",
     "large-augment",
 ];
 

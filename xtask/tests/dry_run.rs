@@ -34,7 +34,7 @@ fn smoke_plan_lists_every_stage_with_its_command() {
         "teacher-finetune",
         "augment",
         "student-large-augment",
-        "student-augment-teacher-start",
+        "student-augment-teacher-emb",
         "eval-teacher",
         "bench-kl",
         "report",

@@ -27,9 +27,10 @@ pub struct StudentSpec {
     pub augment: bool,
     /// Architecture preset of `distill student train --preset`.
     pub preset: &'static str,
-    /// Reads the teacher's WordPieces and starts from its PCA-reduced embeddings
-    /// (`--tokenizer teacher --init-embeddings teacher`).
-    pub from_teacher: bool,
+    /// Starts from the teacher's PCA-reduced word embeddings (`--init-embeddings
+    /// teacher`). Words, not the teacher's WordPieces: as accurate (README) and 4× faster
+    /// to serve, since the `tokenizers` crate costs ~50 µs a sentence.
+    pub teacher_embeddings: bool,
 }
 
 const fn spec(
@@ -45,13 +46,13 @@ const fn spec(
         loss,
         augment,
         preset,
-        from_teacher: false,
+        teacher_embeddings: false,
     }
 }
 
-const fn from_teacher(s: StudentSpec) -> StudentSpec {
+const fn teacher_embeddings(s: StudentSpec) -> StudentSpec {
     StudentSpec {
-        from_teacher: true,
+        teacher_embeddings: true,
         ..s
     }
 }
@@ -63,9 +64,9 @@ pub const STUDENTS: [StudentSpec; 8] = [
     spec("distill", "distilled: CE + logit MSE", Some("distill"), false, "original"),
     spec("weighted-mse", "distilled: teacher-weighted MSE", Some("weighted-mse"), false, "original"),
     spec("kl", "distilled: CE + KL (T = 2)", Some("kl"), false, "original"),
-    from_teacher(spec("distill-teacher-start", "distilled, teacher WordPieces + embeddings", Some("distill"), false, "original")),
+    teacher_embeddings(spec("distill-teacher-emb", "distilled, embeddings from the teacher", Some("distill"), false, "original")),
     spec("distill-augment", "distilled + augmentation", Some("distill"), true, "original"),
-    from_teacher(spec("augment-teacher-start", "distilled + augmentation, teacher WordPieces + embeddings", Some("distill"), true, "original")),
+    teacher_embeddings(spec("augment-teacher-emb", "distilled + augmentation, embeddings from the teacher", Some("distill"), true, "original")),
     spec("large-augment", "large preset, distilled + augmentation", Some("distill"), true, "large"),
 ];
 

@@ -285,9 +285,8 @@ impl Planner<'_> {
                 .path("--augment-logits", &l.logits("augment"));
             inputs.extend([l.augmented(), l.logits("augment")]);
         }
-        if spec.from_teacher {
+        if spec.teacher_embeddings {
             args = args
-                .opt("--tokenizer", "teacher")
                 .opt("--init-embeddings", "teacher")
                 .path("--teacher", &l.teacher());
             inputs.extend(self.teacher_files());
