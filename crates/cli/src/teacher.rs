@@ -1,6 +1,6 @@
 //! `distill teacher finetune | eval | label`: thin calls into `distill_teacher`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
@@ -105,7 +105,7 @@ fn label_set(names: &str) -> Result<LabelSet> {
     Ok(LabelSet::new(names))
 }
 
-fn read(path: &PathBuf, labels: &LabelSet) -> Result<Dataset> {
+fn read(path: &Path, labels: &LabelSet) -> Result<Dataset> {
     Dataset::read(path, labels).with_context(|| format!("reading {}", path.display()))
 }
 

@@ -27,7 +27,7 @@ pub fn exp(x: f32) -> f32 {
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
         + 1.666_666_5e-1)
         * r
-        + 5.000_000_1e-1;
+        + 0.5;
     let p = p * r * r + r + 1.0;
     // SAFETY: x is clamped, so n is an integer in [-126, 127]; the unchecked conversion
     // (unlike `as`, which saturates with branches) lets the loops vectorise.
