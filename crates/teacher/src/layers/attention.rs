@@ -103,10 +103,7 @@ pub fn attention_ops(
 }
 
 fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s.as_slice::<f32>()?[a..b]),
-        None => candle_core::bail!("attention needs contiguous tensors"),
-    }
+    super::contiguous_f32(s, l, "attention")
 }
 
 #[inline]

@@ -69,10 +69,7 @@ impl LayerNorm {
 }
 
 fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s.as_slice::<f32>()?[a..b]),
-        None => candle_core::bail!("layer norm needs contiguous tensors"),
-    }
+    super::contiguous_f32(s, l, "layer norm")
 }
 
 /// Mean and `1/√(σ² + ε)` of a row, variance by two passes.

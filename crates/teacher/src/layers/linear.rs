@@ -70,10 +70,7 @@ fn out_dims(dims: &[usize], out: usize) -> Vec<usize> {
 }
 
 fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s.as_slice::<f32>()?[a..b]),
-        None => candle_core::bail!("linear needs contiguous tensors"),
-    }
+    super::contiguous_f32(s, l, "linear")
 }
 
 /// `(x, W, b)` → `x Wᵀ + b`, with its backward.

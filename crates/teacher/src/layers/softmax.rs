@@ -42,10 +42,7 @@ pub fn softmax_diff(x: &Tensor) -> Result<Tensor> {
 }
 
 fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s.as_slice::<f32>()?[a..b]),
-        None => candle_core::bail!("softmax needs contiguous tensors"),
-    }
+    super::contiguous_f32(s, l, "softmax")
 }
 
 fn row_len(l: &Layout) -> Result<usize> {
