@@ -20,7 +20,7 @@ pub enum Preset {
     /// The real teacher on a stratified 8,000-sentence subset.
     Quick,
     /// Everything: full SST-2, the teacher one epoch, students 30 epochs (the large one
-    /// 5), augmentation factor 4. The method's factor 20 is `--augment-factor 20`: on a
+    /// 15), augmentation factor 4. The method's factor 20 is `--augment-factor 20`: on a
     /// 2-core CPU it adds about 30 minutes of labelling and 20× the augmented epochs.
     Full,
 }
@@ -117,7 +117,7 @@ impl Settings {
                 teacher_max_steps: None,
                 teacher_lr: None,
                 student_epochs: 30,
-                large_student_epochs: Some(5),
+                large_student_epochs: Some(15),
                 student_batch_size: 32,
                 augment_factor: 4,
                 students: all_students,
@@ -304,7 +304,7 @@ mod tests {
         assert_eq!(s.train_size, None);
         assert_eq!(s.student_epochs, 3);
         let full = Settings::resolve(Preset::Full, &Overrides::default()).unwrap();
-        assert_eq!(full.epochs_of("large"), 5);
+        assert_eq!(full.epochs_of("large"), 15);
         assert_eq!(full.epochs_of("original"), 30);
         assert!(!s.uses_augmentation());
         assert!(s.students.iter().all(|n| !n.contains("augment")));
