@@ -2,10 +2,13 @@
 //! initialised when missing, a tokenizer built from `vocab.txt`, clear errors for broken
 //! folders, and the saved checkpoint round trip.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
+use common::tensor_max_abs_diff;
 use distill_teacher::{Error, LoadOptions, Mode, Teacher};
 use serde_json::Value;
 
@@ -183,14 +186,7 @@ fn a_bare_bert_model_gets_fresh_heads() {
         .encode(&ids, &mask, Mode::Eval)
         .unwrap()
         .last_hidden_state;
-    let diff = (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let diff = tensor_max_abs_diff(&a, &b);
     assert_eq!(diff, 0.0);
 }
 

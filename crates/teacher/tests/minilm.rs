@@ -7,9 +7,12 @@
 //! `--teacher sentence-transformers/all-MiniLM-L6-v2`. `cargo xtask assets` puts it
 //! there; without it this test fails and says so, rather than passing silently.
 
+mod common;
+
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
+use common::tensor_max_abs_diff;
 use distill_teacher::{hub, LoadOptions, Mode, Teacher, TeacherSource};
 
 const ID: &str = "sentence-transformers/all-MiniLM-L6-v2";
@@ -26,17 +29,6 @@ fn max_abs_diff_where(a: &Tensor, b: &Tensor, mask: &Tensor, keep: f64) -> f32 {
     let m = mask.to_dtype(DType::F32).unwrap();
     let m = if keep == 1.0 { m } else { (1.0 - m).unwrap() };
     (per_position * m)
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
         .unwrap()
         .max_all()
         .unwrap()
@@ -84,7 +76,7 @@ fn minilm_matches_transformers() {
         let (ours, theirs) = (&out.last_hidden_state, &golden["last_hidden_state"]);
         let hidden = max_abs_diff_where(ours, theirs, &mask, 1.0);
         let padding = max_abs_diff_where(ours, theirs, &mask, 0.0);
-        let pooled = max_abs_diff(&out.pooler_output, &golden["pooler_output"]);
+        let pooled = tensor_max_abs_diff(&out.pooler_output, &golden["pooler_output"]);
         println!(
             "MiniLM {mode:?}: max abs error of the last hidden state {hidden:.2e} (tokens), \
              {padding:.2e} (padding); pooler output {pooled:.2e}"

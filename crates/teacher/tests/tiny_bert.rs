@@ -2,10 +2,13 @@
 //! (see `fixtures/README.md`): token ids exactly, logits and loss to 1e-4, gradients to
 //! 1e-3 relative; and gradients that reach the embeddings and the first layer.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
+use common::tensor_max_abs_diff;
 use distill_teacher::{pad_batch, LoadOptions, Mode, Teacher};
 use serde_json::Value;
 
@@ -262,14 +265,7 @@ fn the_sparse_word_gradient_equals_the_dense_one() {
         .dense_word_grad(&rows, &grads)
         .unwrap()
         .expect("rows gradient");
-    let diff = (sparse - dense)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let diff = tensor_max_abs_diff(&sparse, &dense);
     assert!(diff < 1e-7, "{diff}");
 }
 
@@ -299,9 +295,11 @@ fn a_pytorch_model_bin_gives_the_same_logits() {
     );
     for (name, var) in reference.model.params().iter() {
         let got = t.model.params().get(name).unwrap();
-        let diff = (got - var.as_tensor()).unwrap().abs().unwrap();
-        let diff = diff.max_all().unwrap().to_scalar::<f32>().unwrap();
-        assert_eq!(diff, 0.0, "{name} differs");
+        assert_eq!(
+            tensor_max_abs_diff(&got, var.as_tensor()),
+            0.0,
+            "{name} differs"
+        );
     }
     let g = golden();
     let (ids, mask) = batch(&t, &g);
