@@ -22,20 +22,21 @@ const TABLES: [&str; 2] = [
 /// `teacher_dir`. `<pad>` gets zeros (padding never reaches a state).
 pub fn teacher_embeddings(teacher_dir: &Path, vocab: &Vocab, dim: usize) -> Result<Vec<f32>> {
     let weights = teacher_dir.join("model.safetensors");
-    let tensors =
-        candle_core::safetensors::load(&weights, &candle_core::Device::Cpu).map_err(|e| {
-            Error::Format {
-                path: weights.clone(),
-                reason: e.to_string(),
-            }
-        })?;
-    let table = TABLES
+    let format_err = |reason: String| Error::Format {
+        path: weights.clone(),
+        reason,
+    };
+    let bytes = std::fs::read(&weights).map_err(|e| format_err(e.to_string()))?;
+    // Only the word-embedding table is converted, not the whole model.
+    let file = candle_core::safetensors::BufferedSafetensors::new(bytes)
+        .map_err(|e| format_err(e.to_string()))?;
+    let name = TABLES
         .iter()
-        .find_map(|n| tensors.get(*n))
-        .ok_or_else(|| Error::Format {
-            path: weights.clone(),
-            reason: format!("no word-embedding table ({})", TABLES.join(" or ")),
-        })?;
+        .find(|n| file.get(n).is_ok())
+        .ok_or_else(|| format_err(format!("no word-embedding table ({})", TABLES.join(" or "))))?;
+    let table = file
+        .load(name, &candle_core::Device::Cpu)
+        .map_err(|e| format_err(e.to_string()))?;
     let (teacher_vocab, width) = table.dims2()?;
     let table = table.flatten_all()?.to_vec1::<f32>()?;
     let tok_path = teacher_dir.join("tokenizer.json");
