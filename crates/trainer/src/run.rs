@@ -155,7 +155,7 @@ impl StudentRun {
         let mut train_cfg = self.train.clone();
         if let Some(teacher) = &self.init_embeddings {
             let table = teacher_embeddings(teacher, vocab, student.embedding_dim)?;
-            train_cfg.initial_embedding = Some(EmbeddingTable(table.into()));
+            train_cfg.initial_embedding = Some(EmbeddingTable(table));
         }
         fs::create_dir_all(&self.out).map_err(io_err(&self.out))?;
         let cfg_path = self.out.join("config.json");

@@ -46,7 +46,7 @@ pub struct TrainConfig {
 
 /// Row-major `[vocab, dim]` embedding values (printed by size only).
 #[derive(Clone)]
-pub struct EmbeddingTable(pub std::sync::Arc<Vec<f32>>);
+pub struct EmbeddingTable(pub Vec<f32>);
 
 impl std::fmt::Debug for EmbeddingTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -339,7 +339,7 @@ fn start_or_resume(
                         table.len()
                     )));
                 }
-                let t = Tensor::from_vec(table.to_vec(), shape, device)?;
+                let t = Tensor::from_slice(table, shape, device)?;
                 tensors.insert(EMBEDDING.to_string(), t);
             }
             (tensors, fresh)
