@@ -53,13 +53,13 @@ pub struct TrainArgs {
     #[arg(long)]
     augment_logits: Option<PathBuf>,
     /// Weight of the hard-label term.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = finite)]
     alpha: f64,
     /// Temperature of the kl loss.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, value_parser = finite)]
     temperature: f64,
     /// Exponent of the weighted-mse weights.
-    #[arg(long, default_value_t = 1.5)]
+    #[arg(long, default_value_t = 1.5, value_parser = finite)]
     k: f64,
     /// Architecture preset: original or large.
     #[arg(long, default_value = "original")]
@@ -68,15 +68,15 @@ pub struct TrainArgs {
     epochs: usize,
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, value_parser = finite)]
     lr: f64,
     /// StepLR decay per epoch.
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = 0.9, value_parser = finite)]
     gamma: f64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Share of --train held out for validation.
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = 0.2, value_parser = finite)]
     val_share: f64,
     /// Skip the original word normalisation (punctuation, numbers, stemming).
     #[arg(long)]
@@ -115,6 +115,15 @@ pub enum Init {
     Teacher,
 }
 
+/// Parses a float flag, refusing NaN and ±inf (which Rust's parser accepts).
+fn finite(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(v) => Err(format!("{v} is not a finite number")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Runs a student subcommand.
 pub fn run(cmd: StudentCommand) -> Result<()> {
     match cmd {
@@ -141,9 +150,6 @@ fn train(a: TrainArgs) -> Result<()> {
             temperature: a.temperature,
         },
     };
-    if loss.needs_teacher() && a.logits.is_none() {
-        anyhow::bail!("--loss {kind:?} needs teacher logits: pass --logits FILE (from `distill teacher label`)");
-    }
     let mut run = StudentRun::new(a.train.clone(), a.out.clone());
     run.preset = StudentPreset::by_name(&a.preset)?;
     run.val_share = a.val_share;
@@ -178,6 +184,10 @@ fn train(a: TrainArgs) -> Result<()> {
     run.train.seed = a.seed;
     run.train.loss = loss;
     run.train.progress = !a.quiet;
+    run.validate().context("invalid setting")?;
+    if loss.needs_teacher() && a.logits.is_none() {
+        anyhow::bail!("--loss {kind:?} needs teacher logits: pass --logits FILE (from `distill teacher label`)");
+    }
     let outcome = run.run(&device).with_context(|| {
         format!(
             "training a student from {} into {}",

@@ -154,3 +154,70 @@ fn missing_model_is_a_clear_error() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("/nonexistent/model"), "{err}");
 }
+
+#[test]
+fn nan_flags_and_zero_temperature_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = tmp.path().join("train.tsv");
+    head(&assets().join("train.tsv"), &train, 50);
+    let out = tmp.path().join("run");
+    let base = [
+        "student",
+        "train",
+        "--train",
+        train.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ];
+    let refused = |extra: &[&str], words: &[&str]| {
+        let o = distill(&[&base[..], extra].concat());
+        assert!(!o.status.success(), "{extra:?} must be refused");
+        let err = String::from_utf8_lossy(&o.stderr);
+        for w in words {
+            assert!(err.contains(w), "{extra:?}: {err}");
+        }
+        assert!(!out.exists(), "{extra:?}: nothing may be written");
+    };
+    refused(&["--alpha", "NaN"], &["--alpha", "NaN", "finite"]);
+    refused(&["--lr", "inf"], &["--lr", "finite"]);
+    refused(
+        &["--loss", "kl", "--temperature", "0", "--logits", "x.logits"],
+        &["temperature = 0", "> 0"],
+    );
+    refused(
+        &[
+            "--mode", "distill", "--alpha", "1.5", "--logits", "x.logits",
+        ],
+        &["alpha = 1.5", "[0, 1]"],
+    );
+}
+
+#[test]
+fn a_diverging_run_exits_non_zero_naming_epoch_and_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = tmp.path().join("train.tsv");
+    head(&assets().join("train.tsv"), &train, 300);
+    let out = tmp.path().join("run");
+    let o = distill(&[
+        "student",
+        "train",
+        "--train",
+        train.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+        "--epochs",
+        "2",
+        "--lr",
+        "1e38",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("training loss is NaN at epoch 1, step"),
+        "{err}"
+    );
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("best epoch"));
+    assert!(!out.join("metrics.jsonl").exists() && !out.join("best").exists());
+}

@@ -18,6 +18,7 @@
 mod encoded;
 mod error;
 mod evaluate;
+mod fingerprint;
 mod loss;
 pub mod optim;
 pub mod pca;
@@ -29,6 +30,7 @@ mod train;
 pub use encoded::EncodedSet;
 pub use error::{Error, Result};
 pub use evaluate::{evaluate, predict_logits, scores, Evaluation};
+pub use fingerprint::{DataChange, DataFingerprint};
 pub use loss::{bce_with_logits, cross_entropy, kl, mse, weighted_mse, Loss};
 pub use run::{Augmentation, StudentRun, MASK_TOKEN};
 pub use teacher_init::teacher_embeddings;

@@ -36,6 +36,38 @@ impl Loss {
         }
     }
 
+    /// Refuses hyper-parameters that make the loss NaN or meaningless: `alpha` outside
+    /// [0, 1], a `temperature` that is not finite and > 0, a non-finite `k`.
+    pub fn validate(&self) -> crate::Result<()> {
+        let bad = |name, value, reason| {
+            Err(crate::Error::InvalidSetting {
+                name,
+                value,
+                reason,
+            })
+        };
+        let alpha = match *self {
+            Loss::Ce | Loss::Bce => return Ok(()),
+            Loss::Distill { alpha } => alpha,
+            Loss::WeightedMse { alpha, k } => {
+                if !k.is_finite() {
+                    return bad("k", k, "must be finite");
+                }
+                alpha
+            }
+            Loss::Kl { alpha, temperature } => {
+                if !(temperature.is_finite() && temperature > 0.0) {
+                    return bad("temperature", temperature, "must be finite and > 0");
+                }
+                alpha
+            }
+        };
+        if !(0.0..=1.0).contains(&alpha) {
+            return bad("alpha", alpha, "must be in [0, 1]");
+        }
+        Ok(())
+    }
+
     /// Whether the loss needs teacher logits.
     pub fn needs_teacher(&self) -> bool {
         !matches!(self, Loss::Ce | Loss::Bce)

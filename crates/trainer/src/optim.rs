@@ -166,8 +166,14 @@ impl Adam {
             s.m = m;
             s.v = v;
         }
-        self.step = get("step")?.to_vec1::<f64>()?[0] as u64;
-        self.config.lr = get("lr")?.to_vec1::<f64>()?[0];
+        let scalar =
+            |k: &str| {
+                get(k)?.to_vec1::<f64>()?.first().copied().ok_or_else(|| {
+                    candle_core::Error::Msg(format!("optimizer state `{k}` is empty"))
+                })
+            };
+        self.step = scalar("step")? as u64;
+        self.config.lr = scalar("lr")?;
         Ok(())
     }
 }

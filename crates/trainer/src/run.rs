@@ -13,8 +13,11 @@ use distill_student::{StudentConfig, StudentPreset};
 use serde::Serialize;
 
 use crate::error::io_err;
+use crate::fingerprint::{file_sha256, split_sha256, vocab_sha256};
+use crate::train::check_resume;
 use crate::{
-    teacher_embeddings, train, EmbeddingTable, EncodedSet, Error, Result, TrainConfig, TrainOutcome,
+    teacher_embeddings, train, DataFingerprint, EmbeddingTable, EncodedSet, Error, Result,
+    TrainConfig, TrainOutcome,
 };
 
 /// The token that masked words become in augmented sentences.
@@ -74,8 +77,21 @@ impl StudentRun {
         }
     }
 
+    /// Refuses settings out of range (NaN/±inf included) before anything is read.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.val_share > 0.0 && self.val_share < 1.0) {
+            return Err(Error::InvalidSetting {
+                name: "val_share",
+                value: self.val_share,
+                reason: "must be in (0, 1)",
+            });
+        }
+        self.train.validate()
+    }
+
     /// Runs it; the trained model is in `out/best`.
     pub fn run(&self, device: &Device) -> Result<TrainOutcome> {
+        self.validate()?;
         let labels = LabelSet::binary();
         let data = Dataset::read(&self.train_path, &labels)?;
         let (train_rows, val_rows) =
@@ -153,6 +169,26 @@ impl StudentRun {
         student.max_len = self.max_len;
         student.tokenizer = encoder.tokenization.name().into();
         let mut train_cfg = self.train.clone();
+        train_cfg.data = Some(DataFingerprint {
+            train: file_sha256(&self.train_path)?,
+            val_share: self.val_share,
+            split_seed: self.split_seed,
+            split: split_sha256(&train_rows, &val_rows),
+            vocab: vocab_sha256(vocab),
+            logits: self.logits.as_deref().map(file_sha256).transpose()?,
+            augment: self
+                .augment
+                .as_ref()
+                .map(|a| file_sha256(&a.data))
+                .transpose()?,
+            augment_logits: self
+                .augment
+                .as_ref()
+                .map(|a| file_sha256(&a.logits))
+                .transpose()?,
+        });
+        // Before anything in `out` is rewritten: a refused resume leaves the run as it was.
+        check_resume(&train_cfg, &student, &self.out)?;
         if let Some(teacher) = &self.init_embeddings {
             let table = teacher_embeddings(teacher, vocab, student.embedding_dim)?;
             train_cfg.initial_embedding = Some(EmbeddingTable(table));

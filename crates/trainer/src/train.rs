@@ -23,7 +23,7 @@ use crate::error::io_err;
 use crate::evaluate::evaluate;
 use crate::optim::{Adam, AdamConfig, StepLr};
 use crate::row_adam::{row_gradients, RowAdam};
-use crate::{EncodedSet, Error, Loss, Result};
+use crate::{DataFingerprint, EncodedSet, Error, Loss, Result};
 
 /// Hyper-parameters of a training run (defaults: the original tutorial).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -42,6 +42,10 @@ pub struct TrainConfig {
     /// reads it from its checkpoint instead).
     #[serde(skip)]
     pub initial_embedding: Option<EmbeddingTable>,
+    /// What the run trains on, recorded in `last/state.json`; a resume with other data is
+    /// refused. `None` records and checks nothing.
+    #[serde(skip)]
+    pub data: Option<DataFingerprint>,
 }
 
 /// Row-major `[vocab, dim]` embedding values (printed by size only).
@@ -65,7 +69,32 @@ impl Default for TrainConfig {
             loss: Loss::Ce,
             progress: true,
             initial_embedding: None,
+            data: None,
         }
+    }
+}
+
+impl TrainConfig {
+    /// Refuses settings that would train on garbage: NaN/±inf, a non-positive rate or
+    /// batch size (and the loss's own ranges, see [`Loss::validate`]).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |name, value, reason| {
+            Err(Error::InvalidSetting {
+                name,
+                value,
+                reason,
+            })
+        };
+        if self.batch_size == 0 {
+            return bad("batch_size", 0.0, "must be at least 1");
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad("lr", self.lr, "must be finite and > 0");
+        }
+        if !(self.gamma.is_finite() && self.gamma > 0.0) {
+            return bad("gamma", self.gamma, "must be finite and > 0");
+        }
+        self.loss.validate()
     }
 }
 
@@ -84,10 +113,13 @@ pub struct EpochRecord {
 
 /// `last/state.json`: where a resumed run picks up.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-struct ResumeState {
+pub(crate) struct ResumeState {
     epochs_done: usize,
     best_val_loss: f64,
     config: TrainConfig,
+    /// Absent in runs from before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data: Option<DataFingerprint>,
 }
 
 /// What a finished run returns.
@@ -116,6 +148,7 @@ pub fn train(
     out: &Path,
     device: &Device,
 ) -> Result<TrainOutcome> {
+    cfg.validate()?;
     if cfg.loss.needs_teacher() && train.teacher.is_none() {
         return Err(Error::Config(
             "this loss needs teacher logits (--logits)".into(),
@@ -157,7 +190,7 @@ pub fn train(
         let mut dropout_rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, 2, epoch));
         let bar = progress_bar(cfg.progress, batches.len() as u64, epoch, cfg.epochs);
         let (mut loss_sum, mut seen) = (0.0f64, 0usize);
-        for batch in &batches {
+        for (step, batch) in batches.iter().enumerate() {
             let ids = Tensor::from_vec(batch.ids.clone(), (batch.batch, batch.time), device)?;
             let labels = batch.gather(&train.labels);
             let teacher = match &train.teacher {
@@ -180,6 +213,18 @@ pub fn train(
             };
             let logits = model.forward_embedded(&x, &batch.lengths, Some(&mut dropout_rng))?;
             let loss = cfg.loss.compute(&logits, &labels, teacher.as_ref())?;
+            // Checked before the update: a NaN step would poison every weight it touches.
+            let l = loss.to_scalar::<f32>()? as f64;
+            if !l.is_finite() {
+                return Err(Error::NonFiniteLoss {
+                    out: out.to_path_buf(),
+                    epoch: epoch + 1,
+                    step: step + 1,
+                    steps: batches.len(),
+                    loss: l,
+                    kept: state.epochs_done,
+                });
+            }
             let grads = loss.backward()?;
             adam.step(&grads)?;
             if let Some(rows) = rows.as_mut() {
@@ -196,7 +241,6 @@ pub fn train(
                 );
                 rows.step(&embedding, adam.lr(), &ids_touched, &g)?;
             }
-            let l = loss.to_scalar::<f32>()? as f64;
             loss_sum += l * batch.batch as f64;
             seen += batch.batch;
             bar.inc(1);
@@ -210,6 +254,14 @@ pub fn train(
         bar.finish_and_clear();
         let train_seconds = started.elapsed().as_secs_f64();
         let eval = evaluate(&model, val, &cfg.loss, device)?;
+        if !eval.loss.is_finite() {
+            return Err(Error::NonFiniteValLoss {
+                out: out.to_path_buf(),
+                epoch: epoch + 1,
+                loss: eval.loss,
+                kept: state.epochs_done,
+            });
+        }
         let record = EpochRecord {
             epoch: epoch + 1,
             train_loss: loss_sum / seen.max(1) as f64,
@@ -270,6 +322,66 @@ struct Start {
     state: ResumeState,
 }
 
+/// The state of the run in `out` if there is one to resume, after checking that it was
+/// trained on the same data, settings and architecture. Reads only, so callers run it
+/// before writing anything into `out`.
+pub(crate) fn check_resume(
+    cfg: &TrainConfig,
+    student: &StudentConfig,
+    out: &Path,
+) -> Result<Option<ResumeState>> {
+    let last = out.join("last");
+    let state_path = last.join("state.json");
+    if !state_path.exists() {
+        return Ok(None);
+    }
+    let text = fs::read_to_string(&state_path).map_err(io_err(&state_path))?;
+    let state: ResumeState = serde_json::from_str(&text).map_err(|e| Error::Format {
+        path: state_path.clone(),
+        reason: e.to_string(),
+    })?;
+    match (&state.data, &cfg.data) {
+        (Some(old), Some(new)) => {
+            let changes = old.changes(new);
+            if !changes.is_empty() {
+                return Err(Error::DataChanged {
+                    out: out.to_path_buf(),
+                    changes,
+                });
+            }
+        }
+        (None, Some(_)) => tracing::warn!(
+            "{} does not record its data (an older run); resuming unchecked",
+            state_path.display()
+        ),
+        _ => {}
+    }
+    let comparable = |c: &TrainConfig| {
+        let mut c = c.clone();
+        c.epochs = 0; // a run may be extended
+        serde_json::to_value(c).ok()
+    };
+    if comparable(&state.config) != comparable(cfg) {
+        return Err(Error::Config(format!(
+            "{} holds a run with different settings; use a new --out or delete it",
+            out.display()
+        )));
+    }
+    let config_path = last.join(distill_student::CONFIG_FILE);
+    let text = fs::read_to_string(&config_path).map_err(io_err(&config_path))?;
+    let saved: StudentConfig = serde_json::from_str(&text).map_err(|e| Error::Format {
+        path: config_path.clone(),
+        reason: e.to_string(),
+    })?;
+    if &saved != student {
+        return Err(Error::Config(format!(
+            "{}: student config differs from this run's",
+            last.display()
+        )));
+    }
+    Ok(Some(state))
+}
+
 fn start_or_resume(
     cfg: &TrainConfig,
     student: &StudentConfig,
@@ -277,35 +389,12 @@ fn start_or_resume(
     device: &Device,
 ) -> Result<Start> {
     let last = out.join("last");
-    let state_path = last.join("state.json");
     let adam_config = AdamConfig {
         lr: cfg.lr,
         ..AdamConfig::default()
     };
-    let resumed = if state_path.exists() {
-        let text = fs::read_to_string(&state_path).map_err(io_err(&state_path))?;
-        let state: ResumeState = serde_json::from_str(&text).map_err(|e| Error::Format {
-            path: state_path.clone(),
-            reason: e.to_string(),
-        })?;
-        let comparable = |c: &TrainConfig| {
-            let mut c = c.clone();
-            c.epochs = 0; // a run may be extended
-            serde_json::to_value(c).ok()
-        };
-        if comparable(&state.config) != comparable(cfg) {
-            return Err(Error::Config(format!(
-                "{} holds a run with different settings; use a new --out or delete it",
-                out.display()
-            )));
-        }
+    let resumed = if let Some(state) = check_resume(cfg, student, out)? {
         let model = StudentModel::load(&last, device)?;
-        if &model.config != student {
-            return Err(Error::Config(format!(
-                "{}: student config differs from this run's",
-                last.display()
-            )));
-        }
         tracing::info!(
             "resuming {} after epoch {}",
             out.display(),
@@ -315,6 +404,7 @@ fn start_or_resume(
             model.classifier.tensors(),
             ResumeState {
                 config: cfg.clone(),
+                data: cfg.data.clone(),
                 ..state
             },
         ))
@@ -329,6 +419,7 @@ fn start_or_resume(
                 epochs_done: 0,
                 best_val_loss: f64::INFINITY,
                 config: cfg.clone(),
+                data: cfg.data.clone(),
             };
             let mut tensors = BiLstmClassifier::init_tensors(student, &mut rng, device)?;
             if let Some(EmbeddingTable(table)) = &cfg.initial_embedding {
@@ -371,9 +462,13 @@ fn start_or_resume(
                 path: opt_path.clone(),
                 reason: e.to_string(),
             })?;
-        adam.load_state(&opt)?;
+        let corrupt = |e: candle_core::Error| Error::Format {
+            path: opt_path.clone(),
+            reason: e.to_string(),
+        };
+        adam.load_state(&opt).map_err(corrupt)?;
         if let Some(rows) = rows.as_mut() {
-            rows.load_state(EMBEDDING, &opt)?;
+            rows.load_state(EMBEDDING, &opt).map_err(corrupt)?;
         }
     }
     Ok(Start {
