@@ -212,16 +212,16 @@ fn settings_out_of_range_are_refused() {
         );
     }
     let tmp = tempfile::tempdir().unwrap();
-    let with = |f: &dyn Fn(&mut StudentRun)| {
+    let with = |f: Tweak| {
         let mut run = StudentRun::new(tmp.path().join("missing.tsv"), tmp.path().join("run"));
         f(&mut run);
         run.run(&Device::Cpu).unwrap_err()
     };
-    let cases: [(&dyn Fn(&mut StudentRun), &str); 4] = [
-        (&|r: &mut StudentRun| r.train.lr = f64::NAN, "lr"),
-        (&|r: &mut StudentRun| r.train.lr = 0.0, "lr"),
-        (&|r: &mut StudentRun| r.train.gamma = f64::INFINITY, "gamma"),
-        (&|r: &mut StudentRun| r.val_share = f64::NAN, "val_share"),
+    let cases: [(Tweak, &str); 4] = [
+        (|r: &mut StudentRun| r.train.lr = f64::NAN, "lr"),
+        (|r: &mut StudentRun| r.train.lr = 0.0, "lr"),
+        (|r: &mut StudentRun| r.train.gamma = f64::INFINITY, "gamma"),
+        (|r: &mut StudentRun| r.val_share = f64::NAN, "val_share"),
     ];
     for (set, name) in cases {
         // Refused before the (missing) training file is read.
@@ -233,6 +233,9 @@ fn settings_out_of_range_are_refused() {
     }
     assert!(!tmp.path().join("run").exists());
 }
+
+/// A change to a run's settings.
+type Tweak = fn(&mut StudentRun);
 
 fn student_run(train: &Path, out: &Path, epochs: usize) -> StudentRun {
     let mut run = StudentRun::new(train.to_path_buf(), out.to_path_buf());
