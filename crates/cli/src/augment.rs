@@ -46,7 +46,8 @@ pub fn augment(a: AugmentArgs) -> Result<()> {
     )
     .with_context(|| format!("loading teacher {}", a.teacher))?;
     let words = neighbours::vocabulary(&texts);
-    let subs = neighbours::similar_words(&teacher, &words, a.neighbours)?;
+    let subs = neighbours::similar_words(&teacher, &words, a.neighbours)
+        .with_context(|| format!("--neighbours {}", a.neighbours))?;
     tracing::info!(
         "{} of {} words have swap candidates",
         subs.len(),

@@ -101,32 +101,83 @@ struct Line<'a> {
     p_positive: f32,
 }
 
+/// The answer to a stdin line that cannot be classified.
+#[derive(Serialize)]
+struct LineError {
+    /// 1-based line number on stdin.
+    line: usize,
+    error: String,
+}
+
+/// One stdin line without its line end, as text, or why it is not text.
+fn stdin_line(bytes: &[u8]) -> std::result::Result<&str, String> {
+    let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+    std::str::from_utf8(bytes).map_err(|e| {
+        format!(
+            "not valid UTF-8 (invalid byte at column {})",
+            e.valid_up_to() + 1
+        )
+    })
+}
+
+/// Writes the prediction for `text` as one JSON line.
+fn answer(out: &mut impl Write, predictor: &Predictor, text: &str) -> Result<()> {
+    let p = predictor.predict(text);
+    let line = Line {
+        text,
+        label: LabelSet::binary().name(p.label).unwrap_or("?"),
+        probability: p.probability,
+        p_positive: p.p_positive,
+    };
+    writeln!(out, "{}", serde_json::to_string(&line)?)?;
+    Ok(())
+}
+
 pub fn predict(a: PredictArgs) -> Result<()> {
     let predictor = load_predictor(&a.model)?;
-    let labels = LabelSet::binary();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut emit = |text: &str| -> Result<()> {
-        let p = predictor.predict(text);
-        let label = labels.name(p.label).unwrap_or("?");
-        let line = Line {
-            text,
-            label,
-            probability: p.probability,
-            p_positive: p.p_positive,
-        };
-        writeln!(out, "{}", serde_json::to_string(&line)?)?;
-        Ok(())
-    };
-    if a.text.is_empty() {
-        for line in std::io::stdin().lock().lines() {
-            emit(&line.context("reading stdin")?)?;
-        }
-    } else {
+    if !a.text.is_empty() {
         for t in &a.text {
-            emit(t)?;
+            answer(&mut out, &predictor, t)?;
+        }
+        out.flush()?;
+        return Ok(());
+    }
+    // Bytes, not `lines()`: a line that is not UTF-8 gets an error object with its
+    // number, and the lines after it are still answered.
+    let mut stdin = std::io::stdin().lock();
+    let (mut buf, mut number, mut failed) = (Vec::new(), 0, Vec::new());
+    loop {
+        buf.clear();
+        number += 1;
+        let n = stdin
+            .read_until(b'\n', &mut buf)
+            .with_context(|| format!("reading stdin line {number}"))?;
+        if n == 0 {
+            break;
+        }
+        match stdin_line(&buf) {
+            Ok(text) => answer(&mut out, &predictor, text)?,
+            Err(error) => {
+                let e = LineError {
+                    line: number,
+                    error: format!("line {number}: {error}"),
+                };
+                writeln!(out, "{}", serde_json::to_string(&e)?)?;
+                failed.push(number.to_string());
+            }
         }
     }
     out.flush()?;
+    if !failed.is_empty() {
+        let more = if failed.len() > 10 { ", …" } else { "" };
+        anyhow::bail!(
+            "{} stdin line(s) could not be read (line {}{more}); each got an error object on stdout",
+            failed.len(),
+            failed[..failed.len().min(10)].join(", "),
+        );
+    }
     Ok(())
 }

@@ -221,3 +221,152 @@ fn a_diverging_run_exits_non_zero_naming_epoch_and_step() {
     assert!(!String::from_utf8_lossy(&o.stdout).contains("best epoch"));
     assert!(!out.join("metrics.jsonl").exists() && !out.join("best").exists());
 }
+
+/// A small trained student shared by the bad-input tests (trained once per test run).
+fn shared_model() -> &'static Path {
+    static MODEL: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    MODEL.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("cli-shared-model-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let train = dir.join("train.tsv");
+        head(&assets().join("train.tsv"), &train, 300);
+        let out = dir.join("run");
+        let o = distill(&[
+            "student",
+            "train",
+            "--train",
+            train.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--quiet",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        out.join("best")
+    })
+}
+
+fn tiny_teacher() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../teacher/tests/fixtures/tiny-bert")
+}
+
+/// Fails unless `o` is a clean failure (non-zero exit, no panic) whose stderr holds `parts`.
+fn fails_with(o: &Output, parts: &[&str]) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "succeeded; stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for p in parts {
+        assert!(err.contains(p), "stderr lacks {p}: {err}");
+    }
+}
+
+#[test]
+fn header_only_file_is_an_error_for_eval_and_teacher_label() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("header-only.tsv");
+    std::fs::write(&empty, "sentence\tlabel\n").unwrap();
+    let model = shared_model();
+    let o = distill(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        empty.to_str().unwrap(),
+    ]);
+    fails_with(&o, &["header-only.tsv", "no rows"]);
+    assert!(
+        o.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+
+    let cache = tmp.path().join("logits.safetensors");
+    let o = distill(&[
+        "teacher",
+        "label",
+        "--teacher",
+        tiny_teacher().to_str().unwrap(),
+        "--data",
+        empty.to_str().unwrap(),
+        "--out",
+        cache.to_str().unwrap(),
+    ]);
+    fails_with(&o, &["header-only.tsv", "no rows"]);
+    assert!(!cache.exists(), "an empty cache was written");
+}
+
+#[test]
+fn predict_answers_every_stdin_line_and_reports_unreadable_ones() {
+    let model = shared_model();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_distill"))
+        .args(["predict", "--model", model.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a fine film\r\nnot \xff\xfe utf-8\nwonderful")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    fails_with(&o, &["1 stdin line(s)", "line 2"]);
+    let lines: Vec<serde_json::Value> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0]["text"], "a fine film");
+    assert_eq!(lines[2]["text"], "wonderful");
+    for l in [&lines[0], &lines[2]] {
+        assert!(["0", "1"].contains(&l["label"].as_str().unwrap()), "{l}");
+    }
+    assert_eq!(lines[1]["line"], 2);
+    let error = lines[1]["error"].as_str().unwrap();
+    assert!(error.contains("UTF-8"), "{error}");
+    assert!(lines[1].get("label").is_none());
+}
+
+#[test]
+fn bench_on_header_only_data_is_an_error_not_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("header-only.tsv");
+    std::fs::write(&empty, "sentence\tlabel\n").unwrap();
+    let o = distill(&[
+        "bench",
+        "--model",
+        shared_model().to_str().unwrap(),
+        "--data",
+        empty.to_str().unwrap(),
+        "--repeat",
+        "1",
+    ]);
+    fails_with(&o, &["header-only.tsv", "no rows"]);
+}
+
+#[test]
+fn augment_with_zero_neighbours_is_an_error_not_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("train.tsv");
+    head(&assets().join("train.tsv"), &data, 20);
+    let out = tmp.path().join("aug.tsv");
+    let o = distill(&[
+        "augment",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--teacher",
+        tiny_teacher().to_str().unwrap(),
+        "--neighbours",
+        "0",
+    ]);
+    fails_with(&o, &["--neighbours 0", "at least 1"]);
+    assert!(!out.exists());
+}

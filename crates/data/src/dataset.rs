@@ -80,7 +80,9 @@ impl Dataset {
     /// is a header naming the columns: it must contain `sentence`; with a
     /// `label` column every row's label must be a name in `labels`, without
     /// one the data are unlabelled. Other columns (such as GLUE's `index`) are
-    /// ignored. An empty sentence is allowed.
+    /// ignored. An empty sentence is allowed; a file without a single row
+    /// after the header is an error (every use of a data file needs rows).
+    /// Lines may end in `\n`, `\r\n` or a lone `\r`.
     pub fn read(path: &Path, labels: &LabelSet) -> Result<Dataset> {
         let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
         let is_csv = path
@@ -91,6 +93,12 @@ impl Dataset {
         } else {
             table::read_tsv(path, &bytes, labels)?
         };
+        if examples.is_empty() {
+            return Err(Error::format(
+                path,
+                "no rows after the header line; expected one sentence per line after it",
+            ));
+        }
         Ok(Dataset {
             examples,
             source: Some(path.to_path_buf()),
@@ -284,5 +292,51 @@ mod tests {
         mixed.examples[0].label = Some(0);
         assert!(mixed.write_tsv(&out).is_err());
         assert!(!out.exists());
+    }
+
+    #[test]
+    fn header_only_file_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, content) in [
+            ("h.tsv", &b"sentence\tlabel\n"[..]),
+            ("h.tsv", b"sentence\tlabel"),
+            ("h.csv", b"sentence,label\r\n"),
+        ] {
+            let p = write(&dir, name, content);
+            let e = Dataset::read(&p, &LabelSet::binary()).unwrap_err();
+            assert!(matches!(e, Error::Format { .. }), "{e:?}");
+            let m = e.to_string();
+            assert!(m.contains(name) && m.contains("no rows"), "{m}");
+        }
+    }
+
+    #[test]
+    fn cr_only_line_ends_read_as_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let mac = write(&dir, "mac.tsv", b"sentence\tlabel\rgood film\t1\rbad\t0\r");
+        let unix = write(&dir, "unix.tsv", b"sentence\tlabel\ngood film\t1\nbad\t0\n");
+        let d = Dataset::read(&mac, &LabelSet::binary()).unwrap();
+        assert_eq!(d.texts(), vec!["good film", "bad"]);
+        assert_eq!(d.labels(), Some(vec![1, 0]));
+        assert_eq!(
+            d.examples,
+            Dataset::read(&unix, &LabelSet::binary()).unwrap().examples
+        );
+        let csv = write(&dir, "mac.csv", b"sentence,label\rgood film,1\rbad,0\r");
+        assert_eq!(
+            Dataset::read(&csv, &LabelSet::binary()).unwrap().examples,
+            d.examples
+        );
+        // Line numbers count lone CRs as line ends.
+        let bad = write(&dir, "bad.tsv", b"sentence\tlabel\rok\t1\rworse\t7\r");
+        let e = Dataset::read(&bad, &LabelSet::binary())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bad.tsv:3:") && e.contains("`7`"), "{e}");
+        let bad = write(&dir, "bad8.tsv", b"sentence\tlabel\rok\t1\r\xff\t0\r");
+        let e = Dataset::read(&bad, &LabelSet::binary())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bad8.tsv:3:") && e.contains("UTF-8"), "{e}");
     }
 }

@@ -60,6 +60,53 @@ pub enum Error {
         found_sha256: String,
     },
 
+    /// A logit cache holds NaN or ±inf, which would poison every loss computed from it.
+    #[error(
+        "{}: the teacher logit at row {row}, column {column} (0-based) is {value}; a logit \
+         cache must hold finite numbers; relabel the data with `distill teacher label`",
+        path.display()
+    )]
+    NonFiniteLogit {
+        /// The logit cache.
+        path: PathBuf,
+        /// Row (sentence) index, 0-based.
+        row: usize,
+        /// Column (label) index, 0-based.
+        column: usize,
+        /// The offending value.
+        value: f32,
+    },
+
+    /// A logit cache's columns are named differently from the labels they are used with.
+    #[error(
+        "{}: the teacher logits' columns are the labels [{}], but the data's labels are [{}]; \
+         label the data with a teacher whose labels (id2label) are these, in this order",
+        path.display(), found.join(", "), expected.join(", ")
+    )]
+    LabelsMismatch {
+        /// The logit cache.
+        path: PathBuf,
+        /// The data's label names, in id order.
+        expected: Vec<String>,
+        /// The label names recorded in the cache.
+        found: Vec<String>,
+    },
+
+    /// Two logit caches used in one run do not come from the same teacher.
+    #[error(
+        "{} and {} were not written by the same teacher: {reason}; label both data sets \
+         with one teacher (`distill teacher label`)",
+        path.display(), other.display()
+    )]
+    TeacherMismatch {
+        /// The first cache (e.g. the training set's).
+        path: PathBuf,
+        /// The second cache (e.g. the transfer set's).
+        other: PathBuf,
+        /// What differs.
+        reason: String,
+    },
+
     /// An argument or in-memory value is not acceptable.
     #[error("{0}")]
     Invalid(String),

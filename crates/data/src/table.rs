@@ -2,6 +2,10 @@
 //! one example per row, from tab-separated text or from CSV. Used by
 //! [`crate::Dataset::read`]; every error names the file, the 1-based line and
 //! the reason, and the first error stops the read.
+//!
+//! A line ends at `\n`, `\r\n` or a lone `\r` (old Mac files), in TSV as
+//! in CSV (the csv crate's rule), so a CR-only file reads as its lines
+//! instead of as one long header.
 
 use crate::dataset::{Example, LabelSet};
 use crate::error::{Error, Result};
@@ -84,15 +88,32 @@ impl Columns {
     }
 }
 
+/// Line ends in `bytes`: each `\n`, and each `\r` not followed by `\n`.
+fn line_ends(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
+        .count()
+}
+
 fn utf8<'a>(path: &Path, bytes: &'a [u8], first_line: usize) -> Result<&'a str> {
     std::str::from_utf8(bytes).map_err(|e| {
-        let line = first_line
-            + bytes[..e.valid_up_to()]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count();
+        let line = first_line + line_ends(&bytes[..e.valid_up_to()]);
         Error::parse(path, line, "invalid UTF-8")
     })
+}
+
+/// The lines of `text`, split at `\n`, `\r\n` and lone `\r`; a line end at
+/// the very end does not start another (empty) line.
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let body = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .or_else(|| text.strip_suffix('\r'))
+        .unwrap_or(text);
+    body.split('\n')
+        .flat_map(|l| l.strip_suffix('\r').unwrap_or(l).split('\r'))
 }
 
 fn strip_bom(bytes: &[u8]) -> &[u8] {
@@ -101,7 +122,6 @@ fn strip_bom(bytes: &[u8]) -> &[u8] {
 
 pub(crate) fn read_tsv(path: &Path, bytes: &[u8], labels: &LabelSet) -> Result<Vec<Example>> {
     let text = utf8(path, strip_bom(bytes), 1)?;
-    let body = text.strip_suffix('\n').unwrap_or(text);
     if text.is_empty() {
         return Err(Error::parse(
             path,
@@ -109,7 +129,7 @@ pub(crate) fn read_tsv(path: &Path, bytes: &[u8], labels: &LabelSet) -> Result<V
             "the file is empty; expected a header row such as `sentence<TAB>label`",
         ));
     }
-    let mut lines = body.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+    let mut lines = lines(text);
     let header = lines.next().unwrap_or_default();
     let columns = Columns::from_header(path, header.split('\t'))?;
     let mut out = Vec::new();

@@ -82,8 +82,8 @@ pub fn predict_logits<S: AsRef<str> + Sync>(
     Ok(out)
 }
 
-/// The logit cache for `data`: raw logits with the teacher's identity and the data's
-/// fingerprint.
+/// The logit cache for `data`: raw logits with the teacher's identity, its label names
+/// and the data's fingerprint. Empty data is an error.
 pub fn label(teacher: &Teacher, data: &Dataset, opts: &InferOptions) -> Result<TeacherLogits> {
     let start = std::time::Instant::now();
     let logits = predict_logits(teacher, &data.texts(), opts)?;
@@ -97,6 +97,7 @@ pub fn label(teacher: &Teacher, data: &Dataset, opts: &InferOptions) -> Result<T
     let meta = LogitsMeta {
         teacher: teacher.source.name(),
         teacher_sha256: teacher.sha256()?,
+        labels: teacher.labels().to_vec(),
         data_sha256: data.fingerprint(),
         count: data.len(),
     };

@@ -13,13 +13,19 @@ use std::collections::HashMap;
 use candle_core::{Device, Tensor, D};
 use distill_data::Substitutes;
 
-use crate::{Result, Teacher};
+use crate::{Error, Result, Teacher};
 
 /// Rows per similarity block: `[block, n]` floats stay a few tens of MB.
 const BLOCK: usize = 1024;
 
-/// For each of `words` that is one WordPiece, its `k` nearest such words.
+/// For each of `words` that is one WordPiece, its `k` nearest such words; `k` must be
+/// at least 1.
 pub fn similar_words(teacher: &Teacher, words: &[String], k: usize) -> Result<Substitutes> {
+    if k == 0 {
+        return Err(Error::Setting(
+            "the number of swap candidates per word (neighbours) must be at least 1, got 0".into(),
+        ));
+    }
     let mut kept: Vec<&str> = Vec::new();
     let mut ids: Vec<u32> = Vec::new();
     for w in words {

@@ -163,15 +163,28 @@ pub fn weighted_mse(
     labels: &[Option<u32>],
     k: f64,
 ) -> Result<Tensor> {
+    if teacher.dims() != logits.dims() {
+        return Err(candle_core::Error::Msg(format!(
+            "teacher logits of shape {:?} do not match the student's {:?}",
+            teacher.dims(),
+            logits.dims()
+        )));
+    }
     let log_p = log_softmax(teacher, D::Minus1)?.to_vec2::<f32>()?;
-    let weights: Vec<f32> = log_p
+    let weights = log_p
         .iter()
         .zip(labels)
         .map(|(row, y)| {
             let target = y.map(|y| y as usize).unwrap_or_else(|| argmax(row));
-            (k as f32 * row[target]).exp()
+            let log_p = row.get(target).ok_or_else(|| {
+                candle_core::Error::Msg(format!(
+                    "label {target} is out of range for {} teacher logits per row",
+                    row.len()
+                ))
+            })?;
+            Ok((k as f32 * log_p).exp())
         })
-        .collect();
+        .collect::<Result<Vec<f32>>>()?;
     let w = Tensor::new(weights, logits.device())?;
     let per_example = (logits - teacher)?.sqr()?.mean(D::Minus1)?;
     (per_example * w)?.mean_all()

@@ -2,7 +2,7 @@
 //! attach teacher logits, train. The CLI's `distill student train` is this struct.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use distill_data::{
@@ -89,6 +89,17 @@ impl StudentRun {
         self.train.validate()
     }
 
+    /// A logit cache for `data`, checked against the data, its label names and, when the
+    /// loss reads teacher logits, the loss's outputs (before any loss can index past a row).
+    fn read_logits(&self, path: &Path, data: &Dataset, labels: &LabelSet) -> Result<TeacherLogits> {
+        let logits = TeacherLogits::load(path)?;
+        if self.train.loss.needs_teacher() {
+            logits.check_columns(self.train.loss.num_outputs())?;
+        }
+        logits.check_matches(data, labels)?;
+        Ok(logits)
+    }
+
     /// Runs it; the trained model is in `out/best`.
     pub fn run(&self, device: &Device) -> Result<TrainOutcome> {
         self.validate()?;
@@ -141,16 +152,20 @@ impl StudentRun {
             EncodedSet::encode(&texts, gold, &encoder)
         };
         let (mut train_set, mut val_set) = (encode(&train_rows), encode(&val_rows));
-        if let Some(path) = &self.logits {
-            let logits = TeacherLogits::load(path)?;
-            logits.check_matches(&data)?;
-            train_set = train_set.with_teacher(&logits, &train_rows);
-            val_set = val_set.with_teacher(&logits, &val_rows);
+        let train_logits = match &self.logits {
+            Some(path) => Some(self.read_logits(path, &data, &labels)?),
+            None => None,
+        };
+        if let Some(logits) = &train_logits {
+            train_set = train_set.with_teacher(logits, &train_rows);
+            val_set = val_set.with_teacher(logits, &val_rows);
         }
         if let Some(aug) = &self.augment {
             let extra = Dataset::read(&aug.data, &labels)?;
-            let logits = TeacherLogits::load(&aug.logits)?;
-            logits.check_matches(&extra)?;
+            let logits = self.read_logits(&aug.logits, &extra, &labels)?;
+            if let Some(train_logits) = &train_logits {
+                train_logits.check_compatible(&logits)?;
+            }
             let texts = extra.texts();
             let rows: Vec<usize> = (0..extra.len()).collect();
             let set = EncodedSet::encode(&texts, vec![None; extra.len()], &encoder)
