@@ -1,6 +1,7 @@
 //! `cargo xtask <task>`: project chores that need more than cargo.
 
 mod assets;
+mod cuda;
 mod pipeline;
 
 use clap::{Parser, Subcommand};
@@ -16,6 +17,11 @@ struct Cli {
 enum Task {
     /// Make sure the data and the default teacher base are on this machine.
     Assets(assets::AssetsArgs),
+    /// Install the pinned CUDA 13.0 wheels (when missing), make the link-time driver stub,
+    /// and print the environment a `--features cuda` build needs.
+    CudaToolchain(cuda::ToolchainArgs),
+    /// Build the CUDA `distill` binary (and optionally the GPU acceptance bundle).
+    CudaBuild(cuda::BuildArgs),
     /// The whole run: teacher, labels, augmentation, students, evaluation and a report.
     Pipeline(Box<pipeline::PipelineArgs>),
 }
@@ -30,6 +36,8 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().task {
         Task::Assets(args) => assets::run(&args),
+        Task::CudaToolchain(args) => cuda::toolchain(&args),
+        Task::CudaBuild(args) => cuda::build(&args),
         Task::Pipeline(args) => pipeline::run(&args),
     }
 }

@@ -75,6 +75,18 @@ fn flags_override_the_preset() {
         out.contains("teacher eval") && out.contains("--device cpu"),
         "evaluation stays on the CPU:\n{out}"
     );
+    // Each stage says where it runs: the teacher on the GPU, students on the CPU.
+    let placed = |stage: &str, device: &str| {
+        out.lines()
+            .skip_while(|l| !l.contains(stage))
+            .take(2)
+            .any(|l| l.contains(&format!("--device {device}")))
+    };
+    assert!(placed("teacher-finetune", "cuda"), "{out}");
+    assert!(placed("teacher-label", "cuda"), "{out}");
+    assert!(placed("student-baseline", "cpu"), "{out}");
+    assert!(placed("student-kl", "cpu"), "{out}");
+    assert!(out.contains("students on cpu"), "{out}");
 }
 
 #[test]
@@ -83,6 +95,7 @@ fn bad_flags_are_refused() {
         &["--students", "nope"][..],
         &["--force", "no-such-stage"],
         &["--device", "tpu"],
+        &["--student-device", "cuda"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
             .args(["pipeline", "--preset", "smoke", "--dry-run"])

@@ -5,6 +5,7 @@ mod augment;
 mod bench;
 mod device;
 mod eval;
+mod logits;
 mod student;
 mod teacher;
 
@@ -30,6 +31,9 @@ enum Command {
     /// Fine-tune, evaluate and label with a BERT teacher.
     #[command(subcommand)]
     Teacher(teacher::TeacherCommand),
+    /// Merge logit shards, compare logit caches.
+    #[command(subcommand)]
+    Logits(logits::LogitsCommand),
     /// Evaluate a student on a labelled file.
     Eval(eval::EvalArgs),
     /// Classify sentences (arguments, or stdin lines) as JSON lines.
@@ -62,6 +66,7 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Student(cmd) => student::run(cmd),
         Command::Teacher(cmd) => teacher::run(cmd),
+        Command::Logits(cmd) => logits::run(cmd),
         Command::Eval(a) => eval::eval(a),
         Command::Predict(a) => eval::predict(a),
         Command::Augment(a) => augment::augment(a),

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
+use distill_data::shard::Shard;
 use distill_data::{Dataset, LabelSet};
 use distill_teacher::{FinetuneConfig, InferOptions, LoadOptions, Teacher};
 
@@ -93,6 +94,10 @@ pub enum TeacherCommand {
         labels: String,
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// Label only the I-th of N contiguous slices (I from 0), for `distill logits
+        /// merge`; `auto/N` takes I from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
     },
 }
 
@@ -259,7 +264,11 @@ pub fn run(cmd: TeacherCommand) -> Result<()> {
             batch_size,
             labels,
             device,
+            shard,
         } => {
+            let shard = shard
+                .map(|s| Shard::parse_or_auto(&s, |v| std::env::var(v).ok()))
+                .transpose()?;
             let labels = label_set(&labels)?;
             let data = read(&data, &labels)?;
             let teacher = load_teacher(&teacher, &labels, &device)?;
@@ -268,15 +277,18 @@ pub fn run(cmd: TeacherCommand) -> Result<()> {
                 progress: true,
             };
             let start = std::time::Instant::now();
-            let logits = distill_teacher::label(&teacher, &data, &opts)?;
+            let logits = match shard {
+                Some(shard) => distill_teacher::label_shard(&teacher, &data, shard, &opts)?,
+                None => distill_teacher::label(&teacher, &data, &opts)?,
+            };
             let seconds = start.elapsed().as_secs_f64();
             logits
                 .save(&out)
                 .with_context(|| format!("writing {}", out.display()))?;
             println!(
                 "labelled {} sentences in {seconds:.1} s ({:.0}/s): logits [{}, {}] written to {}",
-                data.len(),
-                data.len() as f64 / seconds.max(1e-9),
+                logits.len(),
+                logits.len() as f64 / seconds.max(1e-9),
                 logits.len(),
                 logits.num_labels,
                 out.display()

@@ -53,6 +53,7 @@ pub mod logits;
 pub mod metrics;
 pub mod normalize;
 pub mod numwords;
+pub mod shard;
 pub mod split;
 mod table;
 pub mod text;

@@ -18,6 +18,7 @@
 use crate::dataset::{Dataset, LabelSet};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
+use crate::shard::{Shard, ShardInfo};
 use safetensors::{Dtype, SafeTensors};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -40,6 +41,10 @@ pub struct LogitsMeta {
     pub data_sha256: String,
     /// Number of sentences (rows).
     pub count: usize,
+    /// The teacher's label names, in column order.
+    pub labels: Vec<String>,
+    /// Set for a shard of the data (`distill teacher label --shard`): its place.
+    pub shard: Option<ShardInfo>,
 }
 
 /// Teacher logits for a data set, row-major `[count, num_labels]`.
@@ -165,7 +170,20 @@ impl TeacherLogits {
             ("labels".to_string(), labels),
             ("data_sha256".to_string(), self.meta.data_sha256.clone()),
             ("count".to_string(), self.meta.count.to_string()),
+            ("labels".to_string(), self.meta.labels.join(",")),
         ]);
+        let mut metadata = metadata;
+        if let Some(s) = &self.meta.shard {
+            metadata.extend([
+                ("shard".to_string(), s.shard.to_string()),
+                (
+                    "rows".to_string(),
+                    format!("{}..{}", s.rows.start, s.rows.end),
+                ),
+                ("total".to_string(), s.total.to_string()),
+                ("window".to_string(), s.window.to_string()),
+            ]);
+        }
         let file = safetensors::serialize([(LOGITS_TENSOR, view)], Some(metadata))
             .map_err(|e| Error::format(path, format!("cannot encode safetensors: {e}")))?;
         write_atomic(path, &file).map_err(|e| Error::io("write", path, e))
@@ -260,6 +278,11 @@ impl TeacherLogits {
                 labels,
                 data_sha256: field("data_sha256")?,
                 count,
+                labels: meta
+                    .get("labels")
+                    .map(|l| l.split(',').map(str::to_string).collect())
+                    .unwrap_or_default(),
+                shard: shard_info(meta, count).map_err(bad)?,
             },
             source: Some(path.to_path_buf()),
         };
@@ -347,6 +370,41 @@ impl TeacherLogits {
     }
 }
 
+/// A shard's place from its metadata (`None` for a whole cache).
+fn shard_info(
+    meta: &HashMap<String, String>,
+    count: usize,
+) -> std::result::Result<Option<ShardInfo>, String> {
+    let Some(spec) = meta.get("shard") else {
+        return Ok(None);
+    };
+    let shard = Shard::parse(spec).map_err(|e| e.to_string())?;
+    let number = |key: &str| -> std::result::Result<usize, String> {
+        let v = meta
+            .get(key)
+            .ok_or(format!("shard metadata lacks `{key}`"))?;
+        v.parse()
+            .map_err(|_| format!("shard metadata `{key}` is `{v}`, not a number"))
+    };
+    let rows = meta.get("rows").ok_or("shard metadata lacks `rows`")?;
+    let (a, b) = rows
+        .split_once("..")
+        .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)))
+        .ok_or(format!("shard metadata `rows` is `{rows}`, not start..end"))?;
+    let (total, window) = (number("total")?, number("window")?);
+    if a > b || b > total || b - a != count || window == 0 {
+        return Err(format!(
+            "shard metadata rows {a}..{b} of {total} (window {window}) do not fit {count} rows"
+        ));
+    }
+    Ok(Some(ShardInfo {
+        shard,
+        rows: a..b,
+        total,
+        window,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,6 +425,8 @@ mod tests {
             labels: vec!["0".into(), "1".into()],
             data_sha256: d.fingerprint(),
             count: d.len(),
+            labels: vec!["0".into(), "1".into()],
+            shard: None,
         };
         TeacherLogits::new(vec![1.5, -1.5, -2.0, 2.25, 0.0, f32::MIN_POSITIVE], 2, meta).unwrap()
     }

@@ -1,11 +1,13 @@
 //! Inference over a data set: raw logits in input order, the logit cache, and evaluation.
 //!
-//! Sentences are tokenised, sorted by token count and run in batches of similar length
-//! (little padding, so little wasted work), then the rows are put back in input order:
+//! Sentences are tokenised, sorted by token count within windows of [`SORT_WINDOW`] rows
+//! and run in batches of similar length (little padding, so little wasted work), then the
+//! rows are put back in input order:
 //! `logits` is `[N, C]` row-major with row `i` for sentence `i`. Evaluation turns logits
 //! into `p = softmax(logits)`, predictions `argmax p`, scores `p₁` (the positive class)
 //! and the mean cross-entropy `−log p_y`.
 
+use distill_data::shard::{Shard, ShardInfo};
 use distill_data::{Dataset, LogitsMeta, Metrics, TeacherLogits};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
@@ -14,6 +16,11 @@ use crate::error::{Error, Result};
 use crate::layers::Mode;
 use crate::teacher::Teacher;
 use crate::tokenize::pad_batch;
+
+/// Rows sorted by length together. A batch never crosses a window, so a shard cut at window
+/// boundaries (`distill_data::shard`) batches every row exactly as a whole run does, and the
+/// merged shards equal the whole run bit for bit. 4,096 rows sort as well as all of them.
+pub const SORT_WINDOW: usize = 4096;
 
 /// Settings of a pass over a data set.
 #[derive(Debug, Clone, Copy)]
@@ -53,7 +60,9 @@ pub fn predict_logits<S: AsRef<str> + Sync>(
     let c = teacher.model.num_labels();
     let ids = teacher.tokenizer.encode_all(texts)?;
     let mut order: Vec<usize> = (0..ids.len()).collect();
-    order.sort_by_key(|&i| ids[i].len());
+    for window in order.chunks_mut(SORT_WINDOW) {
+        window.sort_by_key(|&i| ids[i].len());
+    }
     let bar = progress_bar(ids.len() as u64, "labelling", opts.progress);
     let device = teacher.device();
     let run = |chunk: &[usize]| -> Result<Vec<Vec<f32>>> {
@@ -66,7 +75,10 @@ pub fn predict_logits<S: AsRef<str> + Sync>(
         bar.inc(chunk.len() as u64);
         Ok(rows)
     };
-    let chunks: Vec<&[usize]> = order.chunks(opts.batch_size).collect();
+    let chunks: Vec<&[usize]> = order
+        .chunks(SORT_WINDOW)
+        .flat_map(|window| window.chunks(opts.batch_size))
+        .collect();
     // On the CPU one batch per core, each single-threaded, beats every batch spread over
     // all cores: no synchronisation inside the ~40 small gemms of a forward pass.
     let rows: Vec<Vec<Vec<f32>>> = if device.is_cpu() {
@@ -94,12 +106,48 @@ pub fn label(teacher: &Teacher, data: &Dataset, opts: &InferOptions) -> Result<T
         per_second = format!("{:.0}", data.len() as f64 / seconds.max(1e-9)),
         "labelled"
     );
-    let meta = LogitsMeta {
+    let meta = label_meta(teacher, data)?;
+    Ok(TeacherLogits::new(
+        logits,
+        teacher.model.num_labels(),
+        meta,
+    )?)
+}
+
+/// A cache's provenance: the teacher, its label names and the whole data set.
+fn label_meta(teacher: &Teacher, data: &Dataset) -> Result<LogitsMeta> {
+    Ok(LogitsMeta {
         teacher: teacher.source.name(),
         teacher_sha256: teacher.sha256()?,
         labels: teacher.labels().to_vec(),
         data_sha256: data.fingerprint(),
         count: data.len(),
+        labels: teacher.labels().to_vec(),
+        shard: None,
+    })
+}
+
+/// The logits of one shard of `data` (see `distill_data::shard`): its rows only, with the
+/// whole file's fingerprint and the shard's place, for `distill logits merge`.
+pub fn label_shard(
+    teacher: &Teacher,
+    data: &Dataset,
+    shard: Shard,
+    opts: &InferOptions,
+) -> Result<TeacherLogits> {
+    let rows = shard.rows(data.len(), SORT_WINDOW);
+    let texts = data.texts();
+    let logits = predict_logits(teacher, &texts[rows.clone()], opts)?;
+    let whole = label_meta(teacher, data)?;
+    let meta = LogitsMeta {
+        count: rows.len(),
+        shard: Some(ShardInfo {
+            shard,
+            rows,
+            total: data.len(),
+            window: SORT_WINDOW,
+        }),
+        ..whole
     };
     Ok(TeacherLogits::new(
         logits,

@@ -48,7 +48,7 @@ pub mod weights;
 pub use config::{Activation, BertConfig};
 pub use error::{Error, Result};
 pub use finetune::{finetune, EvalRecord, FinetuneConfig, FinetuneReport};
-pub use infer::{evaluate, label, predict_logits, Evaluation, InferOptions};
+pub use infer::{evaluate, label, label_shard, predict_logits, Evaluation, InferOptions};
 pub use layers::Mode;
 pub use model::{BertClassifier, BertOutput};
 pub use neighbours::similar_words;

@@ -9,10 +9,8 @@
 
 mod common;
 
-use std::path::PathBuf;
-
-use candle_core::{DType, Device, Tensor};
-use common::tensor_max_abs_diff;
+use candle_core::{DType, Tensor};
+use common::{device, fixture, tensor_max_abs_diff};
 use distill_teacher::{hub, LoadOptions, Mode, Teacher, TeacherSource};
 
 const ID: &str = "sentence-transformers/all-MiniLM-L6-v2";
@@ -46,26 +44,22 @@ fn minilm_matches_transformers() {
     };
     let source = TeacherSource::Hub { id: ID.into(), dir };
     let teacher =
-        Teacher::from_source(source, &LoadOptions::default(), &Device::Cpu).expect("MiniLM loads");
+        Teacher::from_source(source, &LoadOptions::default(), &device()).expect("MiniLM loads");
 
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/minilm_l6_golden.safetensors");
-    let golden = candle_core::safetensors::load(path, &Device::Cpu).expect("golden file");
+    let path = fixture("minilm_l6_golden.safetensors");
+    let golden = candle_core::safetensors::load(path, &device()).expect("golden file");
     let ids = golden["input_ids"].to_dtype(DType::U32).unwrap();
     let mask = golden["attention_mask"].to_dtype(DType::U32).unwrap();
 
     // The tokenizer gives the same ids as transformers' for the golden sentences.
     let sentences: Vec<String> = {
-        let text = std::fs::read_to_string(
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-bert/golden.json"),
-        )
-        .unwrap();
+        let text = std::fs::read_to_string(fixture("tiny-bert/golden.json")).unwrap();
         let g: serde_json::Value = serde_json::from_str(&text).unwrap();
         serde_json::from_value(g["sentences"].clone()).unwrap()
     };
     let ours = teacher.tokenizer.encode_all(&sentences).unwrap();
     let seqs: Vec<&[u32]> = ours.iter().map(Vec::as_slice).collect();
-    let (our_ids, _) = distill_teacher::pad_batch(&seqs, 0, &Device::Cpu).unwrap();
+    let (our_ids, _) = distill_teacher::pad_batch(&seqs, 0, &device()).unwrap();
     assert_eq!(
         our_ids.to_vec2::<u32>().unwrap(),
         ids.to_vec2::<u32>().unwrap()

@@ -1,22 +1,16 @@
 //! Parity with PyTorch/transformers on the tiny random BERT in `fixtures/tiny-bert`
 //! (see `fixtures/README.md`): token ids exactly, logits and loss to 1e-4, gradients to
-//! 1e-3 relative; and gradients that reach the embeddings and the first layer.
+//! 1e-3 relative; and gradients that reach the embeddings and the first layer. On the CPU,
+//! or on a GPU with `DISTILL_TEST_DEVICE=cuda` (same goldens, same tolerances).
 
 mod common;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
-use candle_core::{Device, Tensor};
-use common::tensor_max_abs_diff;
+use candle_core::Tensor;
+use common::{device, fixture, tensor_max_abs_diff};
 use distill_teacher::{pad_batch, LoadOptions, Mode, Teacher};
 use serde_json::Value;
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
 
 struct Golden {
     sentences: Vec<String>,
@@ -49,7 +43,7 @@ fn teacher() -> Teacher {
     Teacher::load(
         dir.to_str().expect("utf-8 path"),
         &LoadOptions::default(),
-        &Device::Cpu,
+        &device(),
     )
     .expect("tiny-bert loads")
 }
@@ -58,7 +52,7 @@ fn teacher() -> Teacher {
 fn batch(t: &Teacher, g: &Golden) -> (Tensor, Tensor) {
     let ids = t.tokenizer.encode_all(&g.sentences).expect("tokenises");
     let seqs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
-    pad_batch(&seqs, t.tokenizer.pad_id(), &Device::Cpu).expect("pads")
+    pad_batch(&seqs, t.tokenizer.pad_id(), &device()).expect("pads")
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -95,7 +89,7 @@ fn logits_and_loss_match_transformers() {
         assert!(err < 1e-4, "{mode:?} logits differ by {err}");
     }
     let logits = t.model.forward(&ids, &mask, Mode::Grad).unwrap();
-    let ys = Tensor::new(g.labels.as_slice(), &Device::Cpu).unwrap();
+    let ys = Tensor::new(g.labels.as_slice(), &device()).unwrap();
     let loss = candle_nn::loss::cross_entropy(&logits, &ys)
         .unwrap()
         .to_scalar::<f32>()
@@ -113,7 +107,7 @@ fn gradients_match_transformers() {
     let (t, g) = (teacher(), golden());
     let (ids, mask) = batch(&t, &g);
     let logits = t.model.forward(&ids, &mask, Mode::Grad).unwrap();
-    let ys = Tensor::new(g.labels.as_slice(), &Device::Cpu).unwrap();
+    let ys = Tensor::new(g.labels.as_slice(), &device()).unwrap();
     let grads = candle_nn::loss::cross_entropy(&logits, &ys)
         .unwrap()
         .backward()
@@ -126,7 +120,7 @@ fn gradients_match_transformers() {
         gr.flatten_all().unwrap().to_vec1::<f32>().unwrap()
     };
     let expected =
-        candle_core::safetensors::load(fixture("tiny-bert/golden_grads.safetensors"), &Device::Cpu)
+        candle_core::safetensors::load(fixture("tiny-bert/golden_grads.safetensors"), &device())
             .unwrap();
     assert_eq!(expected.len(), 4);
     for (name, want) in &expected {
@@ -163,7 +157,7 @@ fn training_gradients_reach_the_embeddings_and_layer_0() {
     let (ids, mask) = batch(&t, &g);
     t.model.seed_dropout(7);
     let logits = t.model.forward(&ids, &mask, Mode::Train).unwrap();
-    let ys = Tensor::new(g.labels.as_slice(), &Device::Cpu).unwrap();
+    let ys = Tensor::new(g.labels.as_slice(), &device()).unwrap();
     let grads = candle_nn::loss::cross_entropy(&logits, &ys)
         .unwrap()
         .backward()
@@ -232,7 +226,7 @@ fn dropout_is_real_in_training_and_seeded() {
 fn the_sparse_word_gradient_equals_the_dense_one() {
     let (t, g) = (teacher(), golden());
     let (ids, mask) = batch(&t, &g);
-    let ys = Tensor::new(g.labels.as_slice(), &Device::Cpu).unwrap();
+    let ys = Tensor::new(g.labels.as_slice(), &device()).unwrap();
     let table = t
         .model
         .params()
@@ -285,7 +279,7 @@ fn a_pytorch_model_bin_gives_the_same_logits() {
     let t = Teacher::load(
         dir.path().to_str().unwrap(),
         &LoadOptions::default(),
-        &Device::Cpu,
+        &device(),
     )
     .expect("loads from pytorch_model.bin");
     let reference = teacher();

@@ -40,9 +40,14 @@ pub struct PipelineArgs {
     pub name: Option<String>,
     #[arg(long, default_value = "runs")]
     pub runs_dir: PathBuf,
-    /// cpu, cuda[:N] or metal: builds the CLI with that cargo feature and trains there.
+    /// cpu, cuda[:N] or metal: builds the CLI with that cargo feature; the teacher's stages
+    /// (fine-tune, label) run there.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Where students train. The CPU by default whatever `--device` is: the fused CPU
+    /// recurrence beats hundreds of tiny GPU kernels per batch for these sizes.
+    #[arg(long, default_value = "cpu")]
+    pub student_device: String,
     /// Cargo profile the CLI is built with.
     #[arg(long, value_enum, default_value = "release")]
     pub profile: Profile,
@@ -70,7 +75,10 @@ pub enum Profile {
 pub struct Context {
     pub name: String,
     pub settings: Settings,
+    /// The teacher's stages.
     pub device: DeviceChoice,
+    /// Student training.
+    pub student_device: DeviceChoice,
     pub layout: Layout,
     pub paths: Paths,
     force: Vec<String>,
@@ -166,6 +174,12 @@ pub fn run(args: &PipelineArgs) -> Result<()> {
     let cwd = std::env::current_dir().context("reading the current folder")?;
     let settings = Settings::resolve(args.preset, &args.overrides)?;
     let device = DeviceChoice::parse(&args.device)?;
+    let student_device = DeviceChoice::parse(&args.student_device)?;
+    ensure!(
+        student_device.cargo_feature().is_none()
+            || student_device.cargo_feature() == device.cargo_feature(),
+        "--student-device {student_device} needs --device of the same kind (the CLI is built with one GPU feature)"
+    );
     let name = args
         .name
         .clone()
@@ -189,7 +203,7 @@ pub fn run(args: &PipelineArgs) -> Result<()> {
         root: root.display().to_string(),
         run: run_dir.display().to_string(),
     };
-    let plan = stages::plan(&settings, &layout, &base, &device);
+    let plan = stages::plan(&settings, &layout, &base, &device, &student_device);
     for f in &args.force {
         ensure!(
             plan.iter().any(|s| matches(f, &s.name)),
@@ -205,16 +219,18 @@ pub fn run(args: &PipelineArgs) -> Result<()> {
         name,
         settings,
         device,
+        student_device,
         layout,
         paths,
         force: args.force.clone(),
         invocation: invocation.join(" "),
     };
     println!(
-        "pipeline `{}` (preset {}, device {}) in {}",
+        "pipeline `{}` (preset {}; teacher on {}, students on {}, evaluation on cpu) in {}",
         ctx.name,
         args.preset.name(),
         ctx.device,
+        ctx.student_device,
         ctx.paths.shown(&run_dir.display().to_string())
     );
     if args.dry_run {

@@ -169,8 +169,11 @@ fn settings_table(ctx: &Context) -> Table {
     let mut t = Table::new(&["setting", "value"]);
     t.rows.push(vec!["run".into(), ctx.name.clone()]);
     t.rows.push(vec![
-        "device (training, labelling)".into(),
-        ctx.device.to_string(),
+        "devices".into(),
+        format!(
+            "teacher fine-tune and labelling: {}; student training: {}; evaluation and timing: cpu",
+            ctx.device, ctx.student_device
+        ),
     ]);
     for (k, v) in ctx.settings.rows() {
         t.rows.push(vec![k.to_string(), v]);
@@ -183,9 +186,10 @@ fn intro(ctx: &Context, models: &[ModelResult]) -> Vec<String> {
     let n = models.first().map_or(0, |m| m.n);
     let mut lines = vec![
         format!(
-            "Preset `{}` on device `{}`: teacher fine-tuned from `{}`; training data {}; {n} dev sentences.",
+            "Preset `{}` (teacher on `{}`, students on `{}`): teacher fine-tuned from `{}`; training data {}; {n} dev sentences.",
             s.preset.name(),
             ctx.device,
+            ctx.student_device,
             short_name(&s.teacher),
             s.train_size.map_or("all of SST-2 train".into(), |k| format!("a stratified subset of {k} SST-2 train sentences")),
         ),
@@ -277,7 +281,7 @@ pub fn write(ctx: &Context, record: &PipelineFile) -> Result<()> {
         .map(|r| serde_json::json!({"name": r.name, "state": r.state, "seconds": r.seconds}))
         .collect();
     let json = serde_json::json!({
-        "name": ctx.name, "device": ctx.device.to_string(), "settings": ctx.settings,
+        "name": ctx.name, "device": ctx.device.to_string(), "student_device": ctx.student_device.to_string(), "settings": ctx.settings,
         "models": json_models, "stages": stage_times,
     });
     let json_path = layout.run.join("report.json");

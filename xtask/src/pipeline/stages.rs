@@ -108,11 +108,13 @@ pub fn plan(
     layout: &Layout,
     base: &TeacherBase,
     device: &DeviceChoice,
+    student_device: &DeviceChoice,
 ) -> Vec<Stage> {
     let p = Planner {
         s: settings,
         l: layout,
         device: device.arg(),
+        student_device: student_device.arg(),
     };
     let mut stages = p.preparation(base);
     let students: Vec<&StudentSpec> = settings
@@ -131,8 +133,10 @@ pub fn plan(
 struct Planner<'a> {
     s: &'a Settings,
     l: &'a Layout,
-    /// `--device` of training and labelling.
+    /// `--device` of the teacher's fine-tuning and labelling.
     device: String,
+    /// `--device` of student training.
+    student_device: String,
 }
 
 impl Planner<'_> {
@@ -199,7 +203,7 @@ impl Planner<'_> {
         }
         let args = args.opt("--device", &self.device);
         let inputs = [base_inputs, vec![train.clone(), dev.clone()]].concat();
-        let what = format!("fine-tune the teacher ({base_arg})");
+        let what = format!("fine-tune the teacher ({base_arg}) on {}", self.device);
         let mut finetune = Stage::cli(
             "teacher-finetune".into(),
             what,
@@ -255,7 +259,7 @@ impl Planner<'_> {
         let inputs = [self.teacher_files(), vec![data.to_path_buf()]].concat();
         Stage::cli(
             name.into(),
-            format!("teacher logits for {what}"),
+            format!("teacher logits for {what} on {}", self.device),
             args,
             inputs,
             vec![out],
@@ -296,12 +300,15 @@ impl Planner<'_> {
             .opt("--epochs", s.epochs_of(spec.preset))
             .opt("--batch-size", s.student_batch_size)
             .opt("--seed", s.seed)
-            .opt("--device", &self.device);
+            .opt("--device", &self.student_device);
         let outputs = vec![
             out.join("metrics.jsonl"),
             out.join("best/model.safetensors"),
         ];
-        let what = format!("train student `{}`: {}", spec.name, spec.label);
+        let what = format!(
+            "train student `{}` on {}: {}",
+            spec.name, self.student_device, spec.label
+        );
         let mut stage = Stage::cli(
             format!("student-{}", spec.name),
             what,
@@ -419,6 +426,7 @@ mod tests {
             &layout,
             &base,
             &DeviceChoice::parse("cuda").unwrap(),
+            &DeviceChoice::parse("cpu").unwrap(),
         );
         let mut written: Vec<PathBuf> = vec![layout.sst2("train.tsv"), layout.sst2("dev.tsv")];
         for stage in &plan {
@@ -439,7 +447,8 @@ mod tests {
                 let on_device = args
                     .windows(2)
                     .any(|w| w[0] == "--device" && w[1] == "cuda");
-                let computes = ["teacher-finetune", "teacher-label", "student-"]
+                // Teacher stages on the GPU; students, evaluation and timing on the CPU.
+                let computes = ["teacher-finetune", "teacher-label"]
                     .iter()
                     .any(|p| stage.name.starts_with(p));
                 assert_eq!(on_device, computes, "{}: {args:?}", stage.name);

@@ -1,6 +1,34 @@
 //! Helpers shared by the teacher's integration tests.
 
-use candle_core::Tensor;
+use std::path::PathBuf;
+
+use candle_core::{Device, Tensor};
+
+/// The device the parity tests run on: the CPU, or `DISTILL_TEST_DEVICE=cuda[:N]` (the GPU
+/// acceptance run, `scripts/gpu-acceptance.sh`, runs these test binaries on a GPU).
+#[allow(dead_code)]
+pub fn device() -> Device {
+    match std::env::var("DISTILL_TEST_DEVICE").as_deref() {
+        Err(_) | Ok("cpu") | Ok("") => Device::Cpu,
+        Ok(spec) => {
+            let index = spec
+                .strip_prefix("cuda")
+                .map(|i| i.trim_start_matches(':').parse().unwrap_or(0))
+                .unwrap_or_else(|| panic!("DISTILL_TEST_DEVICE={spec}: expected cpu or cuda[:N]"));
+            Device::new_cuda(index).expect("DISTILL_TEST_DEVICE asks for CUDA, which cannot open")
+        }
+    }
+}
+
+/// The test fixtures: this crate's `tests/fixtures`, or `DISTILL_FIXTURES` (a bundle
+/// unpacked on another machine, where the compiled-in path does not exist).
+#[allow(dead_code)]
+pub fn fixture(name: &str) -> PathBuf {
+    std::env::var_os("DISTILL_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"))
+        .join(name)
+}
 
 /// Largest `|a − b|` over all elements.
 pub fn tensor_max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
