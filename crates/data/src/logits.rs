@@ -41,8 +41,6 @@ pub struct LogitsMeta {
     pub data_sha256: String,
     /// Number of sentences (rows).
     pub count: usize,
-    /// The teacher's label names, in column order.
-    pub labels: Vec<String>,
     /// Set for a shard of the data (`distill teacher label --shard`): its place.
     pub shard: Option<ShardInfo>,
 }
@@ -71,7 +69,9 @@ impl TeacherLogits {
     /// row, that `logits` has `meta.count · num_labels` values, all finite, and
     /// that `meta.labels` names every column.
     pub fn new(logits: Vec<f32>, num_labels: usize, meta: LogitsMeta) -> Result<Self> {
-        if num_labels == 0 || meta.count == 0 || logits.len() != meta.count * num_labels {
+        // A shard may be empty (fewer windows than shards); a whole cache may not.
+        let empty = meta.count == 0 && meta.shard.is_none();
+        if num_labels == 0 || empty || logits.len() != meta.count * num_labels {
             return Err(Error::Invalid(format!(
                 "teacher logits: {} values do not make {} rows (at least one) of {num_labels} labels",
                 logits.len(),
@@ -135,7 +135,7 @@ impl TeacherLogits {
     /// Writes the cache atomically (see the module docs).
     pub fn save(&self, path: &Path) -> Result<()> {
         if self.num_labels == 0
-            || self.meta.count == 0
+            || (self.meta.count == 0 && self.meta.shard.is_none())
             || self.logits.len() != self.meta.count * self.num_labels
             || self.meta.labels.len() != self.num_labels
         {
@@ -170,7 +170,6 @@ impl TeacherLogits {
             ("labels".to_string(), labels),
             ("data_sha256".to_string(), self.meta.data_sha256.clone()),
             ("count".to_string(), self.meta.count.to_string()),
-            ("labels".to_string(), self.meta.labels.join(",")),
         ]);
         let mut metadata = metadata;
         if let Some(s) = &self.meta.shard {
@@ -217,7 +216,7 @@ impl TeacherLogits {
         let count: usize = count_text
             .parse()
             .map_err(|_| bad(format!("metadata `count` is `{count_text}`, not a number")))?;
-        if count == 0 {
+        if count == 0 && !meta.contains_key("shard") {
             return Err(bad("the cache holds no rows".into()));
         }
 
@@ -278,10 +277,6 @@ impl TeacherLogits {
                 labels,
                 data_sha256: field("data_sha256")?,
                 count,
-                labels: meta
-                    .get("labels")
-                    .map(|l| l.split(',').map(str::to_string).collect())
-                    .unwrap_or_default(),
                 shard: shard_info(meta, count).map_err(bad)?,
             },
             source: Some(path.to_path_buf()),

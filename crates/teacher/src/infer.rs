@@ -122,7 +122,6 @@ fn label_meta(teacher: &Teacher, data: &Dataset) -> Result<LogitsMeta> {
         labels: teacher.labels().to_vec(),
         data_sha256: data.fingerprint(),
         count: data.len(),
-        labels: teacher.labels().to_vec(),
         shard: None,
     })
 }
