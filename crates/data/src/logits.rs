@@ -420,7 +420,6 @@ mod tests {
             labels: vec!["0".into(), "1".into()],
             data_sha256: d.fingerprint(),
             count: d.len(),
-            labels: vec!["0".into(), "1".into()],
             shard: None,
         };
         TeacherLogits::new(vec![1.5, -1.5, -2.0, 2.25, 0.0, f32::MIN_POSITIVE], 2, meta).unwrap()

@@ -23,6 +23,7 @@ fn cache(data: &Path, out: &Path, labels: &[&str], teacher_sha256: &str) -> Path
         labels: labels.iter().map(|s| s.to_string()).collect(),
         data_sha256: d.fingerprint(),
         count: d.len(),
+        shard: None,
     };
     TeacherLogits::new(values, c, meta)
         .unwrap()

@@ -253,8 +253,10 @@ fn logits_file(train: &Path, path: &Path, scale: f32) -> PathBuf {
     let meta = LogitsMeta {
         teacher: "test-teacher".into(),
         teacher_sha256: "0".repeat(64),
+        labels: vec!["0".into(), "1".into()],
         data_sha256: data.fingerprint(),
         count: data.len(),
+        shard: None,
     };
     TeacherLogits::new(values, 2, meta)
         .unwrap()
