@@ -89,7 +89,8 @@ impl BiLstm {
                 .cloned()
                 .ok_or_else(|| candle_core::Error::Msg(format!("missing tensor `{name}`")))
         };
-        let mut layers = Vec::with_capacity(num_layers);
+        // Not `with_capacity(num_layers)`: the count may come from a file.
+        let mut layers = Vec::new();
         for l in 0..num_layers {
             let dir = |sfx: &str| -> Result<LstmDirection> {
                 Ok(LstmDirection {

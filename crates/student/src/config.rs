@@ -108,17 +108,84 @@ impl StudentConfig {
         if !["words", "wordpiece"].contains(&self.tokenizer.as_str()) {
             return bad("tokenizer must be `words` or `wordpiece`");
         }
+        // Sizes read from a file can be anything; shapes are computed from them later.
+        if self.checked_num_parameters().is_none() {
+            return bad("the sizes give more parameters than a usize can count");
+        }
         Ok(())
     }
 
-    /// Number of trainable parameters.
+    /// Number of trainable parameters (`usize::MAX` if it overflows; [`Self::validate`]
+    /// refuses such configs).
     pub fn num_parameters(&self) -> usize {
-        let (e, h) = (self.embedding_dim, self.hidden_size);
-        let mut n = self.vocab_size * e;
-        for layer in 0..self.num_layers {
-            let input = if layer == 0 { e } else { 2 * h };
-            n += 2 * (4 * h * input + 4 * h * h + 8 * h);
+        self.checked_num_parameters().unwrap_or(usize::MAX)
+    }
+
+    /// The parameter count, `None` on overflow. Closed form, so a huge `num_layers` costs
+    /// nothing.
+    fn checked_num_parameters(&self) -> Option<usize> {
+        let (e, h, c) = (self.embedding_dim, self.hidden_size, self.num_outputs);
+        // One direction of a layer with `input` features: 4H·input + 4H·H + 8H.
+        let direction = |input: usize| {
+            let h4 = h.checked_mul(4)?;
+            h4.checked_mul(input)?
+                .checked_add(h4.checked_mul(h)?)?
+                .checked_add(h.checked_mul(8)?)
+        };
+        let first = match self.num_layers {
+            0 => 0,
+            _ => direction(e)?.checked_mul(2)?,
+        };
+        let others = match self.num_layers.saturating_sub(1) {
+            0 => 0,
+            n => direction(h.checked_mul(2)?)?
+                .checked_mul(2)?
+                .checked_mul(n)?,
+        };
+        let fc = c.checked_mul(h.checked_mul(2)?)?.checked_add(c)?;
+        self.vocab_size
+            .checked_mul(e)?
+            .checked_add(first)?
+            .checked_add(others)?
+            .checked_add(fc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::BiLstmClassifier;
+
+    #[test]
+    fn num_parameters_counts_every_tensor_element() {
+        let mut config = StudentConfig::new(&StudentPreset::large(), 1000, 1);
+        config.num_layers = 3;
+        let counted: usize = BiLstmClassifier::parameter_shapes(&config)
+            .iter()
+            .map(|(_, shape)| shape.iter().product::<usize>())
+            .sum();
+        assert_eq!(config.num_parameters(), counted);
+    }
+
+    #[test]
+    fn validate_refuses_sizes_whose_parameter_count_overflows() {
+        let ok = StudentConfig::new(&StudentPreset::original(), 22, 2);
+        ok.validate().unwrap();
+        let huge_hidden = StudentConfig {
+            hidden_size: 1 << 62,
+            ..ok.clone()
+        };
+        let many_layers = StudentConfig {
+            num_layers: usize::MAX,
+            ..ok.clone()
+        };
+        let huge_vocab = StudentConfig {
+            vocab_size: usize::MAX / 2,
+            ..ok
+        };
+        for config in [huge_hidden, many_layers, huge_vocab] {
+            let e = config.validate().unwrap_err().to_string();
+            assert!(e.contains("more parameters than a usize"), "{e}");
         }
-        n + self.num_outputs * 2 * h + self.num_outputs
     }
 }

@@ -27,20 +27,32 @@ pub struct BiLstmClassifier {
 impl BiLstmClassifier {
     /// Parameter names and shapes, in a fixed order (PyTorch state-dict names).
     pub fn parameter_shapes(config: &StudentConfig) -> Vec<(String, Vec<usize>)> {
+        Self::parameter_shapes_iter(config).collect()
+    }
+
+    /// [`Self::parameter_shapes`], one at a time: a config read from a file may claim
+    /// more layers than could ever be listed.
+    fn parameter_shapes_iter(
+        config: &StudentConfig,
+    ) -> impl Iterator<Item = (String, Vec<usize>)> + '_ {
         let (e, h) = (config.embedding_dim, config.hidden_size);
-        let mut shapes = vec![("embedding.weight".to_string(), vec![config.vocab_size, e])];
-        for l in 0..config.num_layers {
+        let embedding = ("embedding.weight".to_string(), vec![config.vocab_size, e]);
+        let rnn = (0..config.num_layers).flat_map(move |l| {
             let input = if l == 0 { e } else { 2 * h };
-            for sfx in ["", "_reverse"] {
-                shapes.push((format!("rnn.weight_ih_l{l}{sfx}"), vec![4 * h, input]));
-                shapes.push((format!("rnn.weight_hh_l{l}{sfx}"), vec![4 * h, h]));
-                shapes.push((format!("rnn.bias_ih_l{l}{sfx}"), vec![4 * h]));
-                shapes.push((format!("rnn.bias_hh_l{l}{sfx}"), vec![4 * h]));
-            }
-        }
-        shapes.push(("fc.weight".into(), vec![config.num_outputs, 2 * h]));
-        shapes.push(("fc.bias".into(), vec![config.num_outputs]));
-        shapes
+            ["", "_reverse"].into_iter().flat_map(move |sfx| {
+                [
+                    (format!("rnn.weight_ih_l{l}{sfx}"), vec![4 * h, input]),
+                    (format!("rnn.weight_hh_l{l}{sfx}"), vec![4 * h, h]),
+                    (format!("rnn.bias_ih_l{l}{sfx}"), vec![4 * h]),
+                    (format!("rnn.bias_hh_l{l}{sfx}"), vec![4 * h]),
+                ]
+            })
+        });
+        let fc = [
+            ("fc.weight".to_string(), vec![config.num_outputs, 2 * h]),
+            ("fc.bias".to_string(), vec![config.num_outputs]),
+        ];
+        std::iter::once(embedding).chain(rnn).chain(fc)
     }
 
     /// Fresh parameters initialised as PyTorch does: embedding N(0, 1), LSTM U(±1/√H),
@@ -77,7 +89,9 @@ impl BiLstmClassifier {
     /// Training passes the tensors of its `Var`s, so gradients reach them.
     pub fn from_tensors(config: &StudentConfig, tensors: &HashMap<String, Tensor>) -> Result<Self> {
         config.validate()?;
-        for (name, shape) in Self::parameter_shapes(config) {
+        // Checked one by one, so a config with more layers than the weights stops at the
+        // first missing one.
+        for (name, shape) in Self::parameter_shapes_iter(config) {
             let t = tensors.get(&name).ok_or_else(|| Error::MissingTensor {
                 path: "<model>".into(),
                 name: name.clone(),
@@ -183,4 +197,28 @@ fn dropout(x: &Tensor, p: f32, rng: &mut dyn rand::RngCore) -> Result<Tensor> {
         .collect();
     let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(DType::F32)?;
     Ok((x * mask)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StudentPreset;
+    use rand::SeedableRng;
+
+    #[test]
+    fn from_tensors_stops_at_the_first_layer_the_weights_lack() {
+        let config = StudentConfig::new(&StudentPreset::original(), 10, 2);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let tensors = BiLstmClassifier::init_tensors(&config, &mut rng, &Device::Cpu).unwrap();
+        // A config from a file claiming 2^40 layers over one layer's weights: listing every
+        // expected tensor first would never finish.
+        let claimed = StudentConfig {
+            num_layers: 1 << 40,
+            ..config
+        };
+        match BiLstmClassifier::from_tensors(&claimed, &tensors) {
+            Err(Error::MissingTensor { name, .. }) => assert_eq!(name, "rnn.weight_ih_l1"),
+            other => panic!("expected a missing layer-1 tensor, got {other:?}"),
+        }
+    }
 }

@@ -16,6 +16,9 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 
+/// The most labels a classifier may have (`num_labels` or `id2label`).
+pub const MAX_LABELS: usize = 1 << 16;
+
 /// The activation between the two feed-forward matrices of a BERT layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
@@ -299,8 +302,18 @@ impl Parser<'_> {
         if let Some((key, p)) = probs.iter().find(|(_, p)| !(0.0..1.0).contains(p)) {
             return Err(self.invalid(format!("{key} = {p} is not in [0, 1)")));
         }
+        // `num_labels()` falls back to 2 on a value it cannot read; refuse one instead.
+        self.usize("num_labels", Some(2))?;
         if cfg.num_labels() == 0 {
             return Err(self.invalid("the classifier has no labels".into()));
+        }
+        // Label names and a fresh head are built from this count before any weights are
+        // read, so a typo such as `"num_labels": 1e12` must stop here.
+        if cfg.num_labels() > MAX_LABELS {
+            return Err(self.invalid(format!(
+                "the classifier has {} labels, more than the {MAX_LABELS} supported",
+                cfg.num_labels()
+            )));
         }
         Ok(())
     }
@@ -340,5 +353,25 @@ mod tests {
 
         let bad_act = TINY.replace("\"gelu\"", "\"swiglu\"");
         assert!(BertConfig::from_json_str(&bad_act, Path::new("c")).is_err());
+    }
+
+    #[test]
+    fn refuses_a_label_count_too_large_or_unreadable() {
+        let base = TINY.replace(r#""id2label":{"0":"neg","1":"pos"},"#, "");
+        let with = |n: &str| base.replacen('{', &format!("{{\"num_labels\":{n},"), 1);
+        let cfg = BertConfig::from_json_str(&with("3"), Path::new("c")).unwrap();
+        assert_eq!(cfg.num_labels(), 3);
+        for (n, reason) in [
+            ("1000000000000", "more than the 65536 supported"),
+            ("\"two\"", "num_labels must be a non-negative integer"),
+            ("-1", "num_labels must be a non-negative integer"),
+        ] {
+            let err = BertConfig::from_json_str(&with(n), Path::new("x/config.json")).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.contains("x/config.json") && msg.contains(reason),
+                "{msg}"
+            );
+        }
     }
 }
