@@ -124,9 +124,10 @@ fn stdin_line(bytes: &[u8]) -> std::result::Result<&str, String> {
 /// Writes the prediction for `text` as one JSON line.
 fn answer(out: &mut impl Write, predictor: &Predictor, text: &str) -> Result<()> {
     let p = predictor.predict(text);
+    let labels = LabelSet::binary();
     let line = Line {
         text,
-        label: LabelSet::binary().name(p.label).unwrap_or("?"),
+        label: labels.name(p.label).unwrap_or("?"),
         probability: p.probability,
         p_positive: p.p_positive,
     };
