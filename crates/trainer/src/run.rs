@@ -13,9 +13,7 @@ use distill_student::{StudentConfig, StudentPreset};
 use serde::Serialize;
 
 use crate::error::io_err;
-use crate::{
-    teacher_embeddings, train, EmbeddingTable, EncodedSet, Error, Result, TrainConfig, TrainOutcome,
-};
+use crate::{train, EncodedSet, Error, InitEmbeddings, Result, TrainConfig, TrainOutcome};
 
 /// The token that masked words become in augmented sentences.
 pub use distill_data::MASK_TOKEN;
@@ -48,8 +46,8 @@ pub struct StudentRun {
     pub augment: Option<Augmentation>,
     /// Read WordPieces with this `tokenizer.json` (the teacher's) instead of words.
     pub wordpiece: Option<PathBuf>,
-    /// Initialise the embedding table from this teacher folder's word embeddings (PCA).
-    pub init_embeddings: Option<PathBuf>,
+    /// Initialise the embedding table from these values (e.g. a teacher's, by PCA).
+    pub init_embeddings: Option<InitEmbeddings>,
     pub train: TrainConfig,
 }
 
@@ -153,9 +151,8 @@ impl StudentRun {
         student.max_len = self.max_len;
         student.tokenizer = encoder.tokenization.name().into();
         let mut train_cfg = self.train.clone();
-        if let Some(teacher) = &self.init_embeddings {
-            let table = teacher_embeddings(teacher, vocab, student.embedding_dim)?;
-            train_cfg.initial_embedding = Some(EmbeddingTable(table));
+        if let Some(init) = &self.init_embeddings {
+            train_cfg.initial_embedding = Some(init.table(vocab, student.embedding_dim)?);
         }
         fs::create_dir_all(&self.out).map_err(io_err(&self.out))?;
         let cfg_path = self.out.join("config.json");
