@@ -59,7 +59,8 @@ fn a_wordpiece_student_trains_saves_and_reads_sub_words() {
 fn an_initial_table_of_the_wrong_size_or_not_finite_is_refused_naming_its_source() {
     let tmp = tempfile::tempdir().unwrap();
     let train = sst2_slice(tmp.path(), 100);
-    let bad: [(&str, fn(&Vocab, usize) -> Result<Vec<f32>, BoxError>); 3] = [
+    type Table = fn(&Vocab, usize) -> Result<Vec<f32>, BoxError>;
+    let bad: [(&str, Table); 3] = [
         ("short", |_, dim| Ok(vec![0.0; dim])),
         ("nan", |v, dim| Ok(vec![f32::NAN; v.len() * dim])),
         ("failing", |_, _| Err("no such teacher".into())),
