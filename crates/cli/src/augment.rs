@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use distill_data::{Augmenter, Dataset, LabelSet};
-use distill_teacher::{neighbours, LoadOptions, Teacher};
+use distill_teacher::{neighbours, HeadInit, LoadOptions, Teacher};
 
 #[derive(Args, Debug)]
 pub struct AugmentArgs {
@@ -39,12 +39,13 @@ pub fn augment(a: AugmentArgs) -> Result<()> {
     let started = Instant::now();
     let data = Dataset::read(&a.data, &LabelSet::binary())?;
     let texts = data.texts();
-    let teacher = Teacher::load(
-        &a.teacher,
-        &LoadOptions::default(),
-        &candle_core::Device::Cpu,
-    )
-    .with_context(|| format!("loading teacher {}", a.teacher))?;
+    // Only the input embeddings are read: a base model without a head will do.
+    let opts = LoadOptions {
+        head: HeadInit::Random,
+        ..LoadOptions::default()
+    };
+    let teacher = Teacher::load(&a.teacher, &opts, &candle_core::Device::Cpu)
+        .with_context(|| format!("loading teacher {}", a.teacher))?;
     let words = neighbours::vocabulary(&texts);
     let subs = neighbours::similar_words(&teacher, &words, a.neighbours)
         .with_context(|| format!("--neighbours {}", a.neighbours))?;

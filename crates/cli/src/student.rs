@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use distill_student::StudentPreset;
-use distill_trainer::{Augmentation, Loss, StudentRun};
+use distill_teacher::TeacherSource;
+use distill_trainer::{Augmentation, InitEmbeddings, Loss, StudentRun};
 
 /// Student subcommands.
 #[derive(Subcommand, Debug)]
@@ -93,9 +94,9 @@ pub struct TrainArgs {
     /// reduced by PCA; needs --teacher).
     #[arg(long, value_enum, default_value = "random")]
     init_embeddings: Init,
-    /// Teacher folder (tokenizer.json, model.safetensors) for --tokenizer/--init-embeddings.
+    /// Teacher (folder or hub id) for --tokenizer/--init-embeddings.
     #[arg(long)]
-    teacher: Option<PathBuf>,
+    teacher: Option<String>,
     /// Hide the progress bar.
     #[arg(long)]
     quiet: bool,
@@ -167,15 +168,21 @@ fn train(a: TrainArgs) -> Result<()> {
     };
     let teacher = || {
         a.teacher.clone().context(
-            "--tokenizer teacher and --init-embeddings teacher need --teacher DIR \
-             (a teacher folder with tokenizer.json and model.safetensors)",
+            "--tokenizer teacher and --init-embeddings teacher need --teacher (a teacher folder or hub id)",
         )
     };
     if a.tokenizer == Source::Teacher {
-        run.wordpiece = Some(teacher()?.join("tokenizer.json"));
+        let teacher = teacher()?;
+        let source = TeacherSource::resolve(&teacher)
+            .with_context(|| format!("finding teacher {teacher}"))?;
+        run.wordpiece = Some(source.dir().join("tokenizer.json"));
     }
     if a.init_embeddings == Init::Teacher {
-        run.init_embeddings = Some(teacher()?);
+        let teacher = teacher()?;
+        let id = teacher.clone();
+        run.init_embeddings = Some(InitEmbeddings::new(teacher, move |vocab, dim| {
+            Ok(distill_teacher::student_embeddings(&id, vocab, dim)?)
+        }));
     }
     run.train.epochs = a.epochs;
     run.train.batch_size = a.batch_size;

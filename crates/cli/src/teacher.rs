@@ -118,14 +118,7 @@ fn load_teacher(id_or_dir: &str, labels: &LabelSet, device: &str) -> Result<Teac
     let device = crate::device::parse(device)?;
     let teacher = Teacher::load(id_or_dir, &LoadOptions::default(), &device)
         .with_context(|| format!("loading teacher {id_or_dir}"))?;
-    anyhow::ensure!(
-        teacher.labels().len() == labels.len(),
-        "teacher {id_or_dir} has {} outputs ({}), the data's label set has {} ({})",
-        teacher.labels().len(),
-        teacher.labels().join(", "),
-        labels.len(),
-        labels.names().join(", ")
-    );
+    teacher.check_labels(labels)?;
     Ok(teacher)
 }
 

@@ -370,3 +370,45 @@ fn augment_with_zero_neighbours_is_an_error_not_a_panic() {
     fails_with(&o, &["--neighbours 0", "at least 1"]);
     assert!(!out.exists());
 }
+
+#[test]
+fn labelling_or_evaluating_with_a_base_model_is_refused() {
+    // tiny-bert without its classifier: a base model that was never fine-tuned.
+    let tmp = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../teacher/tests/fixtures/tiny-bert");
+    let teacher = tmp.path().join("base");
+    std::fs::create_dir(&teacher).unwrap();
+    for name in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(fixture.join(name), teacher.join(name)).unwrap();
+    }
+    let mut tensors = candle_core::safetensors::load(
+        fixture.join("model.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    tensors.retain(|name, _| !name.starts_with("classifier."));
+    candle_core::safetensors::save(&tensors, teacher.join("model.safetensors")).unwrap();
+    let data = tmp.path().join("dev.tsv");
+    head(&assets().join("dev.tsv"), &data, 20);
+    let out = tmp.path().join("logits.safetensors");
+    let (t, d, o) = (
+        teacher.to_str().unwrap(),
+        data.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+    for args in [
+        &["teacher", "label", "--teacher", t, "--data", d, "--out", o][..],
+        &["teacher", "eval", "--teacher", t, "--data", d][..],
+    ] {
+        let run = distill(args);
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success(), "{args:?}");
+        assert!(
+            err.contains("classifier.weight")
+                && err.contains("classifier.bias")
+                && err.contains("fine-tune"),
+            "{err}"
+        );
+    }
+    assert!(!out.exists(), "no logits from a random head");
+}

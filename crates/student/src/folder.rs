@@ -1,14 +1,16 @@
 //! The model folder: `config.json`, `vocab.json` (with `tokenizer.json` for a WordPiece
 //! student), `model.safetensors` (PyTorch names).
 //!
-//! Saving writes a sibling `<dir>.partial/` and renames it into place, so an interrupted save
-//! leaves either the old folder or the new one, never a mix.
+//! Saving writes a sibling `<dir>.partial/` and swaps it into place with
+//! [`distill_data::io::replace_dir`], so an interrupted save leaves either the old folder or
+//! the new one, never a mix ([`distill_data::io::recover_dir`] finishes a swap a kill cut short).
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{Device, Tensor};
+use distill_data::io::{partial_dir, replace_dir};
 use distill_data::TextEncoder;
 
 use crate::{BiLstmClassifier, Error, Result, StudentConfig};
@@ -104,7 +106,7 @@ impl StudentModel {
         encoder: &TextEncoder,
         tensors: &HashMap<String, Tensor>,
     ) -> Result<()> {
-        let partial = sibling(dir, "partial");
+        let partial = partial_dir(dir);
         if partial.exists() {
             fs::remove_dir_all(&partial).map_err(io_err(&partial))?;
         }
@@ -119,38 +121,11 @@ impl StudentModel {
             path: weights.clone(),
             reason: e.to_string(),
         })?;
-        replace_dir(&partial, dir)
+        Ok(replace_dir(&partial, dir)?)
     }
 
     /// Writes this model to `dir`.
     pub fn save_to(&self, dir: &Path) -> Result<()> {
         Self::save(dir, &self.config, &self.encoder, &self.classifier.tensors())
     }
-}
-
-fn sibling(dir: &Path, tag: &str) -> PathBuf {
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
-    dir.with_file_name(format!("{name}.{tag}"))
-}
-
-/// Moves `from` to `to`, replacing any folder there with as short a gap as renames allow.
-pub fn replace_dir(from: &Path, to: &Path) -> Result<()> {
-    if to.exists() {
-        let old = sibling(to, "old");
-        if old.exists() {
-            fs::remove_dir_all(&old).map_err(io_err(&old))?;
-        }
-        fs::rename(to, &old).map_err(io_err(to))?;
-        fs::rename(from, to).map_err(io_err(to))?;
-        fs::remove_dir_all(&old).map_err(io_err(&old))?;
-    } else {
-        if let Some(parent) = to.parent() {
-            fs::create_dir_all(parent).map_err(io_err(parent))?;
-        }
-        fs::rename(from, to).map_err(io_err(to))?;
-    }
-    Ok(())
 }

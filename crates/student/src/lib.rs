@@ -35,6 +35,6 @@ pub mod reference;
 pub use bilstm::{BiLstm, BiLstmOutput, Recurrence};
 pub use config::{StudentConfig, StudentPreset};
 pub use error::{Error, Result};
-pub use folder::{replace_dir, StudentModel, CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE};
+pub use folder::{StudentModel, CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE};
 pub use model::BiLstmClassifier;
 pub use predictor::{p_positive, prediction, Prediction, Predictor};

@@ -18,7 +18,7 @@ use distill_data::{Dataset, LabelSet};
 use distill_teacher::batching::bucketed_batches;
 use distill_teacher::finetune::train_step;
 use distill_teacher::optim::{AdamW, AdamWConfig};
-use distill_teacher::{predict_logits, InferOptions, LoadOptions, Teacher};
+use distill_teacher::{predict_logits, HeadInit, InferOptions, LoadOptions, Teacher};
 
 fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
@@ -61,6 +61,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let labels = data.labels().ok_or("the data must be labelled")?;
     let opts = LoadOptions {
         labels: Some(vec!["0".into(), "1".into()]),
+        // Times fine-tuning steps and labelling; a base model's head is started fresh.
+        head: HeadInit::Random,
         ..Default::default()
     };
     let teacher = Teacher::load(&teacher_id, &opts, &Device::Cpu)?;

@@ -46,6 +46,31 @@ pub enum Error {
     #[error("{path}: tensor {name:?} is missing from the weights")]
     MissingTensor { path: PathBuf, name: String },
 
+    /// Labelling or evaluating needs a trained classification head; the weights have none.
+    #[error(
+        "{path}: no trained classification head: {} missing from the weights{}; fine-tune the model first (`distill teacher finetune`), only fine-tuning starts a head from scratch",
+        missing.join(", "),
+        unused_note(unused)
+    )]
+    NoTrainedHead {
+        path: PathBuf,
+        missing: Vec<String>,
+        /// Checkpoint tensors the model does not use (a head under other names?).
+        unused: Vec<String>,
+    },
+
+    /// A checkpoint would replace a folder that holds other files.
+    #[error("{path} holds {} besides a teacher checkpoint; a save replaces the whole folder: choose a new or empty output folder", foreign.join(", "))]
+    NotACheckpoint { path: PathBuf, foreign: Vec<String> },
+
+    /// The teacher's label names are not the data's.
+    #[error("teacher {teacher} classifies into [{}], the data's labels are [{}]; pass the teacher's label names, in its order, as the data's labels (--labels {})", model.join(", "), data.join(", "), model.join(","))]
+    LabelMismatch {
+        teacher: String,
+        model: Vec<String>,
+        data: Vec<String>,
+    },
+
     /// A tensor has a different shape than the config implies.
     #[error("{path}: tensor {name:?} has shape {found:?}, but config.json implies {expected:?}")]
     ShapeMismatch {
@@ -94,6 +119,19 @@ pub enum Error {
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn unused_note(unused: &[String]) -> String {
+    const SHOWN: usize = 6;
+    match unused.len() {
+        0 => String::new(),
+        n if n <= SHOWN => format!(" (unused tensors: {})", unused.join(", ")),
+        n => format!(
+            " (unused tensors: {}, … {} more)",
+            unused[..SHOWN].join(", "),
+            n - SHOWN
+        ),
+    }
+}
 
 impl Error {
     pub(crate) fn io(

@@ -5,7 +5,8 @@
 //!
 //! The dev set is evaluated after every epoch (and every `eval_every` steps when asked);
 //! each evaluation appends a line to `<out>/metrics.jsonl`, and the best one by dev
-//! accuracy (then lower loss) is saved as a Hugging Face folder in `<out>`.
+//! accuracy (then lower loss) is saved as a Hugging Face folder in `<out>`, swapped in whole
+//! (so `<out>` must be new or hold only a checkpoint).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -20,8 +21,9 @@ use crate::infer::{predict_logits, progress_bar, score, InferOptions};
 use crate::layers::Mode;
 use crate::model::WORD_EMBEDDINGS;
 use crate::optim::{clip_factor, AdamW, AdamWConfig, LinearSchedule, SparseGrad};
-use crate::teacher::{LoadOptions, Teacher};
+use crate::teacher::{check_replaceable, LoadOptions, Teacher};
 use crate::tokenize::pad_batch;
+use crate::weights::HeadInit;
 
 /// Everything a fine-tuning run needs besides the data; defaults follow transformers'
 /// GLUE recipe.
@@ -127,8 +129,11 @@ pub fn finetune(
             "training and dev data must not be empty".into(),
         ));
     }
+    distill_data::io::recover_dir(&cfg.out)?;
+    check_replaceable(&cfg.out)?;
     let load = LoadOptions {
         labels: Some(cfg.labels.names().to_vec()),
+        head: HeadInit::Random,
         seed: cfg.seed,
         max_len: cfg.max_len,
     };
@@ -236,19 +241,21 @@ pub fn finetune(
                         "dev evaluation"
                     )
                 });
-                if improved {
-                    teacher.save(&cfg.out)?;
-                    best = Some(record.clone());
-                }
+                let path = cfg.out.join("metrics.jsonl");
                 let line = serde_json::to_string(&record).map_err(|source| Error::Json {
-                    path: cfg.out.join("metrics.jsonl"),
+                    path: path.clone(),
                     source,
                 })?;
                 lines.push_str(&line);
                 lines.push('\n');
-                let path = cfg.out.join("metrics.jsonl");
-                distill_data::write_atomic(&path, lines.as_bytes())
-                    .map_err(|e| Error::io("write", path, e))?;
+                if improved {
+                    // The metrics travel with the checkpoint they describe.
+                    teacher.save_with(&cfg.out, &[("metrics.jsonl", lines.as_bytes())])?;
+                    best = Some(record.clone());
+                } else {
+                    distill_data::write_atomic(&path, lines.as_bytes())
+                        .map_err(|e| Error::io("write", path, e))?;
+                }
                 history.push(record);
                 (loss_sum, loss_n, span_seconds) = (0.0, 0, 0.0);
             }

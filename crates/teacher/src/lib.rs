@@ -13,6 +13,7 @@
 //!     ├─ finetune(cfg, train, dev, device) → <out>/{config.json, model.safetensors, tokenizer.json, metrics.jsonl}
 //!     ├─ label(teacher, data)    → TeacherLogits { logits [N, C], meta }
 //!     └─ evaluate(teacher, data) → Evaluation { Metrics, loss }
+//! student_embeddings(id | dir, vocab, dim) → a student's initial embedding table (PCA)
 //! ```
 //!
 //! ```
@@ -40,7 +41,9 @@ pub mod layers;
 pub mod model;
 pub mod neighbours;
 pub mod optim;
+pub mod pca;
 pub mod source;
+pub mod student_init;
 pub mod teacher;
 pub mod tokenize;
 pub mod weights;
@@ -53,6 +56,7 @@ pub use layers::Mode;
 pub use model::{BertClassifier, BertOutput};
 pub use neighbours::similar_words;
 pub use source::{TeacherFiles, TeacherSource, TokenizerFile, WeightsFile};
+pub use student_init::{student_embeddings, word_embeddings};
 pub use teacher::{LoadOptions, Teacher};
 pub use tokenize::{pad_batch, TeacherTokenizer};
-pub use weights::Params;
+pub use weights::{HeadInit, Params};

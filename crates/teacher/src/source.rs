@@ -60,6 +60,10 @@ impl TeacherSource {
     /// through the cache first and the network only when needed and allowed.
     pub fn resolve(id_or_dir: &str) -> Result<Self> {
         let path = Path::new(id_or_dir);
+        if !path.exists() {
+            // A checkpoint whose save a kill interrupted is still there as `<dir>.old`.
+            distill_data::io::recover_dir(path)?;
+        }
         if path.is_dir() {
             return Ok(TeacherSource::Dir(path.to_path_buf()));
         }

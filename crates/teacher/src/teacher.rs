@@ -5,8 +5,9 @@
 //! `BertForSequenceClassification.from_pretrained` loads as is: `config.json`
 //! (`architectures: ["BertForSequenceClassification"]`, `id2label`, `label2id`),
 //! `model.safetensors` (`bert.*`, `classifier.*`, metadata `format: pt`),
-//! `tokenizer.json`, and the tokenizer's side files when the source had them. Each file is
-//! written to a temporary name and renamed into place.
+//! `tokenizer.json`, and the tokenizer's side files when the source had them. The whole
+//! folder is written as `<dir>.partial` and swapped in by [`distill_data::io::replace_dir`],
+//! so a kill leaves the old checkpoint or the new one, never a mix.
 
 use std::io::Read;
 use std::path::Path;
@@ -19,7 +20,9 @@ use crate::error::{Error, Result};
 use crate::model::BertClassifier;
 use crate::source::{TeacherFiles, TeacherSource};
 use crate::tokenize::TeacherTokenizer;
-use crate::weights::Params;
+use crate::weights::{HeadInit, Params};
+use distill_data::io::{partial_dir, replace_dir};
+use distill_data::LabelSet;
 
 /// Tokenizer files copied next to a saved checkpoint when the source has them.
 const SIDE_FILES: [&str; 3] = [
@@ -28,12 +31,26 @@ const SIDE_FILES: [&str; 3] = [
     "vocab.txt",
 ];
 
+/// What a checkpoint folder may hold: what [`Teacher::save`] writes, fine-tuning's
+/// `metrics.jsonl`, and the weights of another format. A save replaces the whole folder,
+/// so a folder with anything else is not overwritten.
+const CHECKPOINT_FILES: [&str; 5] = [
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "metrics.jsonl",
+    "pytorch_model.bin",
+];
+
 /// How to load a teacher.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     /// Label names the classifier must produce (for fine-tuning a base model); `None`
     /// keeps the config's (`id2label`, or `num_labels` generic ones).
     pub labels: Option<Vec<String>>,
+    /// Whether a checkpoint without a trained head is refused (the default) or gets a
+    /// fresh one (fine-tuning).
+    pub head: HeadInit,
     /// Seed for initialising a missing pooler or classifier.
     pub seed: u64,
     /// Longest token sequence, specials included (clamped to the model's positions).
@@ -44,6 +61,7 @@ impl Default for LoadOptions {
     fn default() -> Self {
         Self {
             labels: None,
+            head: HeadInit::Required,
             seed: 42,
             max_len: 128,
         }
@@ -116,7 +134,14 @@ impl Teacher {
                 ),
             });
         }
-        let params = Params::load(&files.weights, &config, labels.len(), opts.seed, device)?;
+        let params = Params::load(
+            &files.weights,
+            &config,
+            labels.len(),
+            opts.head,
+            opts.seed,
+            device,
+        )?;
         tracing::info!(
             teacher = %source.name(),
             layers = config.num_hidden_layers,
@@ -138,6 +163,29 @@ impl Teacher {
     /// Label names in output order.
     pub fn labels(&self) -> &[String] {
         &self.labels
+    }
+
+    /// Checks that the classifier's labels are `data`'s, by name and order. Labels a
+    /// config does not name (transformers' `LABEL_0`, `LABEL_1`, …) are matched on their
+    /// count alone.
+    pub fn check_labels(&self, data: &LabelSet) -> Result<()> {
+        let unnamed = self
+            .labels
+            .iter()
+            .enumerate()
+            .all(|(i, name)| *name == format!("LABEL_{i}"));
+        let same = match unnamed {
+            true => self.labels.len() == data.len(),
+            false => self.labels == data.names(),
+        };
+        if same {
+            return Ok(());
+        }
+        Err(Error::LabelMismatch {
+            teacher: self.source.name(),
+            model: self.labels.clone(),
+            data: data.names().to_vec(),
+        })
     }
 
     /// The device the model is on.
@@ -166,19 +214,29 @@ impl Teacher {
     }
 
     /// Writes the current weights as a Hugging Face `BertForSequenceClassification`
-    /// folder (see the module doc). Weights go first and the config last, so a folder
-    /// with the new config always has the new weights.
+    /// folder (see the module doc), replacing `dir` as a whole.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+        self.save_with(dir, &[])
+    }
+
+    /// As [`Teacher::save`], with `extra` files (name, bytes) in the same folder, swapped
+    /// in with it (fine-tuning's `metrics.jsonl`).
+    pub fn save_with(&self, dir: &Path, extra: &[(&str, &[u8])]) -> Result<()> {
+        check_replaceable(dir)?;
+        let partial = partial_dir(dir);
+        if partial.exists() {
+            std::fs::remove_dir_all(&partial).map_err(|e| Error::io("remove", &partial, e))?;
+        }
+        std::fs::create_dir_all(&partial).map_err(|e| Error::io("create", &partial, e))?;
         let write = |name: &str, bytes: &[u8]| {
-            let path = dir.join(name);
-            distill_data::write_atomic(&path, bytes).map_err(|e| Error::io("write", path, e))
+            let path = partial.join(name);
+            std::fs::write(&path, bytes).map_err(|e| Error::io("write", path, e))
         };
         write("model.safetensors", &self.model.params().to_safetensors()?)?;
         write("tokenizer.json", self.tokenizer.to_json()?.as_bytes())?;
         for name in SIDE_FILES {
             let from = self.files.dir.join(name);
-            if from.is_file() && from != dir.join(name) {
+            if from.is_file() {
                 let bytes = std::fs::read(&from).map_err(|e| Error::io("read", &from, e))?;
                 write(name, &bytes)?;
             }
@@ -188,6 +246,34 @@ impl Teacher {
             path: dir.join("config.json"),
             source,
         })?;
-        write("config.json", text.as_bytes())
+        write("config.json", text.as_bytes())?;
+        for (name, bytes) in extra {
+            write(name, bytes)?;
+        }
+        Ok(replace_dir(&partial, dir)?)
     }
+}
+
+/// Refuses to replace a folder that holds more than a teacher checkpoint (e.g. `--out .`).
+pub fn check_replaceable(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let mut foreign: Vec<String> = entries
+        .filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+        .filter(|name| {
+            let temporary = name.starts_with('.') && name.contains(".tmp.");
+            !temporary
+                && !CHECKPOINT_FILES.contains(&name.as_str())
+                && !SIDE_FILES.contains(&name.as_str())
+        })
+        .collect();
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    foreign.sort();
+    Err(Error::NotACheckpoint {
+        path: dir.to_path_buf(),
+        foreign,
+    })
 }

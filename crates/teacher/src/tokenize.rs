@@ -93,6 +93,20 @@ impl TeacherTokenizer {
         Ok(enc.get_ids().to_vec())
     }
 
+    /// WordPiece ids of `text` alone, without `[CLS]` and `[SEP]`.
+    pub fn encode_pieces(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self
+            .inner
+            .encode_fast(text, false)
+            .map_err(|e| tok_err(&self.path, e))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// The id of `token` in the vocabulary.
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
     /// Token ids of many sentences, in input order (encoded in parallel).
     pub fn encode_all<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Result<Vec<Vec<u32>>> {
         let inputs: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();

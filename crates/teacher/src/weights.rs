@@ -5,9 +5,10 @@
 //! (`bert.embeddings.word_embeddings.weight`, …, `bert.pooler.dense.weight`,
 //! `classifier.weight`), whatever the checkpoint used: a bare `BertModel` has no `bert.`
 //! prefix, old checkpoints name LayerNorm parameters `gamma`/`beta`. Every tensor the
-//! encoder needs must be there with the shape the config implies; the pooler and the
-//! classifier, when absent, are initialised as transformers does (weights ~ N(0, σ²) with
-//! σ = `initializer_range`, biases zero) and the log says so.
+//! encoder needs must be there with the shape the config implies. The pooler and the
+//! classifier (the head) must be there too unless [`HeadInit::Random`] is asked for, as
+//! fine-tuning does: then a missing head is initialised as transformers does (weights
+//! ~ N(0, σ²) with σ = `initializer_range`, biases zero) and the log says so.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -29,6 +30,17 @@ enum Part {
     Classifier,
 }
 
+/// What to do when the checkpoint has no trained head (pooler and classifier).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HeadInit {
+    /// Refuse: logits from a random head are noise ([`Error::NoTrainedHead`]).
+    #[default]
+    Required,
+    /// Start a missing head from scratch: for fine-tuning, or for uses that never read
+    /// the head (input embeddings, the encoder's hidden states).
+    Random,
+}
+
 /// Named trainable tensors, in a stable order.
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -37,12 +49,13 @@ pub struct Params {
 }
 
 impl Params {
-    /// Reads `weights`, checks every tensor against `cfg` and initialises missing heads
-    /// with `seed`. The classifier gets `num_labels` outputs.
+    /// Reads `weights` and checks every tensor against `cfg`; a missing head is refused
+    /// or initialised with `seed`, as `head` says. The classifier gets `num_labels` outputs.
     pub fn load(
         weights: &WeightsFile,
         cfg: &BertConfig,
         num_labels: usize,
+        head: HeadInit,
         seed: u64,
         device: &Device,
     ) -> Result<Self> {
@@ -58,7 +71,7 @@ impl Params {
                 .collect(),
             WeightsFile::Pickle(p) => candle_core::pickle::read_all(p).map_err(read_err)?,
         };
-        Self::from_tensors(raw, path, cfg, num_labels, seed, device)
+        Self::from_tensors(raw, path, cfg, num_labels, head, seed, device)
     }
 
     /// As [`Params::load`], from tensors already in memory; `path` names them in errors.
@@ -67,6 +80,7 @@ impl Params {
         path: &Path,
         cfg: &BertConfig,
         num_labels: usize,
+        head: HeadInit,
         seed: u64,
         device: &Device,
     ) -> Result<Self> {
@@ -75,6 +89,9 @@ impl Params {
             found.insert(canonical_name(&name), tensor);
         }
         check_layer_count(&found, cfg, path)?;
+        if head == HeadInit::Required {
+            check_head(&found, cfg, num_labels, path)?;
+        }
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut vars = Vec::new();
         let mut initialised = BTreeMap::<&str, Vec<String>>::new();
@@ -178,6 +195,45 @@ impl Params {
     }
 }
 
+/// The tensor `name` (transformers' name, as in [`Params`]) of `weights`, as f32 on the
+/// CPU, whatever its stored dtype (f16, bf16, …); the other tensors are not converted.
+pub fn read_tensor(weights: &WeightsFile, name: &str) -> Result<Tensor> {
+    let path = weights.path();
+    let read_err = |source| Error::Weights {
+        path: path.to_path_buf(),
+        source,
+    };
+    let missing = || Error::MissingTensor {
+        path: path.to_path_buf(),
+        name: name.to_string(),
+    };
+    let tensor = match weights {
+        WeightsFile::Safetensors(p) => {
+            let bytes = std::fs::read(p).map_err(|e| Error::io("read", p, e))?;
+            let file =
+                candle_core::safetensors::BufferedSafetensors::new(bytes).map_err(read_err)?;
+            let stored = file
+                .tensors()
+                .into_iter()
+                .map(|(n, _)| n)
+                .find(|n| canonical_name(n) == name)
+                .ok_or_else(missing)?;
+            file.load(&stored, &Device::Cpu).map_err(read_err)?
+        }
+        WeightsFile::Pickle(p) => {
+            let file = candle_core::pickle::PthTensors::new(p, None).map_err(read_err)?;
+            let stored = file
+                .tensor_infos()
+                .keys()
+                .find(|n| canonical_name(n) == name)
+                .cloned()
+                .ok_or_else(missing)?;
+            file.get(&stored).map_err(read_err)?.ok_or_else(missing)?
+        }
+    };
+    Ok(tensor.to_dtype(DType::F32)?)
+}
+
 /// transformers' name for a checkpoint tensor: `bert.` prefix added to the encoder's,
 /// `gamma`/`beta` renamed.
 fn canonical_name(name: &str) -> String {
@@ -199,6 +255,39 @@ fn canonical_name(name: &str) -> String {
 /// Checkpoint entries that are known not to be parameters of the classifier.
 fn is_known_extra(name: &str) -> bool {
     name.ends_with("position_ids") || name.starts_with("cls.")
+}
+
+/// Refuses a checkpoint without a trained head, naming the missing tensors and any
+/// unused ones (a head under other names).
+fn check_head(
+    found: &HashMap<String, Tensor>,
+    cfg: &BertConfig,
+    num_labels: usize,
+    path: &Path,
+) -> Result<()> {
+    let missing: Vec<String> = expected(cfg, num_labels)
+        .into_iter()
+        .filter(|(name, _, part)| *part != Part::Encoder && !found.contains_key(name))
+        .map(|(name, _, _)| name)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let known: Vec<String> = expected(cfg, num_labels)
+        .into_iter()
+        .map(|(n, _, _)| n)
+        .collect();
+    let mut unused: Vec<String> = found
+        .keys()
+        .filter(|n| !known.contains(n) && !is_known_extra(n))
+        .cloned()
+        .collect();
+    unused.sort();
+    Err(Error::NoTrainedHead {
+        path: path.to_path_buf(),
+        missing,
+        unused,
+    })
 }
 
 /// The config and the weights must agree on the depth: extra layers mean the config is

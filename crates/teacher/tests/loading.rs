@@ -1,6 +1,6 @@
 //! Loading teachers from folders: layouts with and without the `bert.` prefix, heads
-//! initialised when missing, a tokenizer built from `vocab.txt`, clear errors for broken
-//! folders, and the saved checkpoint round trip.
+//! initialised when missing (for fine-tuning only), a tokenizer built from `vocab.txt`,
+//! clear errors for broken folders and other labels, and the saved checkpoint round trip.
 
 mod common;
 
@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use common::tensor_max_abs_diff;
-use distill_teacher::{Error, LoadOptions, Mode, Teacher};
+use distill_data::LabelSet;
+use distill_teacher::{Error, HeadInit, LoadOptions, Mode, Teacher};
 use serde_json::Value;
 
 fn tiny() -> PathBuf {
@@ -147,6 +148,7 @@ fn a_bare_bert_model_gets_fresh_heads() {
     let labels = vec!["neg".to_string(), "pos".into(), "mixed".into()];
     let opts = LoadOptions {
         labels: Some(labels.clone()),
+        head: HeadInit::Random,
         ..Default::default()
     };
     let teacher = load(dir.path(), &opts).unwrap();
@@ -277,4 +279,136 @@ fn a_saved_checkpoint_is_a_transformers_folder_and_reloads_identically() {
     let reloaded = load(out.path(), &LoadOptions::default()).unwrap();
     assert_eq!(reloaded.labels(), teacher.labels());
     assert_eq!(logits(&reloaded, &TEXTS), logits(&teacher, &TEXTS));
+}
+
+/// A copy of tiny-bert whose weights have `edit` applied.
+fn tiny_with(edit: impl FnOnce(&mut HashMap<String, Tensor>)) -> tempfile::TempDir {
+    let dir = copy_tiny();
+    let mut t = tensors(dir.path());
+    edit(&mut t);
+    save_tensors(dir.path(), &t);
+    dir
+}
+
+#[test]
+fn a_model_without_a_trained_head_is_refused_unless_fine_tuning() {
+    let dir = tiny_with(|t| t.retain(|n, _| !n.starts_with("classifier.")));
+    let err = load(dir.path(), &LoadOptions::default()).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::NoTrainedHead { .. }), "{msg}");
+    assert!(
+        msg.contains("classifier.weight")
+            && msg.contains("classifier.bias")
+            && msg.contains("model.safetensors")
+            && msg.contains("fine-tune"),
+        "{msg}"
+    );
+    // Fine-tuning asks for a fresh head and gets one.
+    let opts = LoadOptions {
+        head: HeadInit::Random,
+        ..Default::default()
+    };
+    let teacher = load(dir.path(), &opts).unwrap();
+    assert_eq!(
+        teacher
+            .model
+            .params()
+            .get("classifier.weight")
+            .unwrap()
+            .dims(),
+        &[2, 32]
+    );
+}
+
+#[test]
+fn a_head_under_other_names_is_refused_and_the_unused_tensors_named() {
+    let dir = tiny_with(|t| {
+        for (from, to) in [
+            ("classifier.weight", "score.weight"),
+            ("classifier.bias", "score.bias"),
+        ] {
+            let v = t.remove(from).unwrap();
+            t.insert(to.into(), v);
+        }
+    });
+    let msg = load(dir.path(), &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("classifier.weight, classifier.bias")
+            && msg.contains("score.bias, score.weight"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn label_names_are_compared_not_only_counted() {
+    let named = LoadOptions {
+        labels: Some(vec!["negative".into(), "positive".into()]),
+        ..Default::default()
+    };
+    let out = tempfile::tempdir().unwrap();
+    load(&tiny(), &named).unwrap().save(out.path()).unwrap();
+    let teacher = load(out.path(), &LoadOptions::default()).unwrap();
+    teacher
+        .check_labels(&LabelSet::new(vec!["negative".into(), "positive".into()]))
+        .unwrap();
+    for data in [
+        vec!["positive".to_string(), "negative".into()],
+        vec!["0".to_string(), "1".into()],
+    ] {
+        let err = teacher
+            .check_labels(&LabelSet::new(data.clone()))
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::LabelMismatch { .. }), "{msg}");
+        assert!(
+            msg.contains("[negative, positive]") && msg.contains(&format!("[{}]", data.join(", "))),
+            "{msg}"
+        );
+    }
+    // tiny-bert's config names no labels (transformers' LABEL_0, LABEL_1): the count decides.
+    let unnamed = load(&tiny(), &LoadOptions::default()).unwrap();
+    unnamed.check_labels(&LabelSet::binary()).unwrap();
+    let three = LabelSet::new(vec!["a".into(), "b".into(), "c".into()]);
+    assert!(matches!(
+        unnamed.check_labels(&three),
+        Err(Error::LabelMismatch { .. })
+    ));
+}
+
+#[test]
+fn a_save_swaps_in_a_whole_folder_and_a_killed_swap_is_recovered() {
+    let teacher = load(&tiny(), &LoadOptions::default()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("teacher");
+    teacher.save(&out).unwrap();
+    teacher
+        .save_with(&out, &[("metrics.jsonl", b"{}\n")])
+        .unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["teacher"], "no .old or .partial left");
+    assert!(out.join("metrics.jsonl").is_file());
+
+    // A kill between the swap's renames leaves only `teacher.old`: loading puts it back.
+    std::fs::rename(&out, tmp.path().join("teacher.old")).unwrap();
+    let reloaded = load(&out, &LoadOptions::default()).unwrap();
+    assert_eq!(logits(&reloaded, &TEXTS), logits(&teacher, &TEXTS));
+    assert!(out.is_dir() && !tmp.path().join("teacher.old").exists());
+
+    // A folder holding anything else is never replaced.
+    let busy = tmp.path().join("busy");
+    std::fs::create_dir(&busy).unwrap();
+    std::fs::write(busy.join("notes.txt"), "mine").unwrap();
+    let err = teacher.save(&busy).unwrap_err();
+    assert!(matches!(err, Error::NotACheckpoint { .. }), "{err}");
+    assert!(err.to_string().contains("notes.txt"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(busy.join("notes.txt")).unwrap(),
+        "mine"
+    );
 }

@@ -20,6 +20,9 @@ pub enum Error {
     Format { path: PathBuf, reason: String },
     #[error("{0}")]
     Config(String),
+    /// The initial embedding table could not be computed.
+    #[error("initial embeddings from {source_name}: {reason}")]
+    InitialEmbeddings { source_name: String, reason: String },
     /// A setting out of its range (NaN, ±inf, or a value the loss cannot use).
     #[error("{name} = {value}: {reason}")]
     InvalidSetting {

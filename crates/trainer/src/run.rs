@@ -16,8 +16,7 @@ use crate::error::io_err;
 use crate::fingerprint::{file_sha256, split_sha256, vocab_sha256};
 use crate::train::check_resume;
 use crate::{
-    teacher_embeddings, train, DataFingerprint, EmbeddingTable, EncodedSet, Error, Result,
-    TrainConfig, TrainOutcome,
+    train, DataFingerprint, EncodedSet, Error, InitEmbeddings, Result, TrainConfig, TrainOutcome,
 };
 
 /// The token that masked words become in augmented sentences.
@@ -51,8 +50,8 @@ pub struct StudentRun {
     pub augment: Option<Augmentation>,
     /// Read WordPieces with this `tokenizer.json` (the teacher's) instead of words.
     pub wordpiece: Option<PathBuf>,
-    /// Initialise the embedding table from this teacher folder's word embeddings (PCA).
-    pub init_embeddings: Option<PathBuf>,
+    /// Initialise the embedding table from these values (e.g. a teacher's, by PCA).
+    pub init_embeddings: Option<InitEmbeddings>,
     pub train: TrainConfig,
 }
 
@@ -204,9 +203,8 @@ impl StudentRun {
         });
         // Before anything in `out` is rewritten: a refused resume leaves the run as it was.
         check_resume(&train_cfg, &student, &self.out)?;
-        if let Some(teacher) = &self.init_embeddings {
-            let table = teacher_embeddings(teacher, vocab, student.embedding_dim)?;
-            train_cfg.initial_embedding = Some(EmbeddingTable(table));
+        if let Some(init) = &self.init_embeddings {
+            train_cfg.initial_embedding = Some(init.table(vocab, student.embedding_dim)?);
         }
         fs::create_dir_all(&self.out).map_err(io_err(&self.out))?;
         let cfg_path = self.out.join("config.json");

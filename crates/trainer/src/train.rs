@@ -12,8 +12,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor, Var};
-use distill_data::{io::write_atomic, Batcher, TextEncoder};
-use distill_student::{replace_dir, BiLstmClassifier, StudentConfig, StudentModel};
+use distill_data::io::{partial_dir, recover_dir, replace_dir, write_atomic};
+use distill_data::{Batcher, TextEncoder};
+use distill_student::{BiLstmClassifier, StudentConfig, StudentModel};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -331,6 +332,9 @@ pub(crate) fn check_resume(
     out: &Path,
 ) -> Result<Option<ResumeState>> {
     let last = out.join("last");
+    // A kill inside a checkpoint swap leaves `<dir>.old`: put it back before looking.
+    recover_dir(&last)?;
+    recover_dir(&out.join("best"))?;
     let state_path = last.join("state.json");
     if !state_path.exists() {
         return Ok(None);
@@ -488,7 +492,7 @@ fn save_last(
     rows: Option<&RowAdam>,
     state: &ResumeState,
 ) -> Result<()> {
-    let partial = out.join("last.next");
+    let partial = partial_dir(&out.join("last"));
     StudentModel::save(&partial, student, encoder, tensors)?;
     let opt = partial.join("optimizer.safetensors");
     let mut opt_state = adam.state()?;

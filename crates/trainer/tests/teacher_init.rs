@@ -1,6 +1,7 @@
 //! Students that start from what the teacher knows: WordPiece tokens (`--tokenizer
-//! teacher`) and PCA-reduced teacher embeddings (`--init-embeddings teacher`), on the tiny
-//! random BERT of the teacher crate's fixtures.
+//! teacher`, on the tiny random BERT of the teacher crate's fixtures) and an initial
+//! embedding table computed for the run's vocabulary (`--init-embeddings teacher`; the
+//! teacher's PCA table itself is tested in distill-teacher).
 
 mod common;
 
@@ -8,61 +9,19 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use common::sst2_slice;
-use distill_data::VocabBuilder;
+use distill_data::Vocab;
 use distill_student::{Predictor, StudentModel};
-use distill_trainer::{teacher_embeddings, StudentRun};
+use distill_trainer::{BoxError, Error, InitEmbeddings, StudentRun};
+
+/// A table whose row `i` is `i / 1000` in every column.
+fn ramp(vocab: &Vocab, dim: usize) -> Result<Vec<f32>, BoxError> {
+    Ok((0..vocab.len() * dim)
+        .map(|k| (k / dim) as f32 / 1000.0)
+        .collect())
+}
 
 fn tiny_bert() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../teacher/tests/fixtures/tiny-bert")
-}
-
-#[test]
-fn teacher_embeddings_are_centred_unit_variance_and_padding_is_zero() {
-    let tokens: Vec<Vec<String>> = [
-        "the film is good",
-        "a dull , lifeless plot",
-        "[MASK] acting",
-    ]
-    .iter()
-    .map(|s| s.split(' ').map(String::from).collect())
-    .collect();
-    let mut builder = VocabBuilder::default();
-    builder.specials.push("<mask>".into());
-    let vocab = builder.build(tokens.iter().map(Vec::as_slice));
-    let dim = 4;
-    let table = teacher_embeddings(&tiny_bert(), &vocab, dim).unwrap();
-    assert_eq!(table.len(), vocab.len() * dim);
-    let row = |t: &str| &table[vocab.id(t) as usize * dim..][..dim];
-    assert!(row("<pad>").iter().all(|&x| x == 0.0), "padding row");
-    assert!(table.iter().all(|x| x.is_finite()));
-    // Over the rows PCA saw (all but <pad>): zero mean, mean variance 1 per dimension.
-    let rows: Vec<&[f32]> = vocab
-        .itos()
-        .iter()
-        .filter(|t| *t != "<pad>")
-        .map(|t| row(t))
-        .collect();
-    let n = rows.len() as f64;
-    let mut total_var = 0.0;
-    for d in 0..dim {
-        let mean = rows.iter().map(|r| r[d] as f64).sum::<f64>() / n;
-        assert!(mean.abs() < 1e-5, "dimension {d} mean {mean}");
-        total_var += rows
-            .iter()
-            .map(|r| (r[d] as f64 - mean).powi(2))
-            .sum::<f64>()
-            / (n - 1.0);
-    }
-    assert!((total_var / dim as f64 - 1.0).abs() < 1e-4, "{total_var}");
-    // Variance decreases along the components; distinct words get distinct rows.
-    let var = |d: usize| rows.iter().map(|r| (r[d] as f64).powi(2)).sum::<f64>();
-    assert!(var(0) >= var(1) && var(1) >= var(dim - 1));
-    assert_ne!(row("good"), row("dull"));
-    // Deterministic.
-    assert_eq!(
-        table,
-        teacher_embeddings(&tiny_bert(), &vocab, dim).unwrap()
-    );
 }
 
 #[test]
@@ -72,7 +31,7 @@ fn a_wordpiece_student_trains_saves_and_reads_sub_words() {
     let out = tmp.path().join("run");
     let mut run = StudentRun::new(train, out.clone());
     run.wordpiece = Some(tiny_bert().join("tokenizer.json"));
-    run.init_embeddings = Some(tiny_bert());
+    run.init_embeddings = Some(InitEmbeddings::new("ramp", ramp));
     run.train.epochs = 1;
     run.train.progress = false;
     run.run(&Device::Cpu).unwrap();
@@ -94,4 +53,25 @@ fn a_wordpiece_student_trains_saves_and_reads_sub_words() {
     let p = predictor.predict(text);
     assert!(p.logits.iter().all(|x| x.is_finite()));
     assert!(predictor.encode("").is_empty());
+}
+
+#[test]
+fn an_initial_table_of_the_wrong_size_or_not_finite_is_refused_naming_its_source() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = sst2_slice(tmp.path(), 100);
+    type Table = fn(&Vocab, usize) -> Result<Vec<f32>, BoxError>;
+    let bad: [(&str, Table); 3] = [
+        ("short", |_, dim| Ok(vec![0.0; dim])),
+        ("nan", |v, dim| Ok(vec![f32::NAN; v.len() * dim])),
+        ("failing", |_, _| Err("no such teacher".into())),
+    ];
+    for (name, table) in bad {
+        let mut run = StudentRun::new(train.clone(), tmp.path().join(name));
+        run.init_embeddings = Some(InitEmbeddings::new(name, table));
+        run.train.epochs = 1;
+        run.train.progress = false;
+        let err = run.run(&Device::Cpu).unwrap_err();
+        assert!(matches!(err, Error::InitialEmbeddings { .. }), "{err}");
+        assert!(err.to_string().contains(name), "{err}");
+    }
 }
