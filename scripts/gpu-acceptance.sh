@@ -22,6 +22,7 @@
 #  6. a full one-epoch fine-tune with dev accuracy, if the time budget allows.
 # `--device cpu` runs the same steps on the CPU (the half that is tested without a GPU).
 set -uo pipefail
+export NO_COLOR=1 RUST_LOG_STYLE=never
 
 bundle=${1:?usage: gpu-acceptance.sh BUNDLE [--device cuda|cpu] [--out FILE] [--minilm DIR] [--data DIR] [--label-rows N] [--budget S]}
 shift
@@ -63,7 +64,8 @@ cu13=$(python3 -c 'import nvidia, os; print(os.path.join(nvidia.__path__[0], "cu
 
 results=$work/results.jsonl
 record() { echo "$1" >>"$results"; echo "$1"; }
-json_str() { python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))'; }
+# A log's tail as a JSON string, without terminal colour codes.
+json_str() { python3 -c 'import json,re,sys; print(json.dumps(re.sub(r"\x1b\[[0-9;]*m", "", sys.stdin.read())))'; }
 # The number after a label in a log ("… 0.025 s/step" → 0.025).
 grab() { grep -oE "$1" "$2" | head -1 | grep -oE '[0-9.]+(e-?[0-9]+)?' | head -1; }
 
@@ -94,7 +96,7 @@ if [ -n "$minilm" ] && [ -f "$minilm/model.safetensors" ]; then
     hub=$work/hf/hub/models--sentence-transformers--all-MiniLM-L6-v2
     mkdir -p "$hub/snapshots" "$hub/refs"
     ln -s "$(realpath "$minilm")" "$hub/snapshots/acceptance"
-    echo acceptance >"$hub/refs/main"
+    printf acceptance >"$hub/refs/main"   # hf-hub reads the ref verbatim: no newline
     read rc secs < <(run_step minilm "$work/minilm.log" env HF_HOME="$work/hf" HF_HUB_OFFLINE=1 \
         DISTILL_TEST_DEVICE="$device" DISTILL_FIXTURES="$fixtures" "$bin/minilm" --nocapture)
     record "{\"step\":\"minilm_parity\",\"passed\":$([ "$rc" = 0 ] && echo true || echo false),\"seconds\":$secs,\"log\":$(tail -c 2000 "$work/minilm.log" | json_str)}"

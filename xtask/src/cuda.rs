@@ -111,7 +111,12 @@ pub fn toolchain(args: &ToolchainArgs) -> Result<()> {
 
 /// Installs the wheels when missing, then makes the stub driver and the links.
 pub fn prepare(args: &ToolchainArgs) -> Result<Toolchain> {
-    let dir = std::path::absolute(&args.dir)?;
+    // The real path: the CUDA paths are part of cargo's fingerprints (cudarc's and
+    // candle-kernels' build scripts rerun when they change), so a link to the same wheels
+    // must not look like another toolchain.
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let dir = std::fs::canonicalize(&args.dir)?;
     let root = dir.join("nvidia/cu13");
     if root.join("bin/nvcc").exists() {
         eprintln!("CUDA 13.0 wheels already in {}", dir.display());

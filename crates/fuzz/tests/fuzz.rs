@@ -4,7 +4,8 @@
 //! `target/fuzz-failures/<target>/` and the failure names the file.
 //!
 //! `cargo test --release -p distill-fuzz --test fuzz -- --nocapture` prints one summary line
-//! per target with its number of executions.
+//! per target with its number of executions; every run also appends them to
+//! `target/fuzz-summary.txt`, which `.ci/run` prints.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -51,7 +52,17 @@ fn run(name: &str) {
         seconds,
         seed,
     ) {
-        Ok(report) => eprintln!("{report}"),
+        Ok(report) => {
+            eprintln!("{report}");
+            // Test output is captured in a plain `cargo test`: keep the counts where CI
+            // prints them from (`.ci/run`).
+            let summary = target_dir.join("fuzz-summary.txt");
+            let line = format!("{report}\n");
+            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&summary) {
+                use std::io::Write;
+                let _ = f.write_all(line.as_bytes());
+            }
+        }
         Err(failure) => {
             eprintln!("{failure}");
             panic!("{failure}");
