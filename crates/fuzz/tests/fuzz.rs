@@ -58,7 +58,11 @@ fn run(name: &str) {
             // prints them from (`.ci/run`).
             let summary = target_dir.join("fuzz-summary.txt");
             let line = format!("{report}\n");
-            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&summary) {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&summary)
+            {
                 use std::io::Write;
                 let _ = f.write_all(line.as_bytes());
             }
