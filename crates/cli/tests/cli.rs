@@ -5,22 +5,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-fn distill(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_distill"))
-        .args(args)
-        .output()
-        .expect("distill runs")
-}
+mod common;
 
-fn assets() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/sst2")
-}
-
-fn head(src: &Path, dst: &Path, lines: usize) {
-    let text = std::fs::read_to_string(src).unwrap();
-    let part: Vec<&str> = text.lines().take(lines + 1).collect();
-    std::fs::write(dst, part.join("\n") + "\n").unwrap();
-}
+use common::{assets, distill, head};
 
 #[test]
 fn train_eval_predict() {

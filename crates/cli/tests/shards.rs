@@ -7,14 +7,9 @@ use std::process::{Command, Output};
 
 use distill_data::TeacherLogits;
 
-fn distill(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_distill"))
-        .args(args)
-        .env_remove("SLURM_ARRAY_TASK_ID")
-        .env_remove("JOB_COMPLETION_INDEX")
-        .output()
-        .expect("distill runs")
-}
+mod common;
+
+use common::{assets, distill, head};
 
 fn ok(o: Output) -> Output {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -36,10 +31,14 @@ fn tiny_bert() -> PathBuf {
 
 /// The first `lines` sentences of SST-2 train: enough for three 4,096-row windows.
 fn sst2_head(dst: &Path, lines: usize) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/sst2/train.tsv");
-    let text = std::fs::read_to_string(src).unwrap();
-    let part: Vec<&str> = text.lines().take(lines + 1).collect();
-    std::fs::write(dst, part.join("\n") + "\n").unwrap();
+    head(&assets().join("train.tsv"), dst, lines);
+}
+
+/// `distill logits merge --out OUT SHARD…`.
+fn merge(out: &Path, shards: &[&Path]) -> Output {
+    let mut args = vec!["logits", "merge", "--out", out.to_str().unwrap()];
+    args.extend(shards.iter().map(|p| p.to_str().unwrap()));
+    distill(&args)
 }
 
 fn label(teacher: &Path, data: &Path, out: &Path, shard: Option<&str>) -> Output {
@@ -72,17 +71,9 @@ fn three_shards_merge_into_the_single_runs_cache_bit_for_bit() {
     for (i, shard) in shards.iter().enumerate() {
         ok(label(&tiny_bert(), &data, shard, Some(&format!("{i}/3"))));
     }
-    let s = |path: &PathBuf| path.to_str().unwrap().to_string();
     // Out of order on purpose: the merge sorts by shard index.
-    ok(distill(&[
-        "logits",
-        "merge",
-        "--out",
-        &s(&p("merged.safetensors")),
-        &s(&shards[2]),
-        &s(&shards[0]),
-        &s(&shards[1]),
-    ]));
+    let [s0, s1, s2] = [&shards[0], &shards[1], &shards[2]].map(PathBuf::as_path);
+    ok(merge(&p("merged.safetensors"), &[s2, s0, s1]));
     // Every logit equal to the bit, and the same provenance (the file bytes can differ only
     // in the order safetensors writes the metadata map).
     let whole = TeacherLogits::load(&p("whole.safetensors")).unwrap();
@@ -95,61 +86,16 @@ fn three_shards_merge_into_the_single_runs_cache_bit_for_bit() {
     );
     assert_eq!(whole.meta, merged.meta);
 
-    refused(
-        distill(&[
-            "logits",
-            "merge",
-            "--out",
-            &s(&p("x")),
-            &s(&shards[0]),
-            &s(&shards[2]),
-        ]),
-        "shards missing: 1/3",
-    );
-    refused(
-        distill(&[
-            "logits",
-            "merge",
-            "--out",
-            &s(&p("x")),
-            &s(&shards[0]),
-            &s(&shards[1]),
-            &s(&shards[1]),
-            &s(&shards[2]),
-        ]),
-        "given twice",
-    );
-    refused(
-        distill(&[
-            "logits",
-            "merge",
-            "--out",
-            &s(&p("x")),
-            &s(&p("whole.safetensors")),
-        ]),
-        "not a shard",
-    );
+    let x = p("x");
+    refused(merge(&x, &[s0, s2]), "shards missing: 1/3");
+    refused(merge(&x, &[s0, s1, s1, s2]), "given twice");
+    refused(merge(&x, &[&p("whole.safetensors")]), "not a shard");
     // A shard of other data (one sentence fewer) is foreign.
     let other = p("other.tsv");
     sst2_head(&other, 8_999);
-    ok(label(
-        &tiny_bert(),
-        &other,
-        &p("foreign.safetensors"),
-        Some("1/3"),
-    ));
-    refused(
-        distill(&[
-            "logits",
-            "merge",
-            "--out",
-            &s(&p("x")),
-            &s(&shards[0]),
-            &s(&p("foreign.safetensors")),
-            &s(&shards[2]),
-        ]),
-        "from another run",
-    );
+    let foreign = p("foreign.safetensors");
+    ok(label(&tiny_bert(), &other, &foreign, Some("1/3")));
+    refused(merge(&x, &[s0, &foreign, s2]), "from another run");
     assert!(!p("x").exists(), "a refused merge writes nothing");
 }
 

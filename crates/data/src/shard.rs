@@ -213,7 +213,7 @@ mod tests {
             for index in 0..n {
                 let r = Shard { index, count: n }.rows(total, window);
                 assert_eq!(r.start, next, "{total} rows, window {window}, {index}/{n}");
-                assert!(r.start % window == 0 || r.start == total);
+                assert!(r.start == total || r.start.checked_rem(window) == Some(0));
                 next = r.end;
             }
             assert_eq!(next, total);
