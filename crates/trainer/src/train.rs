@@ -324,8 +324,9 @@ struct Start {
 }
 
 /// The state of the run in `out` if there is one to resume, after checking that it was
-/// trained on the same data, settings and architecture. Reads only, so callers run it
-/// before writing anything into `out`.
+/// trained on the same data, settings and architecture. It writes nothing new (it only
+/// puts back a `last/` or `best/` whose swap a kill interrupted), so callers run it before
+/// writing anything into `out`.
 pub(crate) fn check_resume(
     cfg: &TrainConfig,
     student: &StudentConfig,
