@@ -114,7 +114,7 @@ impl TeacherLogits {
     }
 
     /// The file these logits came from, or a placeholder, for messages.
-    fn origin(&self) -> PathBuf {
+    pub(crate) fn origin(&self) -> PathBuf {
         self.source
             .clone()
             .unwrap_or_else(|| PathBuf::from("<in-memory teacher logits>"))

@@ -97,11 +97,7 @@ impl Shard {
 
 /// Merges shards (in any order) into the cache of the whole data set.
 pub fn merge(mut shards: Vec<TeacherLogits>) -> Result<TeacherLogits> {
-    let name = |t: &TeacherLogits| {
-        t.source
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("<in-memory shard>"))
-    };
+    let name = TeacherLogits::origin;
     let info = |t: &TeacherLogits| -> Result<ShardInfo> {
         t.meta.shard.clone().ok_or_else(|| {
             Error::Invalid(format!(
@@ -132,19 +128,11 @@ pub fn merge(mut shards: Vec<TeacherLogits>) -> Result<TeacherLogits> {
                 &format!("{} of {} rows", s.shard, s.total),
             );
         }
-        if t.meta.teacher_sha256 != first.meta.teacher_sha256 {
-            return foreign("teacher", &first.meta.teacher, &t.meta.teacher);
-        }
         if t.meta.data_sha256 != first.meta.data_sha256 {
             return foreign("data", &first.meta.data_sha256, &t.meta.data_sha256);
         }
-        if t.num_labels != first.num_labels || t.meta.labels != first.meta.labels {
-            return foreign(
-                "labels",
-                &first.meta.labels.join(","),
-                &t.meta.labels.join(","),
-            );
-        }
+        // Teacher, columns and label names: the check train and transfer caches share.
+        first.check_compatible(t)?;
         let expected = s.shard.rows(s.total, s.window);
         if s.rows != expected || t.len() != expected.len() {
             return Err(Error::Invalid(format!(

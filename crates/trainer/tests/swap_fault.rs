@@ -7,9 +7,9 @@ mod common;
 use std::path::Path;
 
 use candle_core::Device;
-use common::sst2_slice;
+use common::{records, sst2_slice};
 use distill_data::io::{fault::set_swap_fault, SwapStep};
-use distill_trainer::{EpochRecord, StudentRun};
+use distill_trainer::StudentRun;
 
 fn run(train: &Path, out: &Path, epochs: usize) -> distill_trainer::Result<()> {
     let mut run = StudentRun::new(train.to_path_buf(), out.to_path_buf());
@@ -17,14 +17,6 @@ fn run(train: &Path, out: &Path, epochs: usize) -> distill_trainer::Result<()> {
     run.train.seed = 42;
     run.train.progress = false;
     run.run(&Device::Cpu).map(|_| ())
-}
-
-fn records(dir: &Path) -> Vec<EpochRecord> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn read(path: impl AsRef<Path>) -> Vec<u8> {

@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use candle_core::{Device, Tensor, Var};
-use common::sst2_slice;
+use common::{records, sst2_slice};
 use distill_trainer::optim::{Adam, AdamConfig, StepLr};
 use distill_trainer::{EpochRecord, StudentRun};
 
@@ -50,14 +50,6 @@ fn adam_follows_pytorchs_update() {
         step_size: 1,
     };
     assert!((lr.lr_at(2) - 1e-3 * 0.81).abs() < 1e-15);
-}
-
-fn records(dir: &Path) -> Vec<EpochRecord> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn run(train: &Path, out: &Path, epochs: usize) -> distill_trainer::TrainOutcome {
