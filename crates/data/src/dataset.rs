@@ -9,11 +9,14 @@ use crate::io::{sha256_hex, write_atomic};
 use crate::table;
 use std::path::{Path, PathBuf};
 
-/// One sentence and, for labelled data, its label id (an index into a [`LabelSet`]).
+/// One text (or pair of texts) and, for labelled data, its label id (an index into a [`LabelSet`]).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Example {
     /// The sentence exactly as it stands in the file.
     pub text: String,
+    /// The second text of a sentence-pair task (premise/hypothesis, question/answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_pair: Option<String>,
     /// Label id, `None` for unlabelled data.
     pub label: Option<u32>,
 }
@@ -110,7 +113,11 @@ impl Dataset {
         Dataset {
             examples: texts
                 .into_iter()
-                .map(|text| Example { text, label: None })
+                .map(|text| Example {
+                    text,
+                    text_pair: None,
+                    label: None,
+                })
                 .collect(),
             source: None,
         }
@@ -131,15 +138,38 @@ impl Dataset {
         self.examples.iter().map(|e| e.text.as_str()).collect()
     }
 
+    /// The second texts, in order, when every example is a pair.
+    pub fn text_pairs(&self) -> Option<Vec<&str>> {
+        self.examples
+            .iter()
+            .map(|e| e.text_pair.as_deref())
+            .collect()
+    }
+
+    /// Whether the examples are sentence pairs (decided by the first; a reader
+    /// gives every example of a file the same shape).
+    pub fn is_pairs(&self) -> bool {
+        self.examples.first().is_some_and(|e| e.text_pair.is_some())
+    }
+
     /// All labels in order, or `None` if any example is unlabelled.
     pub fn labels(&self) -> Option<Vec<u32>> {
         self.examples.iter().map(|e| e.label).collect()
     }
 
-    /// SHA-256 (hex) of the sentences joined with `'\n'`, in order. Labels do
-    /// not count. Logit caches record it as `data_sha256`.
+    /// SHA-256 (hex) of the sentences joined with `'\n'`, in order; a pair
+    /// counts as its two texts joined by a tab. Labels do not count. Logit
+    /// caches record it as `data_sha256`.
     pub fn fingerprint(&self) -> String {
-        sha256_hex(self.texts().join("\n").as_bytes())
+        let rows: Vec<String> = self
+            .examples
+            .iter()
+            .map(|e| match &e.text_pair {
+                None => e.text.clone(),
+                Some(b) => format!("{}\t{b}", e.text),
+            })
+            .collect();
+        sha256_hex(rows.join("\n").as_bytes())
     }
 
     /// The examples at `indices`, in that order (same `source`).

@@ -83,6 +83,7 @@ impl Columns {
         };
         Ok(Example {
             text: fields[self.sentence].to_string(),
+            text_pair: None,
             label,
         })
     }
