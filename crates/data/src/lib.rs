@@ -56,6 +56,7 @@ pub mod numwords;
 pub mod shard;
 pub mod split;
 mod table;
+pub mod task;
 pub mod text;
 pub mod vocab;
 
@@ -69,5 +70,6 @@ pub use metrics::{average_precision, pr_curve, Metrics};
 pub use normalize::{Normalizer, MASK_TOKEN};
 pub use numwords::number_to_words;
 pub use split::{stratified_split, stratified_split_indices, stratified_subset};
+pub use task::{Format, TaskSpec};
 pub use text::{TextEncoder, Tokenization};
 pub use vocab::{Vocab, VocabBuilder};
