@@ -162,6 +162,14 @@ impl Dataset {
         Self::from_table(path, table, labels)
     }
 
+    /// Only the texts of a data file, unlabelled whatever its label cells hold
+    /// (for uses that read texts alone: labelling, augmentation).
+    pub fn read_texts(path: &Path, spec: &TaskSpec) -> Result<Dataset> {
+        let mut table = Self::read_table(path, spec)?;
+        table.rows.iter_mut().for_each(|r| r.label = None);
+        Self::from_table(path, table, &LabelSet::new(Vec::new()))
+    }
+
     /// The labels of a training file, in the order [`LabelSet::from_occurring`] gives them.
     pub fn label_set_of(path: &Path, spec: &TaskSpec) -> Result<LabelSet> {
         let table = Self::read_table(path, spec)?;
@@ -300,7 +308,8 @@ impl Dataset {
     /// Writes the data as TSV (header `sentence\tlabel`, labels as ids;
     /// `sentence1\tsentence2\tlabel` for pairs), without the label column when
     /// no example is labelled. Fails without writing when a text holds a tab or
-    /// line break, or when only some examples are labelled or only some are pairs.
+    /// line break, or when only some are pairs. An unlabelled example among labelled
+    /// ones gets an empty label cell.
     pub fn write_tsv(&self, path: &Path) -> Result<()> {
         self.write_tsv_impl(path, |id| Some(id.to_string()))
     }
@@ -312,16 +321,8 @@ impl Dataset {
     }
 
     fn write_tsv_impl(&self, path: &Path, name: impl Fn(u32) -> Option<String>) -> Result<()> {
+        // A row without a label gets an empty cell, which reads back as unlabelled.
         let labelled = self.examples.iter().filter(|e| e.label.is_some()).count();
-        if labelled != 0 && labelled != self.len() {
-            return Err(Error::format(
-                path,
-                format!(
-                    "cannot write a data set where only {labelled} of {} examples are labelled",
-                    self.len()
-                ),
-            ));
-        }
         let pairs = self.is_pairs();
         let mut out = String::from(if pairs {
             "sentence1\tsentence2"
@@ -352,6 +353,9 @@ impl Dataset {
                 out.push('\t');
                 out.push_str(b);
             }
+            if labelled > 0 {
+                out.push('\t');
+            }
             if let Some(id) = e.label {
                 let n = name(id).ok_or_else(|| {
                     Error::format(
@@ -359,7 +363,6 @@ impl Dataset {
                         format!("example {i} has label id {id}, which has no name"),
                     )
                 })?;
-                out.push('\t');
                 out.push_str(&n);
             }
             out.push('\n');
@@ -451,9 +454,21 @@ mod tests {
         let tabbed = Dataset::from_texts(vec!["a\tb".into()]);
         assert!(tabbed.write_tsv(&out).is_err());
         let mut mixed = Dataset::from_texts(vec!["a".into(), "b".into()]);
-        mixed.examples[0].label = Some(0);
+        mixed.examples[0].text_pair = Some("c".into());
         assert!(mixed.write_tsv(&out).is_err());
         assert!(!out.exists());
+        // Some labelled, some not: an empty cell, read back as unlabelled.
+        let mut partly = Dataset::from_texts(vec!["a".into(), "b".into()]);
+        partly.examples[0].label = Some(1);
+        partly.write_tsv(&out).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "sentence\tlabel\na\t1\nb\t\n"
+        );
+        assert_eq!(
+            Dataset::read(&out, &LabelSet::binary()).unwrap().examples,
+            partly.examples
+        );
     }
 
     #[test]
