@@ -148,7 +148,7 @@ impl StudentRun {
                 .map(|&i| data.examples[i].text.as_str())
                 .collect();
             let gold = rows.iter().map(|&i| data.examples[i].label).collect();
-            EncodedSet::encode(&texts, gold, &encoder)
+            EncodedSet::encode(&texts, gold, &encoder, labels.len())
         };
         let (mut train_set, mut val_set) = (encode(&train_rows), encode(&val_rows));
         let train_logits = match &self.logits {
@@ -167,7 +167,7 @@ impl StudentRun {
             }
             let texts = extra.texts();
             let rows: Vec<usize> = (0..extra.len()).collect();
-            let set = EncodedSet::encode(&texts, vec![None; extra.len()], &encoder)
+            let set = EncodedSet::encode(&texts, vec![None; extra.len()], &encoder, labels.len())
                 .with_teacher(&logits, &rows);
             tracing::info!(
                 "{} augmented sentences from {}",
