@@ -137,10 +137,9 @@ impl StudentConfig {
         if self.labels.len() < 2 {
             return bad("a classifier needs at least 2 labels");
         }
-        for (i, name) in self.labels.iter().enumerate() {
-            if self.labels[..i].contains(name) {
-                return Err(Error::Config(format!("label `{name}` appears twice")));
-            }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(name) = self.labels.iter().find(|n| !seen.insert(n.as_str())) {
+            return Err(Error::Config(format!("label `{name}` appears twice")));
         }
         match self.num_outputs {
             1 if self.labels.len() != 2 => {
@@ -150,10 +149,13 @@ impl StudentConfig {
                 )))
             }
             1 => {}
-            n if n != self.labels.len() => return Err(Error::Config(format!(
-                "num_outputs {n} does not match the {} labels (one output per label, or 1 for BCE)",
-                self.labels.len()
-            ))),
+            n if n != self.labels.len() => {
+                return Err(Error::Config(format!(
+                    "num_outputs {n} does not match the {} labels \
+                     (one output per label, or 1 for BCE)",
+                    self.labels.len()
+                )))
+            }
             _ => {}
         }
         if !(0.0..1.0).contains(&self.dropout) {
