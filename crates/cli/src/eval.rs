@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use candle_core::Device;
 use clap::Args;
 use distill_data::{Dataset, LabelSet, Metrics};
-use distill_student::{prediction, Predictor, StudentModel};
+use distill_student::{Predictor, StudentModel};
 use serde::Serialize;
 
 #[derive(Args, Debug)]
@@ -52,9 +52,9 @@ pub fn score(predictor: &Predictor, data: &Dataset) -> Result<(Metrics, Vec<f32>
     let preds: Vec<_> = predictor
         .logits_batch(&ids)
         .into_iter()
-        .map(prediction)
+        .map(|l| predictor.prediction(l))
         .collect();
-    let p: Vec<f32> = preds.iter().map(|p| p.p_positive).collect();
+    let p: Vec<f32> = preds.iter().map(|p| p.probabilities[1]).collect();
     let labels: Vec<u32> = preds.iter().map(|p| p.label).collect();
     Ok((Metrics::compute(&p, &labels, &gold), p))
 }
@@ -129,7 +129,7 @@ fn answer(out: &mut impl Write, predictor: &Predictor, text: &str) -> Result<()>
         text,
         label: labels.name(p.label).unwrap_or("?"),
         probability: p.probability,
-        p_positive: p.p_positive,
+        p_positive: p.probabilities[1],
     };
     writeln!(out, "{}", serde_json::to_string(&line)?)?;
     Ok(())

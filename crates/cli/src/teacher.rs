@@ -1,6 +1,6 @@
 //! `distill teacher finetune | eval | label`: thin calls into `distill_teacher`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;

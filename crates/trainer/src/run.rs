@@ -218,9 +218,9 @@ impl StudentRun {
             &self.preset,
             vocab.len(),
             self.train.loss.num_outputs(labels.len()),
-        );
-        student.set_labels(&labels);
-        student.pair = pairs;
+        )
+        .with_labels(&labels)
+        .with_pair(pairs);
         student.normalize = self.normalize;
         student.max_len = self.max_len;
         student.tokenizer = encoder.tokenization.name().into();
@@ -263,6 +263,6 @@ fn encode_rows(data: &Dataset, encoder: &TextEncoder, num_labels: usize) -> Enco
     let gold = data.examples.iter().map(|e| e.label).collect();
     match data.text_pairs().filter(|_| data.is_pairs()) {
         Some(b) => EncodedSet::encode_pairs(&data.texts(), &b, gold, encoder, num_labels),
-        None => EncodedSet::encode(&data.texts(), gold, encoder).with_num_labels(num_labels),
+        None => EncodedSet::encode(&data.texts(), gold, encoder, num_labels),
     }
 }
