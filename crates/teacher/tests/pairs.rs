@@ -131,17 +131,15 @@ fn pair_ids_and_type_ids_match_transformers_exactly() {
     ] {
         let enc = t.tokenizer.encode_pairs(&g.firsts(), &g.seconds()).unwrap();
         let types = enc.type_ids.as_ref().expect("pairs have type ids");
-        for i in 0..g.pairs.len() {
+        assert_eq!((enc.ids.len(), types.len()), (g.pairs.len(), g.pairs.len()));
+        for (i, (a, b)) in g.pairs.iter().enumerate() {
             assert_eq!(enc.ids[i], g.unpadded(&g.ids, i), "{what}: ids of pair {i}");
             assert_eq!(
                 types[i],
                 g.unpadded(&g.types, i),
                 "{what}: types of pair {i}"
             );
-            let (ids, tys) = t
-                .tokenizer
-                .encode_pair(&g.pairs[i].0, &g.pairs[i].1)
-                .unwrap();
+            let (ids, tys) = t.tokenizer.encode_pair(a, b).unwrap();
             assert_eq!(
                 (&ids, &tys),
                 (&enc.ids[i], &types[i]),
@@ -169,15 +167,10 @@ fn truncation_is_longest_first_with_the_tokenizers_tie_rule() {
         (first_sep - 1, ids.len() - first_sep - 2)
     };
     let t = load(&fixture("tiny-bert"), g.max_length);
-    let lengths: Vec<(usize, usize)> = (0..g.pairs.len())
-        .map(|i| {
-            split(
-                &t.tokenizer
-                    .encode_pair(&g.pairs[i].0, &g.pairs[i].1)
-                    .unwrap()
-                    .0,
-            )
-        })
+    let lengths: Vec<(usize, usize)> = g
+        .pairs
+        .iter()
+        .map(|(a, b)| split(&t.tokenizer.encode_pair(a, b).unwrap().0))
         .collect();
     assert_eq!(
         lengths[1],
@@ -282,7 +275,7 @@ fn same_or_not(n: usize, offset: usize) -> Dataset {
         .map(|i| {
             let j = i + offset;
             let a = words[j % 4];
-            let same = j % 3 != 0;
+            let same = !j.is_multiple_of(3);
             let b = if same { a } else { words[(j + 1) % 4] };
             Example {
                 text: format!("a {a} film ."),
