@@ -252,6 +252,33 @@ fn labelling_and_evaluation_read_pairs_in_input_order() {
 }
 
 #[test]
+fn pair_shards_merge_to_the_whole_run_bit_for_bit() {
+    use distill_data::shard::{merge, Shard};
+    use distill_teacher::{infer::SORT_WINDOW, label_shard};
+    let t = load(&fixture("tiny-bert"), 32);
+    // Two sort windows: rows of different lengths, so sorting and padding matter.
+    let mut data = same_or_not(SORT_WINDOW + 40, 0);
+    for (i, e) in data.examples.iter_mut().enumerate() {
+        e.text_pair = Some(format!(
+            "{} {}",
+            e.text_pair.take().unwrap(),
+            "so ".repeat(i % 5)
+        ));
+    }
+    let opts = InferOptions {
+        batch_size: 64,
+        progress: false,
+    };
+    let whole = label(&t, &data, &opts).unwrap();
+    let shards = (0..2)
+        .map(|index| label_shard(&t, &data, Shard { index, count: 2 }, &opts).unwrap())
+        .collect();
+    let merged = merge(shards).unwrap();
+    assert_eq!(merged.logits, whole.logits);
+    assert_eq!(merged.meta.data_sha256, data.fingerprint());
+}
+
+#[test]
 fn a_data_set_mixing_pairs_and_sentences_is_refused() {
     let g = golden();
     let t = load(&fixture("tiny-bert"), g.max_length);
