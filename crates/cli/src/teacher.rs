@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use distill_data::shard::Shard;
-use distill_data::LabelSet;
+use distill_data::{Dataset, LabelSet};
 use distill_teacher::{FinetuneConfig, InferOptions, LoadOptions, Teacher};
 
 use crate::task::{parse_labels, TaskArgs};
@@ -129,17 +129,18 @@ fn positive_scores(logits: &[f32], num_labels: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Median microseconds of one forward pass over a single sentence (text in, logits out),
-/// over the first `n` sentences of `texts` (cycling when there are fewer).
-fn single_sentence_latency(teacher: &Teacher, texts: &[&str], n: usize) -> Result<f64> {
+/// Median microseconds of one forward pass over a single example (text or pair in, logits
+/// out), over the first `n` examples of `data` (cycling when there are fewer).
+fn single_sentence_latency(teacher: &Teacher, data: &Dataset, n: usize) -> Result<f64> {
     let opts = InferOptions {
         batch_size: 1,
         progress: false,
     };
     let mut times = Vec::with_capacity(n);
-    for text in texts.iter().cycle().take(n) {
+    for i in (0..data.len()).cycle().take(n) {
+        let one = data.subset(&[i]);
         let start = std::time::Instant::now();
-        std::hint::black_box(distill_teacher::predict_logits(teacher, &[*text], &opts)?);
+        std::hint::black_box(distill_teacher::predict_data_logits(teacher, &one, &opts)?);
         times.push(start.elapsed().as_secs_f64() * 1e6);
     }
     anyhow::ensure!(!times.is_empty(), "no sentences to time");
@@ -217,16 +218,15 @@ pub fn run(cmd: TeacherCommand) -> Result<()> {
                 batch_size,
                 progress: !json,
             };
-            let texts = data.texts();
             let start = std::time::Instant::now();
-            let logits = distill_teacher::predict_logits(&teacher, &texts, &opts)?;
+            let logits = distill_teacher::predict_data_logits(&teacher, &data, &opts)?;
             let seconds = start.elapsed().as_secs_f64();
             let eval = distill_teacher::infer::score(&logits, labels.len(), &gold)?;
             if let Some(path) = &scores {
                 crate::eval::write_scores(path, &positive_scores(&logits, labels.len()))?;
             }
             let latency_us_median =
-                (latency > 0).then(|| single_sentence_latency(&teacher, &texts, latency));
+                (latency > 0).then(|| single_sentence_latency(&teacher, &data, latency));
             let latency_us_median = latency_us_median.transpose()?;
             let m = &eval.metrics;
             if json {

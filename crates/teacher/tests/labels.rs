@@ -170,3 +170,23 @@ fn fine_tuning_needs_the_callers_labels() {
     let err = finetune(&cfg, &toy(6, 0), &toy(3, 0), &Device::Cpu).unwrap_err();
     assert!(err.to_string().contains("two labels"), "{err}");
 }
+
+#[test]
+fn a_two_label_head_starts_anew_for_three_labels_when_fine_tuning_only() {
+    let fine_tuning = LoadOptions {
+        labels: Some(colours().names().to_vec()),
+        head: HeadInit::Random,
+        ..Default::default()
+    };
+    let tiny = fixture("tiny-bert");
+    let teacher = Teacher::load(tiny.to_str().unwrap(), &fine_tuning, &Device::Cpu).unwrap();
+    assert_eq!(teacher.model.num_labels(), 3);
+    let logits = label(&teacher, &toy(4, 0), &quiet()).unwrap();
+    assert_eq!(logits.num_labels, 3);
+    // Labelling with that checkpoint as 3 classes is refused: its head has 2.
+    let labelling = LoadOptions {
+        labels: Some(colours().names().to_vec()),
+        ..Default::default()
+    };
+    assert!(Teacher::load(tiny.to_str().unwrap(), &labelling, &Device::Cpu).is_err());
+}
