@@ -54,6 +54,7 @@ pub mod logits;
 pub mod metrics;
 pub mod normalize;
 pub mod numwords;
+pub mod pr;
 pub mod shard;
 pub mod split;
 mod table;
