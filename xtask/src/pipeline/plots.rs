@@ -237,7 +237,7 @@ fn pr_per_class<DB: DrawingBackend>(
         .map(|m| {
             let (_, dashed) = model_style(m, &mut student);
             let c = if dashed { BLACK } else { colour(student - 1) };
-            (format!("{} (AP {:.3})", m.name, m.ap), c, dashed)
+            (format!("{} (macro AP {:.3})", m.name, m.ap), c, dashed)
         })
         .collect();
     let items: Vec<(&str, RGBColor, bool)> =
@@ -296,12 +296,12 @@ fn confusion_panel_side(c: usize, labels: &LabelSet) -> u32 {
     (64 * c as u32 + 60 + 8 * longest).max(300)
 }
 
-/// Characters of the longest label name, as shown (cut to 16).
+/// Characters of the longest label name, as shown (cut to 18).
 fn longest_name(labels: &LabelSet) -> usize {
     labels
         .names()
         .iter()
-        .map(|n| abbreviate(n, 16).chars().count())
+        .map(|n| abbreviate(n, 18).chars().count())
         .max()
         .unwrap_or(1)
 }
@@ -329,14 +329,14 @@ fn confusion<DB: DrawingBackend>(
     let c = dev.labels.len();
     let cols = models.len().clamp(1, if c > 2 { 3 } else { 4 });
     let panels = root.split_evenly((models.len().div_ceil(cols).max(1), cols));
-    // SST-2's `0`/`1` read better as words; other names are shown as given, cut to 16.
+    // SST-2's `0`/`1` read better as words; other names are shown as given, cut to 18.
     let names: Vec<String> = if dev.labels == LabelSet::binary() {
         vec!["negative".into(), "positive".into()]
     } else {
         dev.labels
             .names()
             .iter()
-            .map(|n| abbreviate(n, 16))
+            .map(|n| abbreviate(n, 18))
             .collect()
     };
     let longest = names.iter().map(|n| n.chars().count()).max().unwrap_or(1) as u32;
@@ -345,8 +345,8 @@ fn confusion<DB: DrawingBackend>(
     let (x_area, y_area) = if c <= 2 {
         (44, 76)
     } else {
-        let x = if rotate { 30 + 7 * longest } else { 44 };
-        (x, 36 + 7 * longest)
+        let x = if rotate { 28 + 6 * longest } else { 44 };
+        (x, 28 + 6 * longest)
     };
     let (big, small) = if c <= 4 { (20, 13) } else { (16, 11) };
     let top = c as u32 - 1;
@@ -364,22 +364,39 @@ fn confusion<DB: DrawingBackend>(
             .y_label_area_size(y_area)
             // An integer range is inclusive: 0..top is the c classes.
             .build_cartesian_2d((0u32..top).into_segmented(), (0u32..top).into_segmented())?;
-        let x_style = if rotate {
-            (SANS, 13).into_font().transform(FontTransform::Rotate90)
-        } else {
-            (SANS, 13).into_font()
-        };
         chart
             .configure_mesh()
             .disable_mesh()
             .x_desc("predicted")
             .y_desc("gold")
-            .x_label_formatter(&|v| label(v, false))
+            // Rotated names are drawn below, as plotters centres rotated tick labels on
+            // the tick, across the matrix.
+            .x_label_formatter(&|v| {
+                if rotate {
+                    String::new()
+                } else {
+                    label(v, false)
+                }
+            })
             .y_label_formatter(&|v| label(v, true))
-            .x_label_style(x_style)
             .label_style((SANS, 13))
             .axis_desc_style((SANS, 14))
             .draw()?;
+        if rotate {
+            let base = area.get_base_pixel();
+            let (_, ys) = chart.plotting_area().get_pixel_range();
+            let font = (SANS, 13)
+                .into_font()
+                .transform(FontTransform::Rotate90)
+                .color(&BLACK);
+            for (k, name) in names.iter().enumerate() {
+                let centre = SegmentValue::CenterOf(k as u32);
+                let (x, _) = chart.backend_coord(&(centre, SegmentValue::Exact(0)));
+                // Rotated a quarter turn clockwise, the text's top edge faces left.
+                let at = (x - base.0 + 7, ys.end - base.1 + 6);
+                area.draw(&Text::new(name.clone(), at, font.clone()))?;
+            }
+        }
         for gold in 0..c {
             let total: usize = m.confusion[gold].iter().sum();
             for pred in 0..c {

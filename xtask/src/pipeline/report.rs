@@ -123,14 +123,16 @@ fn speedups(m: &ModelResult, teacher: Option<&ModelResult>) -> (Option<f64>, Opt
     (thr, lat)
 }
 
-fn results_table(models: &[ModelResult]) -> Table {
-    let mut t = Table::new(&[
-        "model",
-        "what",
-        "dev acc",
-        "AP",
-        "F1",
-        "macro-F1",
+/// The results table; with more than two labels F1 is macro-F1 and has one column.
+fn results_table(models: &[ModelResult], labels: usize) -> Table {
+    let binary = labels == 2;
+    let mut header = vec!["model", "what", "dev acc", "AP"];
+    header.extend(if binary {
+        &["F1", "macro-F1"][..]
+    } else {
+        &["macro-F1"][..]
+    });
+    header.extend([
         "parameters",
         "size on disk",
         "CPU sentences/s",
@@ -138,15 +140,20 @@ fn results_table(models: &[ModelResult]) -> Table {
         "speed-up: throughput",
         "speed-up: latency",
     ]);
+    let mut t = Table::new(&header);
     let teacher = models.iter().find(|m| m.teacher);
     for m in models {
         let (thr, lat) = speedups(m, teacher);
-        t.rows.push(vec![
+        let mut row = vec![
             m.name.clone(),
             m.label.clone(),
             format!("{:.2}%", m.acc * 100.0),
             format!("{:.3}", m.ap),
-            format!("{:.3}", m.f1),
+        ];
+        if binary {
+            row.push(format!("{:.3}", m.f1));
+        }
+        row.extend([
             format!("{:.3}", m.macro_f1),
             thousands(m.params),
             bytes(m.size_bytes),
@@ -156,6 +163,7 @@ fn results_table(models: &[ModelResult]) -> Table {
             ratio(thr),
             ratio(lat),
         ]);
+        t.rows.push(row);
     }
     t
 }
@@ -173,8 +181,7 @@ fn metric_note(dev: &Dev) -> String {
     } else {
         format!(
             "AP: the mean over labels of the average precision of that label's probability \
-             against the rest (labels without gold examples left out); F1 is macro-F1, {}.",
-            &macro_f1[10..]
+             against the rest (labels without gold examples left out); {macro_f1}."
         )
     }
 }
@@ -205,7 +212,7 @@ fn class_tables(models: &[ModelResult], dev: &Dev) -> Vec<(String, Table)> {
     let teacher = models.iter().find(|m| m.teacher);
     let student = best_student(models);
     teacher
-        .map(|m| (format!("Teacher ({})", m.name), class_table(m, dev)))
+        .map(|m| ("Teacher".to_string(), class_table(m, dev)))
         .into_iter()
         .chain(student.map(|m| {
             (
@@ -319,7 +326,7 @@ pub fn write(ctx: &Context, record: &PipelineFile) -> Result<()> {
     let layout = &ctx.layout;
     let (models, dev) = results::collect(layout, &ctx.settings.teacher, &ctx.settings.students)?;
     let figures = plots::draw_all(&layout.plots(), &models, &dev)?;
-    let results = results_table(&models);
+    let results = results_table(&models, dev.labels.len());
     let note = metric_note(&dev);
     let per_label = per_label_tables(&models, &dev);
     let (stages, total) = stages_table(record);

@@ -282,7 +282,7 @@ fn six_label_report_renders() {
     ];
     let labels = LabelSet::new(names.iter().map(|s| s.to_string()).collect());
     let c = labels.len();
-    let gold: Vec<u32> = (0..300u32).map(|i| (i * 7 + i / 5) % c as u32).collect();
+    let gold: Vec<u32> = (0..300u32).map(|i| (i * 7 + i / 11) % c as u32).collect();
     let models: Vec<Fake> = [
         ("teacher", 3.0),
         ("baseline", 1.2),
@@ -321,4 +321,53 @@ fn six_label_report_renders() {
     let md = std::fs::read_to_string(run.join("report.md")).unwrap();
     assert!(md.contains("| very negative |"));
     assert!(md.contains("Best student by dev accuracy"));
+}
+
+/// A two-label run written before N-label support (no `labels` in the eval JSON, one
+/// P(label 1) per line of scores) reports the numbers of its eval JSON unchanged. Set
+/// DISTILL_REPORT_PREVIEW2 to a folder to keep it there.
+#[test]
+fn two_label_report_reads_old_runs_and_keeps_their_numbers() {
+    let keep = std::env::var_os("DISTILL_REPORT_PREVIEW2");
+    let tmp = tempfile::tempdir().unwrap();
+    let run = keep.as_ref().map_or(tmp.path(), |p| Path::new(p));
+    let labels = LabelSet::binary();
+    let gold: Vec<u32> = (0..200u32).map(|i| (i * 3 + i / 7) % 2).collect();
+    let models: Vec<Fake> = [("teacher", 3.0), ("baseline", 1.0), ("distill", 1.5)]
+        .iter()
+        .enumerate()
+        .map(|(i, &(name, skill))| {
+            let probs = fake_probs(&gold, 2, skill, i as u64 + 11);
+            let mut eval = eval_json(&labels, &probs, &gold);
+            let old = ["n", "acc", "ap", "f1", "confusion"];
+            eval.as_object_mut().unwrap().retain(|k, _| {
+                old.contains(&k.as_str()) || k.contains("second") || k.contains("latency")
+            });
+            let p1 = probs.iter().map(|r| vec![r[1]]).collect();
+            Fake {
+                name,
+                eval,
+                probs: p1,
+            }
+        })
+        .collect();
+    let ctx = fake_run(run, &labels, &gold, &models);
+    super::write(&ctx, &PipelineFile::default()).unwrap();
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap();
+    for (m, fake) in report["models"].as_array().unwrap().iter().zip(&models) {
+        assert_eq!(m["n"], fake.eval["n"]);
+        assert_eq!(m["confusion"], fake.eval["confusion"]);
+        for key in ["acc", "ap", "f1"] {
+            // Equal up to serde_json's last-digit parsing.
+            let (a, b) = (m[key].as_f64().unwrap(), fake.eval[key].as_f64().unwrap());
+            assert!((a - b).abs() < 1e-12, "{} {key}: {a} vs {b}", fake.name);
+        }
+        // AP of label 1 recomputed from the old scores file is the eval's AP.
+        let ap = m["class_ap"][1].as_f64().unwrap();
+        assert!((ap - m["ap"].as_f64().unwrap()).abs() < 1e-12);
+    }
+    let md = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(md.contains("| dev acc | AP | F1 | macro-F1 |"), "{md}");
+    assert!(md.contains("F1: of label `1`"), "{md}");
 }
