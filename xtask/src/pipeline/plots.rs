@@ -408,7 +408,7 @@ fn confusion<DB: DrawingBackend>(
                 };
                 // Gold 0 on top: y counts upwards.
                 let (x, y) = (pred as u32, top - gold as u32);
-                let fill = PALETTE[0].mix(0.06 + 0.94 * share).filled();
+                let fill = PALETTE[0].mix(0.12 + 0.88 * share).filled();
                 let edge = |v: u32| {
                     if v > top {
                         SegmentValue::Last
