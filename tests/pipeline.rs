@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const STUDENTS: [&str; 8] = [
+const STUDENTS: [&str; 10] = [
     "baseline",
     "distill",
     "weighted-mse",
@@ -18,6 +18,8 @@ const STUDENTS: [&str; 8] = [
     "distill-teacher-emb",
     "distill-augment",
     "augment-teacher-emb",
+    "large-baseline",
+    "large-distill",
     "large-augment",
 ];
 

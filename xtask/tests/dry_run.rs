@@ -7,6 +7,7 @@ use std::process::Command;
 fn dry_run(args: &[&str]) -> String {
     let runs = tempfile::tempdir().expect("temporary folder");
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .args(["pipeline", "--dry-run", "--runs-dir"])
         .arg(runs.path())
         .args(args)
@@ -29,7 +30,7 @@ fn dry_run(args: &[&str]) -> String {
 fn smoke_plan_lists_every_stage_with_its_command() {
     let out = dry_run(&["--preset", "smoke"]);
     assert!(out.contains("\"train_size\": 500"), "{out}");
-    assert_eq!(out.matches("/32] ").count(), 32, "{out}");
+    assert_eq!(out.matches("/38] ").count(), 38, "{out}");
     for stage in [
         "teacher-finetune",
         "augment",
@@ -87,6 +88,81 @@ fn flags_override_the_preset() {
     assert!(placed("student-baseline", "cpu"), "{out}");
     assert!(placed("student-kl", "cpu"), "{out}");
     assert!(out.contains("students on cpu"), "{out}");
+}
+
+#[test]
+fn a_task_of_the_users_files_prints_its_size_rules_and_labels() {
+    let out = dry_run(&[
+        "--preset",
+        "full",
+        "--train",
+        "assets/sst5/train.csv",
+        "--dev",
+        "assets/sst5/dev.csv",
+        "--test",
+        "assets/sst5/dev.csv",
+        "--augment-factor",
+        "4",
+    ]);
+    assert!(
+        out.contains("size rule: teacher epochs = 3 (rule: 3 below 20000 training rows"),
+        "{out}"
+    );
+    assert!(
+        out.contains("size rule: augment factor = 4 (set by flag"),
+        "{out}"
+    );
+    assert!(out.contains("--epochs 3"), "{out}");
+    // The training file's label names, sorted, fix the teacher's label order.
+    assert!(
+        out.contains("--labels 'negative,neutral,positive,very negative,very positive'"),
+        "{out}"
+    );
+    assert!(
+        out.contains("] eval-test-teacher (") && out.contains("] eval-test-large-distill ("),
+        "{out}"
+    );
+
+    let pairs = dry_run(&[
+        "--preset",
+        "quick",
+        "--train",
+        "assets/mrpc/train.tsv",
+        "--dev",
+        "assets/mrpc/dev.tsv",
+        "--text-column",
+        "#1 String",
+        "--text-pair-column",
+        "#2 String",
+        "--label-column",
+        "Quality",
+        "--unlabelled",
+        "assets/mrpc/dev.tsv",
+    ]);
+    assert!(pairs.contains("\"pairs\": true"), "{pairs}");
+    for stage in ["] transfer (", "] teacher-label-transfer (", "] augment ("] {
+        assert!(pairs.contains(stage), "no {stage}:\n{pairs}");
+    }
+    assert!(
+        pairs.contains("data/transfer.tsv --augment-logits"),
+        "{pairs}"
+    );
+}
+
+#[test]
+fn a_task_that_cannot_be_read_is_refused_before_anything_runs() {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .args(["pipeline", "--dry-run", "--train", "assets/mrpc/train.tsv"])
+        .args(["--dev", "assets/mrpc/dev.tsv", "--text-column", "sentence"])
+        .output()
+        .expect("running xtask");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("train.tsv:1:") && err.contains("`sentence`") && err.contains("`#1 String`"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -5,15 +5,20 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use distill_data::{Augmenter, Dataset, LabelSet};
+use distill_data::Augmenter;
 use distill_teacher::{neighbours, HeadInit, LoadOptions, Teacher};
+
+use crate::task::TaskArgs;
 
 #[derive(Args, Debug)]
 pub struct AugmentArgs {
-    /// Sentences to augment (the training file).
+    /// Texts to augment (the training file; pairs are augmented text by text).
     #[arg(long)]
     data: PathBuf,
-    /// Output TSV (header `sentence`), one augmented sentence per row.
+    #[command(flatten)]
+    task: TaskArgs,
+    /// Output TSV (header `sentence`, or `sentence1<TAB>sentence2` for pairs), one
+    /// augmented example per row, unlabelled.
     #[arg(long)]
     out: PathBuf,
     /// Teacher (hub id or folder) whose input embeddings choose swap words.
@@ -37,8 +42,9 @@ pub struct AugmentArgs {
 
 pub fn augment(a: AugmentArgs) -> Result<()> {
     let started = Instant::now();
-    let data = Dataset::read(&a.data, &LabelSet::binary())?;
-    let texts = data.texts();
+    let data = a.task.read_texts(&a.data)?;
+    let mut texts = data.texts();
+    texts.extend(data.text_pairs().unwrap_or_default());
     // Only the input embeddings are read: a base model without a head will do.
     let opts = LoadOptions {
         head: HeadInit::Random,
@@ -62,12 +68,12 @@ pub fn augment(a: AugmentArgs) -> Result<()> {
         seed: a.seed,
         ..Augmenter::default()
     };
-    let samples = aug.augment(&texts, &subs);
-    Dataset::from_texts(samples.clone())
+    let samples = aug.augment_dataset(&data, &subs);
+    samples
         .write_tsv(&a.out)
         .with_context(|| format!("writing {}", a.out.display()))?;
     println!(
-        "{} augmented sentences from {} ({:.1}s) -> {}",
+        "{} augmented examples from {} ({:.1}s) -> {}",
         samples.len(),
         data.len(),
         started.elapsed().as_secs_f64(),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use candle_core::Device;
 use clap::Args;
-use distill_data::{probabilities, Dataset, LabelSet, Metrics};
+use distill_data::{Dataset, LabelSet, Metrics};
 use distill_student::{Predictor, StudentModel};
 use serde::Serialize;
 
@@ -44,16 +44,6 @@ pub fn load_predictor(dir: &Path) -> Result<Predictor> {
     Ok(Predictor::new(&model)?)
 }
 
-/// Label names for a student with `outputs` logits, until models carry their own: the
-/// SST-2 names `0`, `1` for one or two outputs, else the ids `0` … `C−1`.
-pub fn default_labels(outputs: usize) -> LabelSet {
-    if outputs <= 2 {
-        LabelSet::binary()
-    } else {
-        LabelSet::new((0..outputs).map(|k| k.to_string()).collect())
-    }
-}
-
 /// Metrics of `predictor` on `data`, with the class probabilities `[N][C]` of every
 /// sentence in input order.
 pub fn score(predictor: &Predictor, data: &Dataset) -> Result<(Metrics, Vec<Vec<f32>>)> {
@@ -63,10 +53,10 @@ pub fn score(predictor: &Predictor, data: &Dataset) -> Result<(Metrics, Vec<Vec<
     let ids: Vec<Vec<u32>> = data.texts().iter().map(|t| predictor.encode(t)).collect();
     let probs: Vec<Vec<f32>> = predictor
         .logits_batch(&ids)
-        .iter()
-        .map(|l| probabilities(l))
+        .into_iter()
+        .map(|l| predictor.prediction(l).probabilities)
         .collect();
-    let classes = probs.first().map_or(2, Vec::len);
+    let classes = probs.first().map_or(predictor.labels().len(), Vec::len);
     if let Some(bad) = gold.iter().find(|&&g| g as usize >= classes) {
         anyhow::bail!("label id {bad} is out of range for a model with {classes} classes");
     }
@@ -74,10 +64,8 @@ pub fn score(predictor: &Predictor, data: &Dataset) -> Result<(Metrics, Vec<Vec<
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
-    let model = StudentModel::load(&a.model, &Device::Cpu)
-        .with_context(|| format!("loading student {}", a.model.display()))?;
-    let labels = default_labels(model.config.num_outputs);
-    let predictor = Predictor::new(&model)?;
+    let predictor = load_predictor(&a.model)?;
+    let labels = predictor.labels().clone();
     let data = Dataset::read(&a.data, &labels)?;
     let (m, p) = score(&predictor, &data)?;
     if let Some(path) = &a.scores {
@@ -229,7 +217,7 @@ fn answer(out: &mut impl Write, predictor: &Predictor, text: &str) -> Result<()>
         text,
         label: labels.name(p.label).unwrap_or("?"),
         probability: p.probability,
-        p_positive: p.p_positive,
+        p_positive: p.probabilities[1],
     };
     writeln!(out, "{}", serde_json::to_string(&line)?)?;
     Ok(())

@@ -7,6 +7,7 @@ mod device;
 mod eval;
 mod logits;
 mod student;
+mod task;
 mod teacher;
 
 use anyhow::Result;

@@ -4,9 +4,12 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
+use distill_data::LabelSet;
 use distill_student::StudentPreset;
 use distill_teacher::TeacherSource;
 use distill_trainer::{Augmentation, InitEmbeddings, Loss, StudentRun};
+
+use crate::task::{parse_labels, TaskArgs};
 
 /// Student subcommands.
 #[derive(Subcommand, Debug)]
@@ -32,9 +35,16 @@ pub enum LossKind {
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// Training file (TSV `sentence<TAB>label` with header, or CSV).
+    /// Training file (TSV, CSV or JSON lines; see the task flags). Rows with an empty
+    /// label are unlabelled: they train on the teacher term alone (distillation only).
     #[arg(long)]
     train: PathBuf,
+    #[command(flatten)]
+    task: TaskArgs,
+    /// Label names in id order, comma-separated [default: the teacher logits' labels, or
+    /// the training file's: numbers in numeric order, other names sorted].
+    #[arg(long, value_parser = parse_labels)]
+    labels: Option<LabelSet>,
     /// Run folder: metrics.jsonl, best/, last/.
     #[arg(long)]
     out: PathBuf,
@@ -47,12 +57,13 @@ pub struct TrainArgs {
     /// Teacher logits over --train (from `distill teacher label`).
     #[arg(long)]
     logits: Option<PathBuf>,
-    /// Augmented sentences (from `distill augment`); needs --augment-logits.
-    #[arg(long, requires = "augment_logits")]
-    augment: Option<PathBuf>,
-    /// Teacher logits over --augment.
-    #[arg(long)]
-    augment_logits: Option<PathBuf>,
+    /// Transfer text: augmented sentences (from `distill augment`) or unlabelled in-domain
+    /// text, in the task's columns; needs --transfer-logits.
+    #[arg(long, alias = "augment", requires = "transfer_logits")]
+    transfer: Option<PathBuf>,
+    /// Teacher logits over --transfer (from `distill teacher label`).
+    #[arg(long, alias = "augment-logits")]
+    transfer_logits: Option<PathBuf>,
     /// Weight of the hard-label term.
     #[arg(long, default_value_t = 0.5, value_parser = finite)]
     alpha: f64,
@@ -162,7 +173,9 @@ fn train(a: TrainArgs) -> Result<()> {
     } else {
         None
     };
-    run.augment = match (a.augment, a.augment_logits) {
+    run.task = a.task.spec();
+    run.labels = a.labels.clone();
+    run.augment = match (a.transfer, a.transfer_logits) {
         (Some(data), Some(logits)) => Some(Augmentation { data, logits }),
         _ => None,
     };

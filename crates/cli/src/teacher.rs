@@ -1,12 +1,14 @@
 //! `distill teacher finetune | eval | label`: thin calls into `distill_teacher`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use distill_data::shard::Shard;
 use distill_data::{Dataset, LabelSet};
 use distill_teacher::{FinetuneConfig, InferOptions, LoadOptions, Teacher};
+
+use crate::task::{parse_labels, TaskArgs};
 
 /// The teacher subcommands.
 #[derive(Debug, Subcommand)]
@@ -17,9 +19,11 @@ pub enum TeacherCommand {
         /// Base model: a hub id (e.g. sentence-transformers/all-MiniLM-L6-v2) or a folder.
         #[arg(long)]
         teacher: String,
-        /// Labelled training data (TSV with `sentence` and `label` columns, or CSV).
+        /// Labelled training data (TSV, CSV or JSON lines; see the task flags).
         #[arg(long)]
         train: PathBuf,
+        #[command(flatten)]
+        task: TaskArgs,
         /// Labelled dev data, evaluated after each epoch.
         #[arg(long)]
         dev: PathBuf,
@@ -47,9 +51,10 @@ pub enum TeacherCommand {
         /// Longest token sequence, [CLS] and [SEP] included.
         #[arg(long, default_value_t = 128)]
         max_len: usize,
-        /// Label names in id order, comma-separated.
-        #[arg(long, default_value = "0,1")]
-        labels: String,
+        /// Label names in id order, comma-separated [default: the training file's labels:
+        /// numbers in numeric order, other names sorted]. Saved as id2label in config.json.
+        #[arg(long, value_parser = parse_labels)]
+        labels: Option<LabelSet>,
         /// cpu, cuda[:N] or metal.
         #[arg(long, default_value = "cpu")]
         device: String,
@@ -59,8 +64,11 @@ pub enum TeacherCommand {
     Eval {
         #[arg(long)]
         teacher: String,
+        /// Labelled data; its labels must be among the teacher's (config.json id2label).
         #[arg(long)]
         data: PathBuf,
+        #[command(flatten)]
+        task: TaskArgs,
         /// Print one JSON object: the keys of `distill eval --json` (labels, n, acc, ap, f1,
         /// macro_f1, classes, class_ap, confusion), loss, and the pass's seconds,
         /// sentences_per_second and latency_us_median.
@@ -76,8 +84,6 @@ pub enum TeacherCommand {
         latency: usize,
         #[arg(long, default_value_t = 64)]
         batch_size: usize,
-        #[arg(long, default_value = "0,1")]
-        labels: String,
         #[arg(long, default_value = "cpu")]
         device: String,
     },
@@ -86,14 +92,15 @@ pub enum TeacherCommand {
     Label {
         #[arg(long)]
         teacher: String,
+        /// Texts to label (labelled or not: label cells are not read).
         #[arg(long)]
         data: PathBuf,
+        #[command(flatten)]
+        task: TaskArgs,
         #[arg(long)]
         out: PathBuf,
         #[arg(long, default_value_t = 64)]
         batch_size: usize,
-        #[arg(long, default_value = "0,1")]
-        labels: String,
         #[arg(long, default_value = "cpu")]
         device: String,
         /// Label only the I-th of N contiguous slices (I from 0), for `distill logits
@@ -103,25 +110,13 @@ pub enum TeacherCommand {
     },
 }
 
-fn label_set(names: &str) -> Result<LabelSet> {
-    let names: Vec<String> = names.split(',').map(|s| s.trim().to_string()).collect();
-    anyhow::ensure!(
-        names.len() >= 2 && names.iter().all(|n| !n.is_empty()),
-        "--labels needs at least two comma-separated names, got {names:?}"
-    );
-    Ok(LabelSet::new(names))
-}
-
-fn read(path: &Path, labels: &LabelSet) -> Result<Dataset> {
-    Dataset::read(path, labels).with_context(|| format!("reading {}", path.display()))
-}
-
-fn load_teacher(id_or_dir: &str, labels: &LabelSet, device: &str) -> Result<Teacher> {
+/// A fine-tuned teacher (its classification head required) and its label set.
+fn load_teacher(id_or_dir: &str, device: &str) -> Result<(Teacher, LabelSet)> {
     let device = crate::device::parse(device)?;
     let teacher = Teacher::load(id_or_dir, &LoadOptions::default(), &device)
         .with_context(|| format!("loading teacher {id_or_dir}"))?;
-    teacher.check_labels(labels)?;
-    Ok(teacher)
+    let labels = LabelSet::new(teacher.labels().to_vec());
+    Ok((teacher, labels))
 }
 
 /// Class probabilities per row of row-major `[N, C]` logits (softmax).
@@ -132,17 +127,18 @@ fn class_probabilities(logits: &[f32], num_labels: usize) -> Vec<Vec<f32>> {
         .collect()
 }
 
-/// Median microseconds of one forward pass over a single sentence (text in, logits out),
-/// over the first `n` sentences of `texts` (cycling when there are fewer).
-fn single_sentence_latency(teacher: &Teacher, texts: &[&str], n: usize) -> Result<f64> {
+/// Median microseconds of one forward pass over a single example (text or pair in, logits
+/// out), over the first `n` examples of `data` (cycling when there are fewer).
+fn single_sentence_latency(teacher: &Teacher, data: &Dataset, n: usize) -> Result<f64> {
     let opts = InferOptions {
         batch_size: 1,
         progress: false,
     };
     let mut times = Vec::with_capacity(n);
-    for text in texts.iter().cycle().take(n) {
+    for i in (0..data.len()).cycle().take(n) {
+        let one = data.subset(&[i]);
         let start = std::time::Instant::now();
-        std::hint::black_box(distill_teacher::predict_logits(teacher, &[*text], &opts)?);
+        std::hint::black_box(distill_teacher::predict_data_logits(teacher, &one, &opts)?);
         times.push(start.elapsed().as_secs_f64() * 1e6);
     }
     anyhow::ensure!(!times.is_empty(), "no sentences to time");
@@ -168,9 +164,11 @@ pub fn run(cmd: TeacherCommand) -> Result<()> {
             max_len,
             labels,
             device,
+            task,
         } => {
-            let labels = label_set(&labels)?;
-            let (train_data, dev_data) = (read(&train, &labels)?, read(&dev, &labels)?);
+            let labels = task.labels(labels.as_ref(), &train)?;
+            let train_data = task.read_labelled(&train, &labels, "fine-tuning")?;
+            let dev_data = task.read_labelled(&dev, &labels, "evaluation")?;
             let device = crate::device::parse(&device)?;
             let cfg = FinetuneConfig {
                 teacher: teacher.clone(),
@@ -208,29 +206,27 @@ pub fn run(cmd: TeacherCommand) -> Result<()> {
             scores,
             latency,
             batch_size,
-            labels,
             device,
+            task,
         } => {
-            let labels = label_set(&labels)?;
-            let data = read(&data, &labels)?;
+            let (teacher, labels) = load_teacher(&teacher, &device)?;
+            let data = task.read_labelled(&data, &labels, "evaluation")?;
             let gold = data
                 .labels()
                 .context("evaluation needs a label on every row")?;
-            let teacher = load_teacher(&teacher, &labels, &device)?;
             let opts = InferOptions {
                 batch_size,
                 progress: !json,
             };
-            let texts = data.texts();
             let start = std::time::Instant::now();
-            let logits = distill_teacher::predict_logits(&teacher, &texts, &opts)?;
+            let logits = distill_teacher::predict_data_logits(&teacher, &data, &opts)?;
             let seconds = start.elapsed().as_secs_f64();
             let eval = distill_teacher::infer::score(&logits, labels.len(), &gold)?;
             if let Some(path) = &scores {
                 crate::eval::write_scores(path, &class_probabilities(&logits, labels.len()))?;
             }
             let latency_us_median =
-                (latency > 0).then(|| single_sentence_latency(&teacher, &texts, latency));
+                (latency > 0).then(|| single_sentence_latency(&teacher, &data, latency));
             let latency_us_median = latency_us_median.transpose()?;
             let m = &eval.metrics;
             if json {
@@ -250,16 +246,15 @@ pub fn run(cmd: TeacherCommand) -> Result<()> {
             data,
             out,
             batch_size,
-            labels,
             device,
             shard,
+            task,
         } => {
             let shard = shard
                 .map(|s| Shard::parse_or_auto(&s, |v| std::env::var(v).ok()))
                 .transpose()?;
-            let labels = label_set(&labels)?;
-            let data = read(&data, &labels)?;
-            let teacher = load_teacher(&teacher, &labels, &device)?;
+            let data = task.read_texts(&data)?;
+            let (teacher, _) = load_teacher(&teacher, &device)?;
             let opts = InferOptions {
                 batch_size,
                 progress: true,

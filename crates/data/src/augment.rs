@@ -7,6 +7,7 @@
 //! probability `p_ngram` the sample is then cut to a random n-gram, `n` uniform in
 //! `1..=max_ngram`. Samples equal to their source or to an earlier sample are dropped.
 //! Everything is drawn from one ChaCha8 stream seeded by `seed`, in input order.
+//! A sentence pair is perturbed text by text, each text as above.
 
 use std::collections::{HashMap, HashSet};
 
@@ -67,6 +68,45 @@ impl Augmenter {
                 let sample = self.sample(&words, substitutes, &mut rng);
                 if seen.insert(sample.clone()) {
                     out.push(sample);
+                }
+            }
+        }
+        out
+    }
+
+    /// New examples from `data`'s texts, unlabelled: for a pair task each sample
+    /// perturbs both texts (each as a sentence is perturbed), and a sample equal
+    /// to its source pair or an earlier sample is dropped.
+    pub fn augment_dataset(
+        &self,
+        data: &crate::Dataset,
+        substitutes: &Substitutes,
+    ) -> crate::Dataset {
+        let Some(pairs) = data.text_pairs().filter(|_| data.is_pairs()) else {
+            return crate::Dataset::from_texts(self.augment(&data.texts(), substitutes));
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        let key = |a: &str, b: &str| format!("{}\t{}", normalise_space(a), normalise_space(b));
+        let texts = data.texts();
+        let mut seen: HashSet<String> = texts.iter().zip(&pairs).map(|(a, b)| key(a, b)).collect();
+        let mut out = crate::Dataset::default();
+        for (a, b) in texts.iter().zip(&pairs) {
+            let (wa, wb): (Vec<&str>, Vec<&str>) = (
+                a.split_whitespace().collect(),
+                b.split_whitespace().collect(),
+            );
+            if wa.is_empty() && wb.is_empty() {
+                continue;
+            }
+            for _ in 0..self.n_iter {
+                let sa = self.sample(&wa, substitutes, &mut rng);
+                let sb = self.sample(&wb, substitutes, &mut rng);
+                if seen.insert(key(&sa, &sb)) {
+                    out.examples.push(crate::Example {
+                        text: sa,
+                        text_pair: Some(sb),
+                        label: None,
+                    });
                 }
             }
         }
@@ -166,5 +206,53 @@ mod tests {
         assert!(Augmenter::default()
             .augment(&["", "   "], &Substitutes::new())
             .is_empty());
+    }
+
+    #[test]
+    fn pairs_are_perturbed_text_by_text() {
+        let mut data =
+            crate::Dataset::from_texts(vec!["a good film about nothing".into(), "".into()]);
+        data.examples[0].text_pair = Some("good acting , good plot".into());
+        data.examples[1].text_pair = Some("good".into());
+        let aug = Augmenter {
+            n_iter: 20,
+            seed: 5,
+            ..Augmenter::default()
+        };
+        let out = aug.augment_dataset(&data, &subs());
+        assert!(out.is_pairs() && out.examples.iter().all(|e| e.label.is_none()));
+        let firsts = out
+            .examples
+            .iter()
+            .filter(|e| e.text != data.examples[0].text)
+            .count();
+        let seconds = out
+            .examples
+            .iter()
+            .filter(|e| {
+                e.text_pair.as_deref() != Some("good acting , good plot")
+                    && e.text_pair.as_deref() != Some("good")
+            })
+            .count();
+        assert!(firsts > 0 && seconds > 0, "{out:?}");
+        // An empty first text stays empty; its pair is still perturbed.
+        assert!(out
+            .examples
+            .iter()
+            .any(|e| e.text.is_empty() && e.text_pair.as_deref() != Some("good")));
+        let mut keys: Vec<_> = out
+            .examples
+            .iter()
+            .map(|e| (&e.text, &e.text_pair))
+            .collect();
+        let n = keys.len();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), n, "duplicates");
+        assert_eq!(
+            aug.augment_dataset(&data, &subs()),
+            out,
+            "same seed, same samples"
+        );
     }
 }

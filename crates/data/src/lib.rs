@@ -58,6 +58,7 @@ pub mod pr;
 pub mod shard;
 pub mod split;
 mod table;
+pub mod task;
 pub mod text;
 pub mod vocab;
 
@@ -71,5 +72,6 @@ pub use metrics::{average_precision, pr_curve, probabilities, ClassMetrics, Metr
 pub use normalize::{Normalizer, MASK_TOKEN};
 pub use numwords::number_to_words;
 pub use split::{stratified_split, stratified_split_indices, stratified_subset};
+pub use task::{Format, TaskSpec};
 pub use text::{TextEncoder, Tokenization};
 pub use vocab::{Vocab, VocabBuilder};

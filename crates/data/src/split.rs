@@ -104,6 +104,7 @@ mod tests {
             examples: (0..100)
                 .map(|i| Example {
                     text: format!("s{i}"),
+                    text_pair: None,
                     label: Some(u32::from(i % 10 < 3)),
                 })
                 .collect(),

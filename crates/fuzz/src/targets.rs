@@ -150,7 +150,7 @@ pub fn student_config(bytes: &[u8]) -> bool {
     };
     let predictor = Predictor::new(&model).expect("a loaded student serves");
     let p = predictor.predict("a charming journey");
-    assert!((0.0..=1.0).contains(&p.p_positive), "{p:?}");
+    assert!((0.0..=1.0).contains(&p.probability), "{p:?}");
     true
 }
 
@@ -259,10 +259,10 @@ pub fn predict_stdin(bytes: &[u8]) -> bool {
         for predictor in predictors {
             let p = predictor.predict(&text);
             assert!(
-                (0.0..=1.0).contains(&p.p_positive) && p.logits.iter().all(|v| v.is_finite()),
+                (0.0..=1.0).contains(&p.probability) && p.logits.iter().all(|v| v.is_finite()),
                 "{p:?}"
             );
-            let json = serde_json::json!({"text": text, "p_positive": p.p_positive});
+            let json = serde_json::json!({"text": text, "p_positive": p.probabilities[1]});
             let _ = json.to_string();
         }
     }

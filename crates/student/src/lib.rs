@@ -2,7 +2,10 @@
 //!
 //! Token ids `(B, T)` → `embedding` → [`BiLstm`] (right-padded batch, true lengths) → final
 //! forward ‖ backward states `(B, 2H)` → dropout → linear → logits `(B, C)`:
-//! [`BiLstmClassifier::forward`]. The recurrence runs as one fused candle op per layer and
+//! [`BiLstmClassifier::forward`]. A pair model ([`StudentConfig::pair`]) reads both texts with
+//! the one encoder and classifies `[h1; h2; h1⊙h2; |h1−h2|]` through a two-layer head:
+//! [`BiLstmClassifier::forward_pair`]. The label names live in the config
+//! ([`StudentConfig::label_set`]). The recurrence runs as one fused candle op per layer and
 //! direction ([`kernel`]), checked against the plain-op [`reference`]. A trained model lives in
 //! a folder ([`StudentModel`]) with PyTorch state-dict names, and serves through
 //! [`Predictor`], which needs no tensors at all.
@@ -37,4 +40,4 @@ pub use config::{StudentConfig, StudentPreset};
 pub use error::{Error, Result};
 pub use folder::{StudentModel, CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE};
 pub use model::BiLstmClassifier;
-pub use predictor::{p_positive, prediction, Prediction, Predictor};
+pub use predictor::{prediction, probabilities, Prediction, Predictor};

@@ -3,15 +3,16 @@
 //! The first layer's input projection `W_ih·e_w + b` depends only on the word, so it is
 //! precomputed for every vocabulary entry (`[V, 4H]` per direction): reading a sentence is a
 //! table lookup per token plus the `W_hh·h` recurrence of [`crate::cell`]. No tensors, no
-//! allocation beyond a few small buffers, so one sentence costs microseconds.
+//! allocation beyond a few small buffers, so one sentence costs microseconds. A pair model
+//! reads each text of a pair the same way and applies its head to both sentence vectors.
 
 use candle_core::Tensor;
-use distill_data::TextEncoder;
+use distill_data::{LabelSet, TextEncoder};
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::cell::{forward_seq, Recurrent};
-use crate::{Result, StudentModel};
+use crate::{Error, Result, StudentModel};
 
 /// One direction of one layer, as plain vectors.
 struct Direction {
@@ -23,25 +24,55 @@ struct Direction {
     table: Vec<f32>,
 }
 
-/// A prediction for one sentence.
+/// A prediction for one sentence or pair.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Prediction {
+    /// Id of the most probable label (the lowest id on a tie).
     pub label: u32,
+    /// Name of `label`.
+    pub label_name: String,
     /// Probability of `label`.
     pub probability: f32,
-    /// Probability of label 1.
-    pub p_positive: f32,
+    /// Probability of every label, in id order ([`probabilities`]).
+    pub probabilities: Vec<f32>,
     pub logits: Vec<f32>,
 }
 
-/// A student ready to serve: text in, label and probability out.
+/// A linear layer as plain vectors: `weight` `[out, in]`, `bias` `[out]`.
+struct Dense {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl Dense {
+    fn new(tensors: &std::collections::HashMap<String, Tensor>, prefix: &str) -> Result<Self> {
+        Ok(Self {
+            weight: vec_of(&tensors[&format!("{prefix}weight")])?,
+            bias: vec_of(&tensors[&format!("{prefix}bias")])?,
+        })
+    }
+
+    fn forward(&self, x: &[f32]) -> Vec<f32> {
+        let mut out = vec![0.0; self.bias.len()];
+        project(&self.weight, &self.bias, x, &mut out);
+        out
+    }
+}
+
+/// The classifier on the sentence vectors (see [`crate::BiLstmClassifier`]).
+enum Head {
+    Single(Dense),
+    Pair(Dense, Dense),
+}
+
+/// A student ready to serve: text (or a pair of texts) in, label and probabilities out.
 pub struct Predictor {
     encoder: TextEncoder,
     max_len: usize,
     hidden: usize,
     layers: Vec<[Direction; 2]>,
-    fc_weight: Vec<f32>,
-    fc_bias: Vec<f32>,
+    head: Head,
+    labels: LabelSet,
 }
 
 fn vec_of(t: &Tensor) -> Result<Vec<f32>> {
@@ -82,14 +113,32 @@ impl Predictor {
             };
             layers.push([mk(&layer[0])?, mk(&layer[1])?]);
         }
+        let head = if cfg.pair {
+            Head::Pair(
+                Dense::new(&tensors, "fc.0.")?,
+                Dense::new(&tensors, "fc.2.")?,
+            )
+        } else {
+            Head::Single(Dense::new(&tensors, "fc.")?)
+        };
         Ok(Self {
             encoder: model.encoder.clone(),
             max_len: cfg.max_len,
             hidden: h,
             layers,
-            fc_weight: vec_of(&tensors["fc.weight"])?,
-            fc_bias: vec_of(&tensors["fc.bias"])?,
+            head,
+            labels: cfg.label_set(),
         })
+    }
+
+    /// The label names, ids in order.
+    pub fn labels(&self) -> &LabelSet {
+        &self.labels
+    }
+
+    /// Whether this is a pair model ([`Self::predict_pair`]).
+    pub fn is_pair(&self) -> bool {
+        matches!(self.head, Head::Pair(..))
     }
 
     /// Token ids of `text` (tokenised as in training, truncated to `max_len`).
@@ -99,8 +148,40 @@ impl Predictor {
         ids
     }
 
-    /// Raw logits for token ids. An empty sequence reads as the initial (zero) states.
+    /// Raw logits for token ids. An empty sequence reads as the initial (zero) states. A pair
+    /// model reads `ids` as a pair whose second text is empty.
     pub fn logits(&self, ids: &[u32]) -> Vec<f32> {
+        match &self.head {
+            Head::Single(fc) => fc.forward(&self.sentence_vector(ids)),
+            Head::Pair(..) => self.pair_head(ids, &[]),
+        }
+    }
+
+    /// Raw logits of a pair model for the token ids of its two texts.
+    pub fn logits_pair(&self, a: &[u32], b: &[u32]) -> Result<Vec<f32>> {
+        if !self.is_pair() {
+            return Err(not_pair());
+        }
+        Ok(self.pair_head(a, b))
+    }
+
+    /// `fc.2(ReLU(fc.0([h1; h2; h1⊙h2; |h1−h2|])))`; a pair model only.
+    fn pair_head(&self, a: &[u32], b: &[u32]) -> Vec<f32> {
+        let Head::Pair(fc0, fc2) = &self.head else {
+            unreachable!("pair_head on a single-text model")
+        };
+        let (h1, h2) = (self.sentence_vector(a), self.sentence_vector(b));
+        let mut features = Vec::with_capacity(4 * h1.len());
+        features.extend_from_slice(&h1);
+        features.extend_from_slice(&h2);
+        features.extend(h1.iter().zip(&h2).map(|(x, y)| x * y));
+        features.extend(h1.iter().zip(&h2).map(|(x, y)| (x - y).abs()));
+        let hidden: Vec<f32> = fc0.forward(&features).iter().map(|v| v.max(0.0)).collect();
+        fc2.forward(&hidden)
+    }
+
+    /// The top layer's final forward ‖ backward states `[2H]` for token ids.
+    fn sentence_vector(&self, ids: &[u32]) -> Vec<f32> {
         let h = self.hidden;
         let len = ids.len().min(self.max_len);
         let mut input: Vec<f32> = Vec::new();
@@ -138,12 +219,7 @@ impl Predictor {
             }
             input = outputs;
         }
-        let mut logits = self.fc_bias.clone();
-        for (c, logit) in logits.iter_mut().enumerate() {
-            let w = &self.fc_weight[c * 2 * h..(c + 1) * 2 * h];
-            *logit += w.iter().zip(&features).map(|(a, b)| a * b).sum::<f32>();
-        }
-        logits
+        features
     }
 
     /// Logits for many sequences, in parallel, in input order.
@@ -154,10 +230,44 @@ impl Predictor {
             .collect()
     }
 
-    /// Label and probability of one sentence.
-    pub fn predict(&self, text: &str) -> Prediction {
-        prediction(self.logits(&self.encode(text)))
+    /// Logits for many pairs (`a[i]` with `b[i]`), in parallel, in input order.
+    pub fn logits_pair_batch(&self, a: &[Vec<u32>], b: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        if !self.is_pair() {
+            return Err(not_pair());
+        }
+        if a.len() != b.len() {
+            return Err(Error::Config(format!(
+                "{} first texts but {} second texts",
+                a.len(),
+                b.len()
+            )));
+        }
+        Ok(a.par_iter()
+            .zip(b)
+            .with_min_len(64)
+            .map(|(a, b)| self.pair_head(a, b))
+            .collect())
     }
+
+    /// Label and probabilities of one sentence.
+    pub fn predict(&self, text: &str) -> Prediction {
+        self.prediction(self.logits(&self.encode(text)))
+    }
+
+    /// Label and probabilities of a pair of texts (a pair model only).
+    pub fn predict_pair(&self, a: &str, b: &str) -> Result<Prediction> {
+        let logits = self.logits_pair(&self.encode(a), &self.encode(b))?;
+        Ok(self.prediction(logits))
+    }
+
+    /// Turns this model's logits into a [`Prediction`] with its label names.
+    pub fn prediction(&self, logits: Vec<f32>) -> Prediction {
+        prediction(logits, &self.labels)
+    }
+}
+
+fn not_pair() -> Error {
+    Error::Config("this student reads single texts, not pairs".into())
 }
 
 /// `out = W·x + b` with `W` `[out, in]`.
@@ -173,24 +283,46 @@ fn project(w: &[f32], b: &[f32], x: &[f32], out: &mut [f32]) {
     }
 }
 
-/// Probability of label 1 from logits: softmax over two, sigmoid of one.
-pub fn p_positive(logits: &[f32]) -> f32 {
-    match logits {
-        [z] => crate::cell::sigmoid(*z),
-        [a, b] => crate::cell::sigmoid(b - a),
-        _ => f32::NAN,
+/// Probability of each label from logits: softmax over `C ≥ 2` logits; for one (BCE) logit
+/// `z`, `[1 − σ(z), σ(z)]`.
+pub fn probabilities(logits: &[f32]) -> Vec<f32> {
+    if let [z] = logits {
+        let p = crate::cell::sigmoid(*z);
+        return vec![1.0 - p, p];
     }
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f32> = logits.iter().map(|z| (z - max).exp()).collect();
+    let sum: f32 = exp.iter().sum();
+    exp.into_iter().map(|e| e / sum).collect()
 }
 
-/// Turns logits into a [`Prediction`].
-pub fn prediction(logits: Vec<f32>) -> Prediction {
-    let p = p_positive(&logits);
-    let label = u32::from(p > 0.5);
-    let probability = if label == 1 { p } else { 1.0 - p };
+/// Turns logits into a [`Prediction`]: the most probable label (the lowest id on a tie) and
+/// its name in `labels` (`"?"` if `labels` has none for it).
+pub fn prediction(logits: Vec<f32>, labels: &LabelSet) -> Prediction {
+    let probabilities = probabilities(&logits);
+    let first = probabilities.first().copied().unwrap_or(f32::NAN);
+    let (label, probability) =
+        probabilities
+            .iter()
+            .copied()
+            .enumerate()
+            .skip(1)
+            .fold(
+                (0, first),
+                |best, (i, p)| {
+                    if p > best.1 {
+                        (i, p)
+                    } else {
+                        best
+                    }
+                },
+            );
+    let label = label as u32;
     Prediction {
         label,
+        label_name: labels.name(label).unwrap_or("?").to_string(),
         probability,
-        p_positive: p,
+        probabilities,
         logits,
     }
 }

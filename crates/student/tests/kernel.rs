@@ -201,7 +201,8 @@ fn odd_input_gets_a_defined_prediction() {
     for text in ["", "   ", "?!...", long.as_str(), "ünïcödé ✓"] {
         let p = predictor.predict(text);
         assert!(
-            p.p_positive.is_finite() && (0.0..=1.0).contains(&p.p_positive),
+            p.probabilities.iter().all(|p| (0.0..=1.0).contains(p))
+                && (p.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-6,
             "{text:?}: {p:?}"
         );
         assert!(p.logits.iter().all(|l| l.is_finite()));

@@ -92,13 +92,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     if steps > 0 {
         let start = Instant::now();
-        let ids = teacher.tokenizer.encode_all(&data.texts())?;
+        let encoded = teacher.tokenizer.encode_data(&data)?;
         println!(
-            "tokenised {} sentences in {:.2} s",
-            ids.len(),
+            "tokenised {} rows in {:.2} s",
+            encoded.len(),
             start.elapsed().as_secs_f64()
         );
-        let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
+        let lengths: Vec<usize> = encoded.ids.iter().map(Vec::len).collect();
         let mut opt = AdamW::new(teacher.model.params().iter(), AdamWConfig::default())?;
         teacher.model.seed_dropout(42);
         let batches = bucketed_batches(&lengths, batch, 42, 0);
@@ -106,20 +106,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut tokens = 0usize;
         let mut cpu_total = 0f64;
         for (step, b) in batches.iter().take(steps + 3).enumerate() {
-            let seqs: Vec<&[u32]> = b.iter().map(|&i| ids[i].as_slice()).collect();
             let ys: Vec<u32> = b.iter().map(|&i| labels[i]).collect();
             let (t0, c0) = (Instant::now(), cpu_seconds());
+            let inputs = encoded.batch(b, teacher.tokenizer.pad_id(), teacher.device())?;
             let loss = if phases {
-                phase_step(&teacher, &mut opt, &seqs, &ys)?
+                phase_step(&teacher, &mut opt, &inputs, &ys)?
             } else {
-                train_step(&teacher, &mut opt, &seqs, &ys, 3e-5, 1.0)?
+                train_step(&teacher, &mut opt, &inputs, &ys, 3e-5, 1.0)?
             };
             let dt = t0.elapsed().as_secs_f64();
-            let t = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
+            let t = b.iter().map(|&i| lengths[i]).max().unwrap_or(0);
             if step >= 3 {
                 cpu_total += cpu_seconds() - c0;
                 times.push(dt);
-                tokens += t * seqs.len();
+                tokens += t * b.len();
             }
             println!("step {step:3}: T = {t:3}, loss {loss:.4}, {dt:.3} s");
         }
@@ -141,15 +141,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn phase_step(
     teacher: &Teacher,
     opt: &mut AdamW,
-    seqs: &[&[u32]],
+    batch: &distill_teacher::tokenize::Batch,
     ys: &[u32],
 ) -> Result<f64, Box<dyn std::error::Error>> {
     use distill_teacher::Mode;
     let dev = teacher.device();
     let t = Instant::now();
-    let (input, mask) = distill_teacher::pad_batch(seqs, teacher.tokenizer.pad_id(), dev)?;
     let ys = candle_core::Tensor::new(ys, dev)?;
-    let (logits, words) = teacher.model.forward_sparse(&input, &mask, Mode::Train)?;
+    let (logits, words) = teacher.model.forward_sparse(
+        &batch.ids,
+        batch.type_ids.as_ref(),
+        &batch.mask,
+        Mode::Train,
+    )?;
     let loss = candle_nn::loss::cross_entropy(&logits, &ys)?;
     let f = t.elapsed().as_secs_f64();
     let grads = loss.backward()?;

@@ -5,8 +5,12 @@
 //! cargo run --release -p distill-teacher --example finetune -- \
 //!     --teacher sentence-transformers/all-MiniLM-L6-v2 \
 //!     --train assets/sst2/train.tsv --dev assets/sst2/dev.tsv --out runs/teacher \
-//!     [--epochs 1] [--lr 3e-5] [--batch-size 32] [--seed 42] [--max-steps N] [--eval-every N]
+//!     [--labels 0,1] [--epochs 1] [--lr 3e-5] [--batch-size 32] [--seed 42] [--max-steps N]
+//!     [--eval-every N]
 //! ```
+//!
+//! `--labels` names the classes in id order (SST-2's `0,1` by default); data read as
+//! sentence pairs train on pairs.
 
 use std::path::PathBuf;
 
@@ -41,13 +45,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let need = |name: &str| arg(name).ok_or_else(|| format!("{name} is required"));
-    let labels = LabelSet::binary();
+    let labels = arg("--labels").map_or_else(LabelSet::binary, |v| {
+        LabelSet::new(v.split(',').map(str::to_string).collect())
+    });
     let train = Dataset::read(need("--train")?.as_ref(), &labels)?;
     let dev = Dataset::read(need("--dev")?.as_ref(), &labels)?;
     let defaults = FinetuneConfig::default();
     let cfg = FinetuneConfig {
         teacher: need("--teacher")?,
         out: PathBuf::from(need("--out")?),
+        labels,
         epochs: arg("--epochs").map_or(Ok(defaults.epochs), |v| v.parse())?,
         lr: arg("--lr").map_or(Ok(defaults.lr), |v| v.parse())?,
         batch_size: arg("--batch-size").map_or(Ok(defaults.batch_size), |v| v.parse())?,

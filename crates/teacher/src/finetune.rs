@@ -7,6 +7,11 @@
 //! each evaluation appends a line to `<out>/metrics.jsonl`, and the best one by dev
 //! accuracy (then lower loss) is saved as a Hugging Face folder in `<out>`, swapped in whole
 //! (so `<out>` must be new or hold only a checkpoint).
+//!
+//! Sentence-pair data trains on `[CLS] a [SEP] b [SEP]` with token type ids (see
+//! [`crate::tokenize`]); train and dev must both be pairs or both single sentences. The
+//! label names are the caller's ([`FinetuneConfig::labels`]): any number from two up, saved
+//! as the checkpoint's `id2label`/`label2id`.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -17,12 +22,12 @@ use serde::Serialize;
 
 use crate::batching::bucketed_batches;
 use crate::error::{Error, Result};
-use crate::infer::{predict_logits, progress_bar, score, InferOptions};
+use crate::infer::{predict_encoded, progress_bar, score, InferOptions};
 use crate::layers::Mode;
 use crate::model::WORD_EMBEDDINGS;
 use crate::optim::{clip_factor, AdamW, AdamWConfig, LinearSchedule, SparseGrad};
 use crate::teacher::{check_replaceable, LoadOptions, Teacher};
-use crate::tokenize::pad_batch;
+use crate::tokenize::{pair_texts, Batch};
 use crate::weights::HeadInit;
 
 /// Everything a fine-tuning run needs besides the data; defaults follow transformers'
@@ -33,7 +38,8 @@ pub struct FinetuneConfig {
     pub teacher: String,
     /// Output folder (best checkpoint and `metrics.jsonl`).
     pub out: PathBuf,
-    /// Label names; data label ids index into them.
+    /// Label names; data label ids index into them. No default: the caller names them
+    /// (the default is empty, which [`finetune`] refuses).
     pub labels: LabelSet,
     pub epochs: usize,
     /// Peak learning rate.
@@ -64,7 +70,7 @@ impl Default for FinetuneConfig {
         Self {
             teacher: "sentence-transformers/all-MiniLM-L6-v2".into(),
             out: PathBuf::from("runs/teacher"),
-            labels: LabelSet::binary(),
+            labels: LabelSet::new(Vec::new()),
             epochs: 1,
             lr: 3e-5,
             batch_size: 32,
@@ -129,6 +135,11 @@ pub fn finetune(
             "training and dev data must not be empty".into(),
         ));
     }
+    if pair_texts(train)?.is_some() != pair_texts(dev)?.is_some() {
+        return Err(Error::Setting(
+            "the training and dev data must both be sentence pairs or both single sentences".into(),
+        ));
+    }
     distill_data::io::recover_dir(&cfg.out)?;
     check_replaceable(&cfg.out)?;
     let load = LoadOptions {
@@ -139,9 +150,9 @@ pub fn finetune(
     };
     let teacher = Teacher::load(&cfg.teacher, &load, device)?;
     teacher.model.seed_dropout(cfg.seed);
-    let ids = teacher.tokenizer.encode_all(&train.texts())?;
-    let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
-    let dev_texts = dev.texts();
+    let encoded = teacher.tokenizer.encode_data(train)?;
+    let dev_encoded = teacher.tokenizer.encode_data(dev)?;
+    let lengths: Vec<usize> = encoded.ids.iter().map(Vec::len).collect();
 
     let per_epoch = train.len().div_ceil(cfg.batch_size);
     let total = (per_epoch * cfg.epochs).min(cfg.max_steps.unwrap_or(usize::MAX));
@@ -183,10 +194,10 @@ pub fn finetune(
                 break 'epochs;
             }
             let t0 = Instant::now();
-            let seqs: Vec<&[u32]> = batch.iter().map(|&i| ids[i].as_slice()).collect();
+            let inputs = encoded.batch(&batch, teacher.tokenizer.pad_id(), device)?;
             let ys: Vec<u32> = batch.iter().map(|&i| train_labels[i]).collect();
             lr = schedule.lr(step);
-            let loss = train_step(&teacher, &mut opt, &seqs, &ys, lr, cfg.max_grad_norm)?;
+            let loss = train_step(&teacher, &mut opt, &inputs, &ys, lr, cfg.max_grad_norm)?;
             if !loss.is_finite() {
                 return Err(Error::Setting(format!(
                     "the loss diverged at step {step} ({loss})"
@@ -215,7 +226,7 @@ pub fn finetune(
             let end_of_epoch = step % per_epoch == 0 || step == total;
             let asked = cfg.eval_every.is_some_and(|n| step % n == 0);
             if end_of_epoch || asked {
-                let logits = predict_logits(&teacher, &dev_texts, &eval_opts)?;
+                let logits = predict_encoded(&teacher, &dev_encoded, &eval_opts)?;
                 let eval = score(&logits, teacher.model.num_labels(), &dev_labels)?;
                 let record = EvalRecord {
                     epoch: step.div_ceil(per_epoch),
@@ -281,21 +292,24 @@ pub fn finetune(
     })
 }
 
-/// One optimisation step on a batch of token id sequences with their labels: forward in
-/// training mode, cross-entropy, backward, clipping to `max_grad_norm`, AdamW at `lr`.
-/// Returns the batch loss.
+/// One optimisation step on a padded batch with its labels: forward in training mode,
+/// cross-entropy, backward, clipping to `max_grad_norm`, AdamW at `lr`. Returns the batch
+/// loss.
 pub fn train_step(
     teacher: &Teacher,
     opt: &mut AdamW,
-    seqs: &[&[u32]],
+    batch: &Batch,
     labels: &[u32],
     lr: f64,
     max_grad_norm: f64,
 ) -> Result<f64> {
-    let device = teacher.device();
-    let (input, mask) = pad_batch(seqs, teacher.tokenizer.pad_id(), device)?;
-    let ys = Tensor::new(labels, device)?;
-    let (logits, words) = teacher.model.forward_sparse(&input, &mask, Mode::Train)?;
+    let ys = Tensor::new(labels, teacher.device())?;
+    let (logits, words) = teacher.model.forward_sparse(
+        &batch.ids,
+        batch.type_ids.as_ref(),
+        &batch.mask,
+        Mode::Train,
+    )?;
     let loss = candle_nn::loss::cross_entropy(&logits, &ys)?;
     let grads = loss.backward()?;
     let table = teacher.model.params().var(WORD_EMBEDDINGS)?;
@@ -330,7 +344,10 @@ fn check(cfg: &FinetuneConfig) -> Result<()> {
         return bad("--max-steps and --eval-every must be positive".into());
     }
     if cfg.labels.len() < 2 {
-        return bad("a classifier needs at least two labels".into());
+        return bad(format!(
+            "a classifier needs at least two labels, the fine-tuning labels are [{}]",
+            cfg.labels.names().join(", ")
+        ));
     }
     Ok(())
 }

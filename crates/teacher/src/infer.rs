@@ -1,9 +1,9 @@
 //! Inference over a data set: raw logits in input order, the logit cache, and evaluation.
 //!
-//! Sentences are tokenised, sorted by token count within windows of [`SORT_WINDOW`] rows
-//! and run in batches of similar length (little padding, so little wasted work), then the
-//! rows are put back in input order:
-//! `logits` is `[N, C]` row-major with row `i` for sentence `i`. Evaluation turns logits
+//! Rows (sentences, or sentence pairs with their token type ids) are tokenised, sorted by
+//! token count within windows of [`SORT_WINDOW`] rows and run in batches of similar length
+//! (little padding, so little wasted work), then the rows are put back in input order:
+//! `logits` is `[N, C]` row-major with row `i` for row `i`. Evaluation turns logits
 //! into `p = softmax(logits)`, predictions `argmax p`, scores `p₁` (the positive class)
 //! and the mean cross-entropy `−log p_y`.
 
@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::layers::Mode;
 use crate::teacher::Teacher;
-use crate::tokenize::pad_batch;
+use crate::tokenize::{pair_texts, Encoded};
 
 /// Rows sorted by length together. A batch never crosses a window, so a shard cut at window
 /// boundaries (`distill_data::shard`) batches every row exactly as a whole run does, and the
@@ -48,17 +48,69 @@ pub struct Evaluation {
     pub loss: f64,
 }
 
-/// Logits `[N, C]` (row-major, input order) for `texts`.
+/// Logits `[N, C]` (row-major, input order) for single sentences `texts`.
 pub fn predict_logits<S: AsRef<str> + Sync>(
     teacher: &Teacher,
     texts: &[S],
     opts: &InferOptions,
 ) -> Result<Vec<f32>> {
+    check_options(opts)?;
+    let encoded = Encoded {
+        ids: teacher.tokenizer.encode_all(texts)?,
+        type_ids: None,
+    };
+    predict_encoded(teacher, &encoded, opts)
+}
+
+/// Logits `[N, C]` (row-major, input order) for the sentence pairs
+/// `(firsts[i], seconds[i])`.
+pub fn predict_pair_logits<S: AsRef<str> + Sync>(
+    teacher: &Teacher,
+    firsts: &[S],
+    seconds: &[S],
+    opts: &InferOptions,
+) -> Result<Vec<f32>> {
+    check_options(opts)?;
+    let encoded = teacher.tokenizer.encode_pairs(firsts, seconds)?;
+    predict_encoded(teacher, &encoded, opts)
+}
+
+/// Logits `[N, C]` (row-major, input order) for the rows of `data`: sentences or sentence
+/// pairs, as its examples are.
+pub fn predict_data_logits(
+    teacher: &Teacher,
+    data: &Dataset,
+    opts: &InferOptions,
+) -> Result<Vec<f32>> {
+    check_options(opts)?;
+    predict_encoded(teacher, &teacher.tokenizer.encode_data(data)?, opts)
+}
+
+fn check_options(opts: &InferOptions) -> Result<()> {
     if opts.batch_size == 0 {
         return Err(Error::Setting("batch size must be positive".into()));
     }
+    Ok(())
+}
+
+/// Logits `[N, C]` (row-major, input order) for tokenised rows.
+pub fn predict_encoded(
+    teacher: &Teacher,
+    encoded: &Encoded,
+    opts: &InferOptions,
+) -> Result<Vec<f32>> {
+    check_options(opts)?;
     let c = teacher.model.num_labels();
-    let ids = teacher.tokenizer.encode_all(texts)?;
+    let ids = &encoded.ids;
+    if let Some(types) = &encoded.type_ids {
+        let same =
+            types.len() == ids.len() && types.iter().zip(ids).all(|(t, i)| t.len() == i.len());
+        if !same {
+            return Err(Error::Setting(
+                "token type ids do not match the token ids row for row".into(),
+            ));
+        }
+    }
     let mut order: Vec<usize> = (0..ids.len()).collect();
     for window in order.chunks_mut(SORT_WINDOW) {
         window.sort_by_key(|&i| ids[i].len());
@@ -66,11 +118,10 @@ pub fn predict_logits<S: AsRef<str> + Sync>(
     let bar = progress_bar(ids.len() as u64, "labelling", opts.progress);
     let device = teacher.device();
     let run = |chunk: &[usize]| -> Result<Vec<Vec<f32>>> {
-        let seqs: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
-        let (input, mask) = pad_batch(&seqs, teacher.tokenizer.pad_id(), device)?;
+        let batch = encoded.batch(chunk, teacher.tokenizer.pad_id(), device)?;
         let rows = teacher
             .model
-            .forward(&input, &mask, Mode::Eval)?
+            .forward_typed(&batch.ids, batch.type_ids.as_ref(), &batch.mask, Mode::Eval)?
             .to_vec2::<f32>()?;
         bar.inc(chunk.len() as u64);
         Ok(rows)
@@ -98,7 +149,7 @@ pub fn predict_logits<S: AsRef<str> + Sync>(
 /// and the data's fingerprint. Empty data is an error.
 pub fn label(teacher: &Teacher, data: &Dataset, opts: &InferOptions) -> Result<TeacherLogits> {
     let start = std::time::Instant::now();
-    let logits = predict_logits(teacher, &data.texts(), opts)?;
+    let logits = predict_data_logits(teacher, data, opts)?;
     let seconds = start.elapsed().as_secs_f64();
     tracing::info!(
         sentences = data.len(),
@@ -136,7 +187,12 @@ pub fn label_shard(
 ) -> Result<TeacherLogits> {
     let rows = shard.rows(data.len(), SORT_WINDOW);
     let texts = data.texts();
-    let logits = predict_logits(teacher, &texts[rows.clone()], opts)?;
+    let logits = match pair_texts(data)? {
+        None => predict_logits(teacher, &texts[rows.clone()], opts)?,
+        Some(seconds) => {
+            predict_pair_logits(teacher, &texts[rows.clone()], &seconds[rows.clone()], opts)?
+        }
+    };
     let whole = label_meta(teacher, data)?;
     let meta = LogitsMeta {
         count: rows.len(),
@@ -160,7 +216,7 @@ pub fn evaluate(teacher: &Teacher, data: &Dataset, opts: &InferOptions) -> Resul
     let labels = data
         .labels()
         .ok_or_else(|| Error::Labels("evaluation needs labelled data".into()))?;
-    let logits = predict_logits(teacher, &data.texts(), opts)?;
+    let logits = predict_data_logits(teacher, data, opts)?;
     score(&logits, teacher.model.num_labels(), &labels)
 }
 

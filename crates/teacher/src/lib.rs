@@ -6,7 +6,9 @@
 //! [`TeacherTokenizer`] and the [`Params`] into a [`BertClassifier`]. From there
 //! [`finetune`] trains it on a [`distill_data::Dataset`] and saves the best checkpoint as a
 //! Hugging Face folder, [`label`] produces the [`distill_data::TeacherLogits`] cache the
-//! student learns from, and [`evaluate`] scores it.
+//! student learns from, and [`evaluate`] scores it. A data set of sentence pairs is read
+//! as transformers reads one (`[CLS] a [SEP] b [SEP]`, token type ids 0 then 1) by all
+//! three; the label names, any number of them, are the caller's.
 //!
 //! ```text
 //! id | dir ─ TeacherSource ─ TeacherFiles ─ Teacher { BertConfig, TeacherTokenizer, BertClassifier(Params) }
@@ -51,12 +53,15 @@ pub mod weights;
 pub use config::{Activation, BertConfig};
 pub use error::{Error, Result};
 pub use finetune::{finetune, EvalRecord, FinetuneConfig, FinetuneReport};
-pub use infer::{evaluate, label, label_shard, predict_logits, Evaluation, InferOptions};
+pub use infer::{
+    evaluate, label, label_shard, predict_data_logits, predict_encoded, predict_logits,
+    predict_pair_logits, Evaluation, InferOptions,
+};
 pub use layers::Mode;
 pub use model::{BertClassifier, BertOutput};
 pub use neighbours::similar_words;
 pub use source::{TeacherFiles, TeacherSource, TokenizerFile, WeightsFile};
 pub use student_init::{student_embeddings, word_embeddings};
 pub use teacher::{LoadOptions, Teacher};
-pub use tokenize::{pad_batch, TeacherTokenizer};
+pub use tokenize::{pad_batch, Batch, Encoded, TeacherTokenizer};
 pub use weights::{HeadInit, Params};

@@ -97,6 +97,21 @@ impl Params {
         let mut initialised = BTreeMap::<&str, Vec<String>>::new();
         for (name, shape, part) in expected(cfg, num_labels) {
             let tensor = match found.remove(&name) {
+                // Fine-tuning a classifier for another label set: its head starts anew, as
+                // transformers' `ignore_mismatched_sizes=True` does.
+                Some(t)
+                    if part == Part::Classifier
+                        && head == HeadInit::Random
+                        && t.dims() != shape.as_slice() =>
+                {
+                    tracing::warn!(
+                        "{}: {name} has shape {:?}, and {num_labels} labels need {shape:?}; \
+                         started anew",
+                        path.display(),
+                        t.dims()
+                    );
+                    init_tensor(&name, &shape, cfg.initializer_range, &mut rng, device)?
+                }
                 Some(t) => {
                     if t.dims() != shape.as_slice() {
                         return Err(Error::ShapeMismatch {

@@ -42,6 +42,7 @@ fn fine_tuning_learns_and_saves_the_best_checkpoint() {
         epochs: 3,
         eval_every: Some(10),
         warmup_ratio: 0.1,
+        labels: LabelSet::binary(),
         progress: false,
         ..Default::default()
     };
@@ -106,6 +107,7 @@ fn max_steps_shortens_the_run() {
         out: out.path().to_path_buf(),
         batch_size: 8,
         max_steps: Some(3),
+        labels: LabelSet::binary(),
         progress: false,
         ..Default::default()
     };

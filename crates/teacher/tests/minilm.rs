@@ -93,3 +93,36 @@ fn minilm_matches_transformers() {
         );
     }
 }
+
+/// MiniLM's `tokenizer.json` (a `TemplateProcessing` post-processor) reads sentence pairs as
+/// transformers does: the ids and type ids of `fixtures/tiny-bert-pairs.json`, which
+/// transformers gives for this tokenizer too (same uncased vocabulary).
+#[test]
+fn minilm_tokenizes_pairs_as_transformers() {
+    let Some(dir) = hub::cached_snapshot(ID) else {
+        panic!("{ID} is not in the hf-hub cache: run `cargo xtask assets` first");
+    };
+    let g: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("tiny-bert-pairs.json")).unwrap())
+            .unwrap();
+    let get = |key: &str| -> Vec<Vec<u32>> { serde_json::from_value(g[key].clone()).unwrap() };
+    let pairs: Vec<[String; 2]> = serde_json::from_value(g["pairs"].clone()).unwrap();
+    let opts = LoadOptions {
+        head: HeadInit::Random,
+        max_len: g["max_length"].as_u64().unwrap() as usize,
+        ..LoadOptions::default()
+    };
+    let source = TeacherSource::Hub { id: ID.into(), dir };
+    let teacher = Teacher::from_source(source, &opts, &device()).expect("MiniLM loads");
+    let firsts: Vec<&str> = pairs.iter().map(|[a, _]| a.as_str()).collect();
+    let seconds: Vec<&str> = pairs.iter().map(|[_, b]| b.as_str()).collect();
+    let enc = teacher.tokenizer.encode_pairs(&firsts, &seconds).unwrap();
+    let rows: Vec<usize> = (0..pairs.len()).collect();
+    let batch = enc
+        .batch(&rows, teacher.tokenizer.pad_id(), &device())
+        .unwrap();
+    assert_eq!(batch.ids.to_vec2::<u32>().unwrap(), get("input_ids"));
+    let types = batch.type_ids.expect("pairs carry type ids");
+    assert_eq!(types.to_vec2::<u32>().unwrap(), get("token_type_ids"));
+    assert_eq!(batch.mask.to_vec2::<u32>().unwrap(), get("attention_mask"));
+}

@@ -240,7 +240,10 @@ fn the_sparse_word_gradient_equals_the_dense_one() {
         .unwrap();
     let dense = dense.get(&table).expect("dense gradient").clone();
 
-    let (logits, rows) = t.model.forward_sparse(&ids, &mask, Mode::Grad).unwrap();
+    let (logits, rows) = t
+        .model
+        .forward_sparse(&ids, None, &mask, Mode::Grad)
+        .unwrap();
     let rows = rows.expect("a differentiable pass records its rows");
     let grads = candle_nn::loss::cross_entropy(&logits, &ys)
         .unwrap()

@@ -2,7 +2,7 @@
 
 use candle_core::{Device, Tensor};
 use distill_data::{metrics, Batcher, Metrics};
-use distill_student::BiLstmClassifier;
+use distill_student::{probabilities, BiLstmClassifier};
 use serde::{Deserialize, Serialize};
 
 use crate::{EncodedSet, Loss, Result};
@@ -15,8 +15,8 @@ pub struct Evaluation {
     pub metrics: Metrics,
 }
 
-/// Logits `[N][C]` for every sentence, in input order. Batches are formed in length order
-/// so padding stays small.
+/// Logits `[N][C]` for every sentence (or pair), in input order. Batches are formed in length
+/// order so padding stays small.
 pub fn predict_logits(
     model: &BiLstmClassifier,
     set: &EncodedSet,
@@ -25,14 +25,15 @@ pub fn predict_logits(
 ) -> Result<Vec<Vec<f32>>> {
     let max_len = model.config().max_len;
     let mut out = vec![Vec::new(); set.len()];
-    for batch in Batcher::new(batch_size)
-        .max_len(max_len)
-        .sorted_batches(&set.ids)
-    {
-        let ids = Tensor::from_vec(batch.ids.clone(), (batch.batch, batch.time), device)?;
-        let logits = model
-            .forward(&ids, &batch.lengths, None)?
-            .to_vec2::<f32>()?;
+    for batch in set.sorted_batches(&Batcher::new(batch_size).max_len(max_len)) {
+        let ids = Tensor::from_vec(batch.ids, (batch.lengths.len(), batch.time), device)?;
+        let x = model.embed(&ids)?;
+        let logits = if batch.pair {
+            model.forward_embedded_pair(&x, &batch.lengths, None)?
+        } else {
+            model.forward_embedded(&x, &batch.lengths, None)?
+        }
+        .to_vec2::<f32>()?;
         for (row, l) in batch.indices.iter().zip(logits) {
             out[*row] = l;
         }
@@ -47,7 +48,8 @@ pub fn scores(logits: &[Vec<f32>]) -> (Vec<Vec<f32>>, Vec<u32>) {
     logits
         .iter()
         .map(|l| {
-            let p = metrics::probabilities(l);
+            // The student crate's probabilities, as its `Predictor` serves them.
+            let p = probabilities(l);
             let pred = metrics::predictions(&p, p.len())
                 .first()
                 .copied()

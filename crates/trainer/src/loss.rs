@@ -27,13 +27,26 @@ pub enum Loss {
 }
 
 impl Loss {
-    /// Number of logits the student must output for this loss.
-    pub fn num_outputs(&self) -> usize {
+    /// Number of logits the student must output for this loss over `num_labels`
+    /// classes: one per class, or a single logit for BCE.
+    pub fn num_outputs(&self, num_labels: usize) -> usize {
         if matches!(self, Loss::Bce) {
             1
         } else {
-            2
+            num_labels
         }
+    }
+
+    /// Refuses a loss that cannot classify `labels`: BCE needs exactly two.
+    pub fn check_labels(&self, labels: &distill_data::LabelSet) -> crate::Result<()> {
+        if matches!(self, Loss::Bce) && labels.len() != 2 {
+            return Err(crate::Error::Config(format!(
+                "--loss bce needs exactly two labels, and this task has {} ({}); use ce",
+                labels.len(),
+                labels.names().join(", ")
+            )));
+        }
+        Ok(())
     }
 
     /// Refuses hyper-parameters that make the loss NaN or meaningless: `alpha` outside

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use distill_data::{
-    io::write_atomic, split::stratified_split_indices, Dataset, LabelSet, Normalizer,
+    io::write_atomic, split::stratified_split_indices, Dataset, LabelSet, Normalizer, TaskSpec,
     TeacherLogits, TextEncoder, Tokenization, VocabBuilder,
 };
 use distill_student::{StudentConfig, StudentPreset};
@@ -22,10 +22,12 @@ use crate::{
 /// The token that masked words become in augmented sentences.
 pub use distill_data::MASK_TOKEN;
 
-/// Teacher-labelled transfer sentences (see `distill augment`).
+/// Teacher-labelled transfer text: augmented sentences (`distill augment`) or the
+/// user's unlabelled in-domain text, read with the run's task columns. Rows without a
+/// label train on the teacher term alone; a labelled row also gets the label term.
 #[derive(Clone, Debug, Serialize)]
 pub struct Augmentation {
-    /// Sentences, one per row (TSV with a `sentence` header).
+    /// The texts (pairs for a pair task), one per row.
     pub data: PathBuf,
     /// The teacher's logits over `data`.
     pub logits: PathBuf,
@@ -36,6 +38,11 @@ pub struct Augmentation {
 pub struct StudentRun {
     pub train_path: PathBuf,
     pub out: PathBuf,
+    /// Format and columns of the data files.
+    pub task: TaskSpec,
+    /// Label names in id order; `None`: the teacher logits' labels, or else the
+    /// training file's (see [`LabelSet::from_occurring`]).
+    pub labels: Option<LabelSet>,
     pub preset: StudentPreset,
     /// Share of the training file held out for validation (stratified).
     pub val_share: f64,
@@ -61,6 +68,8 @@ impl StudentRun {
         Self {
             train_path,
             out,
+            task: TaskSpec::default(),
+            labels: None,
             preset: StudentPreset::original(),
             val_share: 0.2,
             split_seed: 0,
@@ -93,17 +102,44 @@ impl StudentRun {
     fn read_logits(&self, path: &Path, data: &Dataset, labels: &LabelSet) -> Result<TeacherLogits> {
         let logits = TeacherLogits::load(path)?;
         if self.train.loss.needs_teacher() {
-            logits.check_columns(self.train.loss.num_outputs())?;
+            logits.check_columns(self.train.loss.num_outputs(labels.len()))?;
         }
         logits.check_matches(data, labels)?;
         Ok(logits)
     }
 
+    /// The label set: given, or the teacher's (from the cache's metadata), or the
+    /// training file's.
+    fn label_set(&self) -> Result<LabelSet> {
+        if let Some(labels) = &self.labels {
+            return Ok(labels.clone());
+        }
+        if let Some(path) = self
+            .logits
+            .as_ref()
+            .filter(|_| self.train.loss.needs_teacher())
+        {
+            return Ok(LabelSet::new(TeacherLogits::load(path)?.meta.labels));
+        }
+        Ok(Dataset::label_set_of(&self.train_path, &self.task)?)
+    }
+
+    /// The training file: every row labelled unless the loss has a teacher term.
+    fn read_train(&self, labels: &LabelSet) -> Result<Dataset> {
+        Ok(if self.train.loss.needs_teacher() {
+            Dataset::read_with(&self.train_path, &self.task, labels)?
+        } else {
+            Dataset::read_labelled(&self.train_path, &self.task, labels, "baseline training")?
+        })
+    }
+
     /// Runs it; the trained model is in `out/best`.
     pub fn run(&self, device: &Device) -> Result<TrainOutcome> {
         self.validate()?;
-        let labels = LabelSet::binary();
-        let data = Dataset::read(&self.train_path, &labels)?;
+        let labels = self.label_set()?;
+        self.train.loss.check_labels(&labels)?;
+        let data = self.read_train(&labels)?;
+        let pairs = data.is_pairs();
         let (train_rows, val_rows) =
             stratified_split_indices(&data, self.val_share, self.split_seed);
         if train_rows.is_empty() || val_rows.is_empty() {
@@ -118,9 +154,14 @@ impl StudentRun {
             Some(path) => Tokenization::wordpiece(path)?,
             None => Tokenization::Words(Normalizer::new(self.normalize)),
         };
+        // A pair student reads both texts with one vocabulary.
         let tokens: Vec<Vec<String>> = train_rows
             .iter()
-            .map(|&i| tokenization.tokens(&data.examples[i].text))
+            .flat_map(|&i| {
+                let e = &data.examples[i];
+                std::iter::once(&e.text).chain(&e.text_pair)
+            })
+            .map(|t| tokenization.tokens(t))
             .collect();
         let mut builder = VocabBuilder {
             max_size: self.max_vocab,
@@ -142,14 +183,7 @@ impl StudentRun {
             vocab.len()
         );
 
-        let encode = |rows: &[usize]| {
-            let texts: Vec<&str> = rows
-                .iter()
-                .map(|&i| data.examples[i].text.as_str())
-                .collect();
-            let gold = rows.iter().map(|&i| data.examples[i].label).collect();
-            EncodedSet::encode(&texts, gold, &encoder)
-        };
+        let encode = |rows: &[usize]| encode_rows(&data.subset(rows), &encoder, labels.len());
         let (mut train_set, mut val_set) = (encode(&train_rows), encode(&val_rows));
         let train_logits = match &self.logits {
             Some(path) => Some(self.read_logits(path, &data, &labels)?),
@@ -160,25 +194,45 @@ impl StudentRun {
             val_set = val_set.with_teacher(logits, &val_rows);
         }
         if let Some(aug) = &self.augment {
-            let extra = Dataset::read(&aug.data, &labels)?;
+            let extra = Dataset::read_with(&aug.data, &self.task, &labels)?;
+            if extra.is_pairs() != pairs {
+                return Err(Error::Config(format!(
+                    "{}: the transfer text is {} but the training file is {}",
+                    aug.data.display(),
+                    if extra.is_pairs() {
+                        "sentence pairs"
+                    } else {
+                        "single texts"
+                    },
+                    if pairs {
+                        "sentence pairs"
+                    } else {
+                        "single texts"
+                    },
+                )));
+            }
             let logits = self.read_logits(&aug.logits, &extra, &labels)?;
             if let Some(train_logits) = &train_logits {
                 train_logits.check_compatible(&logits)?;
             }
-            let texts = extra.texts();
             let rows: Vec<usize> = (0..extra.len()).collect();
-            let set = EncodedSet::encode(&texts, vec![None; extra.len()], &encoder)
-                .with_teacher(&logits, &rows);
+            let set = encode_rows(&extra, &encoder, labels.len()).with_teacher(&logits, &rows);
             tracing::info!(
-                "{} augmented sentences from {}",
+                "{} transfer examples ({} labelled) from {}",
                 set.len(),
+                extra.examples.iter().filter(|e| e.label.is_some()).count(),
                 aug.data.display()
             );
             train_set = train_set.concat(set);
         }
 
-        let mut student =
-            StudentConfig::new(&self.preset, vocab.len(), self.train.loss.num_outputs());
+        let mut student = StudentConfig::new(
+            &self.preset,
+            vocab.len(),
+            self.train.loss.num_outputs(labels.len()),
+        )
+        .with_labels(&labels)
+        .with_pair(pairs);
         student.normalize = self.normalize;
         student.max_len = self.max_len;
         student.tokenizer = encoder.tokenization.name().into();
@@ -213,5 +267,14 @@ impl StudentRun {
         train(
             &train_cfg, &student, &encoder, &train_set, &val_set, &self.out, device,
         )
+    }
+}
+
+/// `data`'s texts (or pairs) as ids, with their labels.
+fn encode_rows(data: &Dataset, encoder: &TextEncoder, num_labels: usize) -> EncodedSet {
+    let gold = data.examples.iter().map(|e| e.label).collect();
+    match data.text_pairs().filter(|_| data.is_pairs()) {
+        Some(b) => EncodedSet::encode_pairs(&data.texts(), &b, gold, encoder, num_labels),
+        None => EncodedSet::encode(&data.texts(), gold, encoder, num_labels),
     }
 }

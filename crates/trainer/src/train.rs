@@ -155,12 +155,35 @@ pub fn train(
             "this loss needs teacher logits (--logits)".into(),
         ));
     }
-    if student.num_outputs != cfg.loss.num_outputs() {
+    // BCE reads one logit; every other loss one logit per label.
+    let outputs = if matches!(cfg.loss, Loss::Bce) {
+        1
+    } else {
+        student.labels.len()
+    };
+    if student.num_outputs != outputs {
         return Err(Error::Config(format!(
-            "loss needs {} outputs, student has {}",
-            cfg.loss.num_outputs(),
+            "this loss needs {outputs} outputs, student has {}",
             student.num_outputs
         )));
+    }
+    if cfg.loss.needs_teacher() && train.num_labels != student.num_outputs {
+        return Err(Error::Config(format!(
+            "teacher logits have {} columns, the student {} outputs",
+            train.num_labels, student.num_outputs
+        )));
+    }
+    for (set, what) in [(train, "training"), (val, "validation")] {
+        if set.is_pair() != student.pair {
+            let reads = if student.pair {
+                "pairs"
+            } else {
+                "single texts"
+            };
+            return Err(Error::Config(format!(
+                "the student reads {reads}, the {what} set does not"
+            )));
+        }
     }
     fs::create_dir_all(out).map_err(io_err(out))?;
     let Start {
@@ -184,15 +207,16 @@ pub fn train(
     for epoch in state.epochs_done..cfg.epochs {
         let started = Instant::now();
         adam.set_lr(schedule.lr_at(epoch));
-        let batches = batcher
-            .clone()
-            .seed(derive_seed(cfg.seed, 1, epoch))
-            .batches(&train.ids, epoch);
+        let batches = train.batches(
+            &batcher.clone().seed(derive_seed(cfg.seed, 1, epoch)),
+            epoch,
+        );
         let mut dropout_rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, 2, epoch));
         let bar = progress_bar(cfg.progress, batches.len() as u64, epoch, cfg.epochs);
         let (mut loss_sum, mut seen) = (0.0f64, 0usize);
         for (step, batch) in batches.iter().enumerate() {
-            let ids = Tensor::from_vec(batch.ids.clone(), (batch.batch, batch.time), device)?;
+            let n = batch.indices.len();
+            let ids = Tensor::from_vec(batch.ids.clone(), (batch.rows(), batch.time), device)?;
             let labels = batch.gather(&train.labels);
             let teacher = match &train.teacher {
                 Some(t) => {
@@ -202,7 +226,7 @@ pub fn train(
                         .iter()
                         .flat_map(|&i| t[i * c..(i + 1) * c].iter().copied())
                         .collect();
-                    Some(Tensor::from_vec(rows, (batch.batch, c), device)?)
+                    Some(Tensor::from_vec(rows, (n, c), device)?)
                 }
                 None => None,
             };
@@ -212,7 +236,12 @@ pub fn train(
                 Some(_) => Var::from_tensor(&model.embed(&ids)?)?.as_tensor().clone(),
                 None => model.embed(&ids)?,
             };
-            let logits = model.forward_embedded(&x, &batch.lengths, Some(&mut dropout_rng))?;
+            // A pair batch stacks both texts, so one embedding leaf serves them both.
+            let logits = if batch.pair {
+                model.forward_embedded_pair(&x, &batch.lengths, Some(&mut dropout_rng))?
+            } else {
+                model.forward_embedded(&x, &batch.lengths, Some(&mut dropout_rng))?
+            };
             let loss = cfg.loss.compute(&logits, &labels, teacher.as_ref())?;
             // Checked before the update: a NaN step would poison every weight it touches.
             let l = loss.to_scalar::<f32>()? as f64;
@@ -242,8 +271,8 @@ pub fn train(
                 );
                 rows.step(&embedding, adam.lr(), &ids_touched, &g)?;
             }
-            loss_sum += l * batch.batch as f64;
-            seen += batch.batch;
+            loss_sum += l * n as f64;
+            seen += n;
             bar.inc(1);
             if bar.position().is_multiple_of(64) {
                 bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));

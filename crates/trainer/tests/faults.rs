@@ -66,7 +66,7 @@ fn sets(dir: &Path) -> Sets {
                 _ => [1.0, -1.0],
             })
             .collect();
-        let mut set = EncodedSet::encode(&texts, gold, &encoder);
+        let mut set = EncodedSet::encode(&texts, gold, &encoder, 2);
         set.teacher = Some(teacher);
         set
     };

@@ -182,8 +182,9 @@ fn remove_inside(path: &Path, run: &Path) -> Result<()> {
 fn execute(ctx: &RunContext, stage: &Stage, record: &PipelineFile) -> Result<()> {
     match &stage.action {
         Action::Cli { args, stdout } => run_cli(&ctx.paths, args, stdout.as_deref()),
-        Action::Assets { hub_teacher } => assets(&ctx.layout, hub_teacher.as_deref()),
+        Action::Assets { hub_teacher } => assets(ctx, hub_teacher.as_deref()),
         Action::Data => data(&ctx.layout, &ctx.settings),
+        Action::Transfer { parts, out } => transfer(parts, out),
         Action::Report => super::report::write(ctx, record),
     }
 }
@@ -220,15 +221,11 @@ fn run_cli(paths: &Paths, args: &[String], stdout: Option<&Path>) -> Result<()> 
         .with_context(|| format!("writing {}", out.display()))
 }
 
-/// SST-2 must ship with the checkout; a hub teacher must be (or get) into the cache.
-fn assets(layout: &Layout, hub_teacher: Option<&str>) -> Result<()> {
-    for file in ["train.tsv", "dev.tsv"] {
-        let path = layout.sst2(file);
-        ensure!(
-            path.is_file(),
-            "{} is missing: it ships with the repository",
-            path.display()
-        );
+/// The task's files must exist (SST-2 ships with the checkout); a hub teacher must be (or
+/// get) into the cache.
+fn assets(ctx: &RunContext, hub_teacher: Option<&str>) -> Result<()> {
+    for path in ctx.layout.sources(&ctx.settings.task) {
+        ensure!(path.is_file(), "{} is missing", path.display());
     }
     match hub_teacher {
         Some(id) if id == crate::assets::MODEL_ID => {
@@ -246,17 +243,66 @@ fn assets(layout: &Layout, hub_teacher: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// Writes the stratified subsets the run trains and evaluates on.
+/// Writes the task's files as TSV in `data/` (stratified subsets where the settings ask),
+/// so every later stage reads one format with the default columns: `sentence` (or
+/// `sentence1`, `sentence2`) and `label` by name. Tabs and line breaks inside a text,
+/// which TSV cannot hold, become spaces.
 fn data(layout: &Layout, settings: &super::presets::Settings) -> Result<()> {
-    let labels = LabelSet::binary();
-    let parts: [(&str, PathBuf, Option<usize>); 2] = [
-        ("train.tsv", layout.train(), settings.train_size),
-        ("dev.tsv", layout.dev(), settings.dev_size),
+    let task = &settings.task;
+    let labels = LabelSet::new(task.labels.clone());
+    let mut parts: Vec<(PathBuf, PathBuf, Option<usize>, bool)> = vec![
+        (
+            layout.source_train(task),
+            layout.train(),
+            settings.train_size,
+            true,
+        ),
+        (
+            layout.source_dev(task),
+            layout.dev(),
+            settings.dev_size,
+            true,
+        ),
     ];
-    for (file, out, size) in parts {
-        let source = layout.sst2(file);
-        let all = Dataset::read(&source, &labels)
-            .with_context(|| format!("reading {}", source.display()))?;
+    if let Some(test) = &task.test {
+        parts.push((test.clone(), layout.test(), None, true));
+    }
+    if let Some(text) = &task.unlabelled {
+        parts.push((text.clone(), layout.unlabelled(), None, false));
+    }
+    let dev = layout.source_dev(task);
+    for (source, out, size, labelled) in parts {
+        let read = if !labelled {
+            Dataset::read_texts(&source, &task.spec)
+        } else if source == dev || Some(&source) == task.test.as_ref() {
+            Dataset::read_labelled(&source, &task.spec, &labels, "evaluation")
+        } else {
+            Dataset::read_with(&source, &task.spec, &labels)
+        };
+        let mut all = read.with_context(|| format!("reading {}", source.display()))?;
+        if all.is_pairs() != task.pairs {
+            bail!(
+                "{}: {} while the training file has {}",
+                source.display(),
+                if all.is_pairs() {
+                    "sentence pairs"
+                } else {
+                    "single texts"
+                },
+                if task.pairs {
+                    "sentence pairs"
+                } else {
+                    "single texts"
+                },
+            );
+        }
+        for e in &mut all.examples {
+            for text in std::iter::once(&mut e.text).chain(e.text_pair.as_mut()) {
+                if text.contains(['\t', '\n', '\r']) {
+                    *text = text.replace(['\t', '\n', '\r'], " ");
+                }
+            }
+        }
         let subset = match size {
             Some(n) => stratified_subset(&all, n, settings.seed),
             None => all.clone(),
@@ -265,11 +311,25 @@ fn data(layout: &Layout, settings: &super::presets::Settings) -> Result<()> {
             .write_tsv_named(&out, &labels)
             .with_context(|| format!("writing {}", out.display()))?;
         println!(
-            "    {}: {} of {} sentences",
+            "    {}: {} of {} examples",
             out.display(),
             subset.len(),
             all.len()
         );
     }
+    Ok(())
+}
+
+/// Concatenates TSV files with the same header into `out`.
+fn transfer(parts: &[PathBuf], out: &Path) -> Result<()> {
+    let mut all = Dataset::default();
+    for part in parts {
+        let data = Dataset::read_texts(part, &Default::default())
+            .with_context(|| format!("reading {}", part.display()))?;
+        all.examples.extend(data.examples);
+    }
+    all.write_tsv(out)
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!("    {}: {} examples", out.display(), all.len());
     Ok(())
 }

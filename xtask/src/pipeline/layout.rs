@@ -4,16 +4,20 @@
 //! ```text
 //! runs/<name>/
 //!   pipeline.json                 stage keys, states, wall times
-//!   data/{train,dev,augment}.tsv  the subsets and the augmented sentences
+//!   data/{train,dev,test}.tsv     the task's files as TSV (subsets for quick runs)
+//!   data/{unlabelled,augment,transfer}.tsv  transfer text: given, augmented, both
 //!   teacher/                      the fine-tuned teacher (Hugging Face layout)
 //!   logits/{train,augment}.safetensors
 //!   students/<student>/           metrics.jsonl, best/, last/
-//!   eval/<model>.{json,scores}    dev metrics and P(label 1) per sentence
+//!   eval/<model>.{json,scores}    dev metrics and class probabilities per example
+//!   eval/test/<model>.json        test metrics (with --test)
 //!   bench/<student>.json          CPU throughput and latency
 //!   plots/*.{png,svg}, report.{md,html,json}
 //! ```
 
 use std::path::{Path, PathBuf};
+
+use super::presets::Task;
 
 /// A student the pipeline can train.
 #[derive(Clone, Copy, Debug)]
@@ -59,7 +63,7 @@ const fn teacher_embeddings(s: StudentSpec) -> StudentSpec {
 
 /// Every student the pipeline knows, in report order.
 #[rustfmt::skip]
-pub const STUDENTS: [StudentSpec; 8] = [
+pub const STUDENTS: [StudentSpec; 10] = [
     spec("baseline", "BiLSTM on labels (CE)", None, false, "original"),
     spec("distill", "distilled: CE + logit MSE", Some("distill"), false, "original"),
     spec("weighted-mse", "distilled: teacher-weighted MSE", Some("weighted-mse"), false, "original"),
@@ -67,6 +71,8 @@ pub const STUDENTS: [StudentSpec; 8] = [
     teacher_embeddings(spec("distill-teacher-emb", "distilled, embeddings from the teacher", Some("distill"), false, "original")),
     spec("distill-augment", "distilled + augmentation", Some("distill"), true, "original"),
     teacher_embeddings(spec("augment-teacher-emb", "distilled + augmentation, embeddings from the teacher", Some("distill"), true, "original")),
+    spec("large-baseline", "large preset, BiLSTM on labels (CE)", None, false, "large"),
+    spec("large-distill", "large preset, distilled: CE + logit MSE", Some("distill"), false, "large"),
     spec("large-augment", "large preset, distilled + augmentation", Some("distill"), true, "large"),
 ];
 
@@ -94,8 +100,23 @@ pub struct Layout {
 }
 
 impl Layout {
-    pub fn sst2(&self, file: &str) -> PathBuf {
-        self.root.join("assets/sst2").join(file)
+    /// The task's training file as given (SST-2's by default).
+    pub fn source_train(&self, task: &Task) -> PathBuf {
+        task.train
+            .clone()
+            .unwrap_or_else(|| self.root.join("assets/sst2/train.tsv"))
+    }
+    /// The task's dev file as given.
+    pub fn source_dev(&self, task: &Task) -> PathBuf {
+        task.dev
+            .clone()
+            .unwrap_or_else(|| self.root.join("assets/sst2/dev.tsv"))
+    }
+    /// Every file the task reads, as given.
+    pub fn sources(&self, task: &Task) -> Vec<PathBuf> {
+        let mut files = vec![self.source_train(task), self.source_dev(task)];
+        files.extend(task.test.iter().chain(&task.unlabelled).cloned());
+        files
     }
     pub fn train(&self) -> PathBuf {
         self.run.join("data/train.tsv")
@@ -103,8 +124,18 @@ impl Layout {
     pub fn dev(&self) -> PathBuf {
         self.run.join("data/dev.tsv")
     }
+    pub fn test(&self) -> PathBuf {
+        self.run.join("data/test.tsv")
+    }
+    pub fn unlabelled(&self) -> PathBuf {
+        self.run.join("data/unlabelled.tsv")
+    }
     pub fn augmented(&self) -> PathBuf {
         self.run.join("data/augment.tsv")
+    }
+    /// Augmented samples and unlabelled text together (only when there is unlabelled text).
+    pub fn transfer(&self) -> PathBuf {
+        self.run.join("data/transfer.tsv")
     }
     pub fn teacher(&self) -> PathBuf {
         self.run.join("teacher")
@@ -117,6 +148,10 @@ impl Layout {
     }
     pub fn eval(&self, model: &str) -> PathBuf {
         self.run.join("eval").join(format!("{model}.json"))
+    }
+    /// Metrics on the test file.
+    pub fn eval_test(&self, model: &str) -> PathBuf {
+        self.run.join("eval/test").join(format!("{model}.json"))
     }
     pub fn scores(&self, model: &str) -> PathBuf {
         self.run.join("eval").join(format!("{model}.scores"))

@@ -157,7 +157,12 @@ impl Paths {
                 parts.join(" ")
             }
             Action::Assets { .. } => "cargo xtask assets".into(),
-            Action::Data => "# in xtask: stratified subsets of assets/sst2/{train,dev}.tsv".into(),
+            Action::Data => {
+                "# in xtask: the task's files as TSV in data/ (stratified subsets)".into()
+            }
+            Action::Transfer { .. } => {
+                "# in xtask: data/augment.tsv and data/unlabelled.tsv into data/transfer.tsv".into()
+            }
             Action::Report => {
                 "# in xtask: tables and plots from eval/, bench/ and students/".into()
             }
@@ -172,7 +177,7 @@ pub fn run(args: &PipelineArgs) -> Result<()> {
         .context("xtask has no parent folder")?
         .to_path_buf();
     let cwd = std::env::current_dir().context("reading the current folder")?;
-    let settings = Settings::resolve(args.preset, &args.overrides)?;
+    let settings = Settings::resolve(args.preset, &args.overrides, &root, &cwd)?;
     let device = DeviceChoice::parse(&args.device)?;
     let student_device = DeviceChoice::parse(&args.student_device)?;
     ensure!(
@@ -263,6 +268,10 @@ fn dry_run(ctx: &Context, plan: &[Stage]) -> Result<()> {
         "settings:\n{}",
         serde_json::to_string_pretty(&ctx.settings)?
     );
+    for r in &ctx.settings.size_rules {
+        let how = if r.overridden { "set by flag" } else { "rule" };
+        println!("size rule: {} = {} ({how}: {})", r.setting, r.value, r.rule);
+    }
     let record = cache::PipelineFile::load(&ctx.layout.pipeline_json())?;
     for (i, stage) in plan.iter().enumerate() {
         let state = record

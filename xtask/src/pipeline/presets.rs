@@ -3,7 +3,10 @@
 //! `Settings`, so a reader sees each preset's choices in one screen, and every field has a
 //! flag (see [`Overrides`]).
 
-use anyhow::{bail, Result};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _, Result};
+use distill_data::{Dataset, Format, LabelSet, TaskSpec};
 use serde::{Deserialize, Serialize};
 
 use super::layout::STUDENTS;
@@ -35,15 +38,67 @@ impl Preset {
     }
 }
 
+/// The task a run distills: its files and how to read them. SST-2 (`assets/sst2`) when
+/// no training file is given.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    /// Training file (`None`: SST-2 train).
+    pub train: Option<PathBuf>,
+    /// Dev file: evaluated after each teacher epoch and in the report.
+    pub dev: Option<PathBuf>,
+    /// Test file: also evaluated for the report when given.
+    pub test: Option<PathBuf>,
+    /// Unlabelled in-domain text: labelled by the teacher and added to the transfer set.
+    pub unlabelled: Option<PathBuf>,
+    /// Format and columns of every file above.
+    pub spec: TaskSpec,
+    /// Label names in id order: `--labels`, or else the training file's (filled in when
+    /// the settings are resolved).
+    pub labels: Vec<String>,
+    /// Rows in the training file.
+    pub train_rows: usize,
+    /// Whether the task is one of sentence pairs.
+    pub pairs: bool,
+}
+
+impl Task {
+    /// SST-2 read the default way: stage commands and keys stay as they were before tasks.
+    pub fn is_default(&self) -> bool {
+        self.train.is_none()
+            && self.test.is_none()
+            && self.unlabelled.is_none()
+            && self.spec == TaskSpec::default()
+            && self.labels == ["0", "1"]
+    }
+}
+
+/// A setting that follows the size of the data, as GLUE recipes do; printed by `--dry-run`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SizeRule {
+    pub setting: String,
+    /// The rule in words.
+    pub rule: String,
+    pub value: String,
+    /// True when a flag set the value instead.
+    pub overridden: bool,
+}
+
+/// Training rows below which a data set counts as small (GLUE: the teacher gets 3 epochs).
+pub const SMALL_TASK_ROWS: usize = 20_000;
+
 /// Everything a pipeline run does.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     pub preset: Preset,
+    /// What the run distills.
+    pub task: Task,
+    /// Settings chosen by the size of the data.
+    pub size_rules: Vec<SizeRule>,
     /// Teacher base: a hub id or a folder.
     pub teacher: String,
-    /// Stratified subset of SST-2 train (`None`: all 67,349 sentences).
+    /// Stratified subset of the training file (`None`: all of it).
     pub train_size: Option<usize>,
-    /// Stratified subset of SST-2 dev (`None`: all 872 sentences).
+    /// Stratified subset of the dev file (`None`: all of it).
     pub dev_size: Option<usize>,
     /// Seed of subsets, fine-tuning, augmentation and student training.
     pub seed: u64,
@@ -74,6 +129,8 @@ impl Settings {
         match preset {
             Preset::Smoke => Settings {
                 preset,
+                task: Task::default(),
+                size_rules: Vec::new(),
                 teacher: SMOKE_TEACHER.into(),
                 train_size: Some(500),
                 dev_size: None,
@@ -92,6 +149,8 @@ impl Settings {
             },
             Preset::Quick => Settings {
                 preset,
+                task: Task::default(),
+                size_rules: Vec::new(),
                 teacher: crate::assets::MODEL_ID.into(),
                 train_size: Some(8_000),
                 dev_size: None,
@@ -109,6 +168,8 @@ impl Settings {
             },
             Preset::Full => Settings {
                 preset,
+                task: Task::default(),
+                size_rules: Vec::new(),
                 teacher: crate::assets::MODEL_ID.into(),
                 train_size: None,
                 dev_size: None,
@@ -127,9 +188,12 @@ impl Settings {
         }
     }
 
-    /// The preset's defaults with `o` applied; checks the student names.
-    pub fn resolve(preset: Preset, o: &Overrides) -> Result<Settings> {
+    /// The preset's defaults with `o` applied, the task read (its label set and size) and
+    /// the size rules applied; checks the student names. `root` is the workspace (SST-2),
+    /// `cwd` what relative paths are relative to.
+    pub fn resolve(preset: Preset, o: &Overrides, root: &Path, cwd: &Path) -> Result<Settings> {
         let mut s = Settings::preset(preset);
+        s.task = o.task.resolve(root, cwd)?;
         if let Some(v) = &o.teacher {
             s.teacher = v.clone();
         }
@@ -178,7 +242,8 @@ impl Settings {
                 bail!("unknown student `{name}` (known: {})", known.join(", "));
             }
         }
-        if s.augment_factor == 0 {
+        s.apply_size_rules(o);
+        if !s.has_transfer_text() {
             s.students
                 .retain(|n| STUDENTS.iter().any(|k| k.name == n && !k.augment));
         }
@@ -191,12 +256,72 @@ impl Settings {
         Ok(s)
     }
 
+    /// Rows the teacher fine-tunes on: the subset's size, or the whole training file.
+    pub fn teacher_rows(&self) -> usize {
+        self.train_size
+            .map_or(self.task.train_rows, |n| n.min(self.task.train_rows))
+    }
+
+    /// The settings that follow the size of the data (quick and full presets; the smoke
+    /// preset is fixed): teacher epochs, and the full preset's augmentation factor.
+    fn apply_size_rules(&mut self, o: &Overrides) {
+        if self.preset == Preset::Smoke {
+            return;
+        }
+        let rows = self.teacher_rows();
+        let small = rows < SMALL_TASK_ROWS;
+        let mut rules = vec![SizeRule {
+            setting: "teacher epochs".into(),
+            rule: format!("3 below {SMALL_TASK_ROWS} training rows, 1 above ({rows} rows)"),
+            value: self.teacher_epochs.to_string(),
+            overridden: o.teacher_epochs.is_some(),
+        }];
+        if o.teacher_epochs.is_none() {
+            self.teacher_epochs = if small { 3 } else { 1 };
+            rules[0].value = self.teacher_epochs.to_string();
+        }
+        if self.preset == Preset::Full {
+            let mut rule = SizeRule {
+                setting: "augment factor".into(),
+                rule: format!(
+                    "20 below {SMALL_TASK_ROWS} training rows (Tang et al.), 4 above ({rows} rows)"
+                ),
+                value: self.augment_factor.to_string(),
+                overridden: o.augment_factor.is_some(),
+            };
+            if o.augment_factor.is_none() {
+                self.augment_factor = if small { 20 } else { 4 };
+                rule.value = self.augment_factor.to_string();
+            }
+            rules.push(rule);
+        }
+        self.size_rules = rules;
+    }
+
+    /// Whether students can learn from transfer text: augmented or unlabelled.
+    pub fn has_transfer_text(&self) -> bool {
+        self.augment_factor > 0 || self.task.unlabelled.is_some()
+    }
+
     /// The settings as (name, value) rows for the report, in declaration order.
     pub fn rows(&self) -> Vec<(&'static str, String)> {
         let all = |v: Option<usize>| v.map_or("all".to_string(), |n| n.to_string());
         let opt = |v: Option<String>| v.unwrap_or_else(|| "CLI default".to_string());
+        let file = |p: &Option<PathBuf>, default: &str| {
+            p.as_ref()
+                .map_or(default.to_string(), |p| p.display().to_string())
+        };
         vec![
             ("preset", self.preset.name().to_string()),
+            (
+                "train file",
+                file(&self.task.train, "assets/sst2/train.tsv"),
+            ),
+            ("dev file", file(&self.task.dev, "assets/sst2/dev.tsv")),
+            ("test file", file(&self.task.test, "–")),
+            ("unlabelled text", file(&self.task.unlabelled, "–")),
+            ("labels", self.task.labels.join(", ")),
+            ("sentence pairs", self.task.pairs.to_string()),
             ("teacher base", self.teacher.clone()),
             ("train sentences", all(self.train_size)),
             ("dev sentences", all(self.dev_size)),
@@ -236,29 +361,104 @@ impl Settings {
         }
     }
 
-    /// True when some student learns from augmented samples.
-    pub fn uses_augmentation(&self) -> bool {
-        self.augment_factor > 0
+    /// True when some student learns from the transfer set.
+    pub fn uses_transfer(&self) -> bool {
+        self.has_transfer_text()
             && STUDENTS
                 .iter()
                 .any(|k| k.augment && self.students.iter().any(|n| n == k.name))
+    }
+
+    /// True when the transfer set includes augmented samples.
+    pub fn uses_augmentation(&self) -> bool {
+        self.augment_factor > 0 && self.uses_transfer()
+    }
+}
+
+/// The task flags of `cargo xtask pipeline`.
+#[derive(Debug, Default, clap::Args)]
+pub struct TaskArgs {
+    /// Training file: TSV, CSV or JSON lines [default: assets/sst2/train.tsv].
+    #[arg(long, requires = "dev")]
+    pub train: Option<PathBuf>,
+    /// Dev file, in the training file's format and columns [default: assets/sst2/dev.tsv].
+    #[arg(long, requires = "train")]
+    pub dev: Option<PathBuf>,
+    /// Test file, evaluated for the report too.
+    #[arg(long)]
+    pub test: Option<PathBuf>,
+    /// Unlabelled in-domain text: the teacher labels it, and it joins the transfer set.
+    #[arg(long)]
+    pub unlabelled: Option<PathBuf>,
+    /// Data format: tsv, csv or jsonl [default: from each file's extension].
+    #[arg(long, value_parser = |s: &str| s.parse::<Format>())]
+    pub format: Option<Format>,
+    #[arg(long)]
+    pub text_column: Option<String>,
+    #[arg(long)]
+    pub text_pair_column: Option<String>,
+    #[arg(long)]
+    pub label_column: Option<String>,
+    /// Label names in id order, comma-separated [default: the training file's labels,
+    /// numbers in numeric order, other names sorted].
+    #[arg(long, value_parser = |s: &str| LabelSet::parse_list(s))]
+    pub labels: Option<LabelSet>,
+}
+
+impl TaskArgs {
+    /// The task these flags name, with its label set and size read from the training file.
+    fn resolve(&self, root: &Path, cwd: &Path) -> Result<Task> {
+        let abs = |p: &Option<PathBuf>| p.as_ref().map(|p| cwd.join(p));
+        let spec = TaskSpec {
+            format: self.format,
+            text_column: self.text_column.clone(),
+            text_pair_column: self.text_pair_column.clone(),
+            label_column: self.label_column.clone(),
+        };
+        let train = abs(&self.train);
+        let train_path = train
+            .clone()
+            .unwrap_or_else(|| root.join("assets/sst2/train.tsv"));
+        let labels = match &self.labels {
+            Some(l) => l.clone(),
+            None => Dataset::label_set_of(&train_path, &spec)
+                .with_context(|| format!("reading the labels of {}", train_path.display()))?,
+        };
+        if let Some(name) = labels.names().iter().find(|n| n.contains(',')) {
+            bail!("label `{name}` contains a comma, which `--labels a,b,c` cannot pass on");
+        }
+        let data = Dataset::read_with(&train_path, &spec, &labels)
+            .with_context(|| format!("reading {}", train_path.display()))?;
+        Ok(Task {
+            train,
+            dev: abs(&self.dev),
+            test: abs(&self.test),
+            unlabelled: abs(&self.unlabelled),
+            spec,
+            labels: labels.names().to_vec(),
+            train_rows: data.len(),
+            pairs: data.is_pairs(),
+        })
     }
 }
 
 /// Flags that override a preset's values.
 #[derive(Debug, Default, clap::Args)]
 pub struct Overrides {
+    #[command(flatten)]
+    pub task: TaskArgs,
     /// Teacher base: hub id or folder.
     #[arg(long)]
     pub teacher: Option<String>,
-    /// Stratified subset of SST-2 train to use (0: all).
+    /// Stratified subset of the training file to use (0: all).
     #[arg(long)]
     pub train_size: Option<usize>,
-    /// Stratified subset of SST-2 dev to evaluate on (0: all).
+    /// Stratified subset of the dev file to evaluate on (0: all).
     #[arg(long)]
     pub dev_size: Option<usize>,
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Teacher epochs [default: 3 below 20,000 training rows, 1 above; smoke: 1].
     #[arg(long)]
     pub teacher_epochs: Option<usize>,
     /// Stop teacher fine-tuning after N steps (0: no limit).
@@ -273,7 +473,8 @@ pub struct Overrides {
     pub large_student_epochs: Option<usize>,
     #[arg(long)]
     pub student_batch_size: Option<usize>,
-    /// Augmented samples per training sentence (0: skip augmentation).
+    /// Augmented samples per training sentence (0: skip augmentation) [default: full: 20
+    /// below 20,000 training rows, 4 above].
     #[arg(long)]
     pub augment_factor: Option<usize>,
     /// Students to train, comma-separated (baseline, distill, weighted-mse, kl,
@@ -292,6 +493,14 @@ pub struct Overrides {
 mod tests {
     use super::*;
 
+    fn root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    }
+
+    fn resolve(preset: Preset, o: &Overrides) -> Result<Settings> {
+        Settings::resolve(preset, o, &root(), &root())
+    }
+
     #[test]
     fn overrides_replace_preset_values() {
         let o = Overrides {
@@ -300,10 +509,10 @@ mod tests {
             augment_factor: Some(0),
             ..Overrides::default()
         };
-        let s = Settings::resolve(Preset::Smoke, &o).unwrap();
+        let s = resolve(Preset::Smoke, &o).unwrap();
         assert_eq!(s.train_size, None);
         assert_eq!(s.student_epochs, 3);
-        let full = Settings::resolve(Preset::Full, &Overrides::default()).unwrap();
+        let full = resolve(Preset::Full, &Overrides::default()).unwrap();
         assert_eq!(full.epochs_of("large"), 15);
         assert_eq!(full.epochs_of("original"), 30);
         assert!(!s.uses_augmentation());
@@ -316,6 +525,42 @@ mod tests {
             students: Some(vec!["nope".into()]),
             ..Overrides::default()
         };
-        assert!(Settings::resolve(Preset::Full, &o).is_err());
+        assert!(resolve(Preset::Full, &o).is_err());
+    }
+
+    #[test]
+    fn size_rules_follow_the_training_rows_unless_overridden() {
+        let sst2 = resolve(Preset::Full, &Overrides::default()).unwrap();
+        assert_eq!(sst2.task.train_rows, 67_349);
+        assert_eq!((sst2.teacher_epochs, sst2.augment_factor), (1, 4));
+        assert_eq!(sst2.task.labels, ["0", "1"]);
+        let sst5 = |o: Overrides| {
+            resolve(
+                Preset::Full,
+                &Overrides {
+                    task: TaskArgs {
+                        train: Some(root().join("assets/sst5/train.csv")),
+                        dev: Some(root().join("assets/sst5/dev.csv")),
+                        ..TaskArgs::default()
+                    },
+                    ..o
+                },
+            )
+            .unwrap()
+        };
+        let small = sst5(Overrides::default());
+        assert_eq!((small.teacher_epochs, small.augment_factor), (3, 20));
+        assert_eq!(small.task.labels.len(), 5);
+        assert!(small.size_rules.iter().all(|r| !r.overridden));
+        let forced = sst5(Overrides {
+            teacher_epochs: Some(2),
+            augment_factor: Some(4),
+            ..Overrides::default()
+        });
+        assert_eq!((forced.teacher_epochs, forced.augment_factor), (2, 4));
+        assert!(forced.size_rules.iter().all(|r| r.overridden));
+        // Quick: the rule sees the subset's size.
+        let quick = resolve(Preset::Quick, &Overrides::default()).unwrap();
+        assert_eq!((quick.teacher_rows(), quick.teacher_epochs), (8_000, 3));
     }
 }

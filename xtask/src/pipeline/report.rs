@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use anyhow::{Context as _, Result};
 use base64::Engine as _;
+use distill_data::LabelSet;
 
 use super::cache::PipelineFile;
 use super::exec::seconds;
@@ -324,7 +325,13 @@ fn intro(ctx: &Context, models: &[ModelResult]) -> Vec<String> {
 /// Writes `report.md`, `report.html`, `report.json` and `plots/`.
 pub fn write(ctx: &Context, record: &PipelineFile) -> Result<()> {
     let layout = &ctx.layout;
-    let (models, dev) = results::collect(layout, &ctx.settings.teacher, &ctx.settings.students)?;
+    let labels = LabelSet::new(ctx.settings.task.labels.clone());
+    let (models, dev) = results::collect(
+        layout,
+        &ctx.settings.teacher,
+        &ctx.settings.students,
+        &labels,
+    )?;
     let figures = plots::draw_all(&layout.plots(), &models, &dev)?;
     let results = results_table(&models, dev.labels.len());
     let note = metric_note(&dev);

@@ -113,6 +113,7 @@ fn fake_run(run: &Path, labels: &LabelSet, gold: &[u32], models: &[Fake]) -> Con
     }
     let mut settings = Settings::preset(Preset::Quick);
     settings.students = models[1..].iter().map(|m| m.name.to_string()).collect();
+    settings.task.labels = labels.names().to_vec();
     let cpu = DeviceChoice::parse("cpu").unwrap();
     Context {
         name: "fake".into(),

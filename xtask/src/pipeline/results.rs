@@ -1,5 +1,4 @@
-//! The numbers behind the report, gathered from the run folder: the label names (from the
-//! teacher's `eval/teacher.json`), per model its dev metrics (`eval/<model>.json`; per-label
+//! The numbers behind the report, gathered from the run folder: per model its dev metrics (`eval/<model>.json`; per-label
 //! precision, recall, F1 and support are recomputed from its confusion matrix), class
 //! probabilities per sentence (`eval/<model>.scores`), CPU timing
 //! (`bench/<model>.json`, the teacher's in its eval JSON), training curve
@@ -145,15 +144,17 @@ struct BenchJson {
     text_latency_us_median: Option<f64>,
 }
 
-/// The teacher and each student of `students`, in that order, and the dev labels.
+/// The teacher and each student of `students`, in that order, and the dev labels named
+/// from `labels` (the task's, in id order).
 pub fn collect(
     layout: &Layout,
     teacher_base: &str,
     students: &[String],
+    labels: &LabelSet,
 ) -> Result<(Vec<ModelResult>, Dev)> {
     let teacher_eval: EvalJson = read_json(&layout.eval("teacher"))?;
-    let labels = label_set(&teacher_eval);
-    let dev = Dataset::read(&layout.dev(), &labels)
+    check_labels("teacher", &teacher_eval, labels)?;
+    let dev = Dataset::read(&layout.dev(), labels)
         .with_context(|| format!("reading {}", layout.dev().display()))?;
     let gold = dev.labels().context("the dev file has unlabelled rows")?;
     let c = labels.len();
@@ -175,11 +176,7 @@ pub fn collect(
         let dir = layout.student(name);
         let best = dir.join("best");
         let eval: EvalJson = read_json(&layout.eval(name))?;
-        ensure!(
-            eval.confusion.len() == c,
-            "{name} was evaluated on {} labels, the teacher on {c}",
-            eval.confusion.len()
-        );
+        check_labels(name, &eval, labels)?;
         let bench: BenchJson = read_json(&layout.bench(name))?;
         let scores = read_scores(&layout.scores(name), gold.len(), c)?;
         models.push(ModelResult {
@@ -192,17 +189,35 @@ pub fn collect(
             ..ModelResult::from_eval(name, &eval, scores, &gold)?
         });
     }
-    Ok((models, Dev { labels, gold }))
+    Ok((
+        models,
+        Dev {
+            labels: labels.clone(),
+            gold,
+        },
+    ))
 }
 
-/// The label names the teacher was evaluated with; the SST-2 names `0`, `1` for files
-/// that do not name them.
-fn label_set(eval: &EvalJson) -> LabelSet {
-    match &eval.labels {
-        Some(names) if names.len() == eval.confusion.len() => LabelSet::new(names.clone()),
-        _ if eval.confusion.len() == 2 => LabelSet::binary(),
-        _ => LabelSet::new((0..eval.confusion.len()).map(|k| k.to_string()).collect()),
+/// Fails unless `model` was evaluated on `labels`: as many as its confusion matrix has
+/// rows, and the same names when its eval JSON lists them (files from before N-label
+/// support do not).
+fn check_labels(model: &str, eval: &EvalJson, labels: &LabelSet) -> Result<()> {
+    ensure!(
+        eval.confusion.len() == labels.len(),
+        "{model} was evaluated on {} labels, the task has {} ({})",
+        eval.confusion.len(),
+        labels.len(),
+        labels.names().join(", ")
+    );
+    if let Some(names) = &eval.labels {
+        ensure!(
+            names == labels.names(),
+            "{model} was evaluated with labels {}, the task has {}",
+            names.join(", "),
+            labels.names().join(", ")
+        );
     }
+    Ok(())
 }
 
 /// The student with the best dev accuracy (the first on a tie).

@@ -24,8 +24,10 @@ pub enum Action {
     },
     /// SST-2 present; the teacher base in the hf-hub cache when it is a hub id.
     Assets { hub_teacher: Option<String> },
-    /// Stratified subsets of SST-2 written to `data/`.
+    /// The task's files as TSV in `data/` (stratified subsets where asked).
     Data,
+    /// Augmented samples and unlabelled text concatenated into one transfer file.
+    Transfer { parts: Vec<PathBuf>, out: PathBuf },
     /// Tables and plots from everything above.
     Report,
 }
@@ -123,8 +125,12 @@ pub fn plan(
         .filter_map(|n| student(n))
         .collect();
     stages.extend(students.iter().map(|spec| p.train(spec)));
-    stages.push(p.eval_teacher());
-    stages.extend(students.iter().map(|spec| p.eval_student(spec)));
+    stages.push(p.eval_teacher(false));
+    stages.extend(students.iter().map(|spec| p.eval_student(spec, false)));
+    if settings.task.test.is_some() {
+        stages.push(p.eval_teacher(true));
+        stages.extend(students.iter().map(|spec| p.eval_student(spec, true)));
+    }
     stages.extend(students.iter().map(|spec| p.bench_student(spec)));
     stages.push(p.report(&students));
     stages
@@ -147,8 +153,16 @@ impl Planner<'_> {
     /// Assets, data, fine-tuning, labelling and augmentation.
     fn preparation(&self, base: &TeacherBase) -> Vec<Stage> {
         let (s, l) = (self.s, self.l);
-        let sst2 = vec![l.sst2("train.tsv"), l.sst2("dev.tsv")];
+        let task = &s.task;
+        let sources = l.sources(task);
         let (train, dev, aug) = (l.train(), l.dev(), l.augmented());
+        let mut data_files = vec![train.clone(), dev.clone()];
+        if task.test.is_some() {
+            data_files.push(l.test());
+        }
+        if task.unlabelled.is_some() {
+            data_files.push(l.unlabelled());
+        }
         let (base_arg, base_inputs, hub) = match base {
             TeacherBase::Folder(dir) => (
                 dir.display().to_string(),
@@ -165,7 +179,7 @@ impl Planner<'_> {
                 action: Action::Assets {
                     hub_teacher: hub.clone(),
                 },
-                inputs: sst2.clone(),
+                inputs: sources.clone(),
                 outputs: vec![],
                 clean: vec![],
                 settings: format!("teacher base {base_arg}"),
@@ -178,12 +192,15 @@ impl Planner<'_> {
                     size(s.dev_size)
                 ),
                 action: Action::Data,
-                inputs: sst2,
-                outputs: vec![train.clone(), dev.clone()],
-                clean: vec![train.clone(), dev.clone()],
+                inputs: sources,
+                outputs: data_files.clone(),
+                clean: data_files,
                 settings: format!(
-                    "train {:?} dev {:?} seed {}",
-                    s.train_size, s.dev_size, s.seed
+                    "train {:?} dev {:?} seed {}{}",
+                    s.train_size,
+                    s.dev_size,
+                    s.seed,
+                    task_key(task)
                 ),
             },
         ];
@@ -195,6 +212,10 @@ impl Planner<'_> {
             .path("--out", &l.teacher())
             .opt("--epochs", s.teacher_epochs)
             .opt("--seed", s.seed);
+        if !task.is_default() {
+            // The order the user fixed (or the original file's), whatever data/train.tsv holds.
+            args = args.opt("--labels", task.labels.join(","));
+        }
         if let Some(n) = s.teacher_max_steps {
             args = args.opt("--max-steps", n);
         }
@@ -240,14 +261,55 @@ impl Planner<'_> {
                 inputs,
                 vec![aug.clone()],
             ));
-            stages.push(self.label(
-                "teacher-label-augment",
-                "the augmented sentences",
-                &aug,
-                l.logits("augment"),
-            ));
+        }
+        if s.uses_transfer() {
+            stages.extend(self.transfer());
         }
         stages
+    }
+
+    /// The transfer set and its logits: the augmented samples alone, or with unlabelled
+    /// text concatenated into `data/transfer.tsv`.
+    fn transfer(&self) -> Vec<Stage> {
+        let (s, l) = (self.s, self.l);
+        let (file, logits) = self.transfer_files();
+        let mut stages = Vec::new();
+        if s.task.unlabelled.is_some() {
+            let mut parts = Vec::new();
+            if s.uses_augmentation() {
+                parts.push(l.augmented());
+            }
+            parts.push(l.unlabelled());
+            stages.push(Stage {
+                name: "transfer".into(),
+                what: "transfer text: augmented samples and the unlabelled text".into(),
+                action: Action::Transfer {
+                    parts: parts.clone(),
+                    out: file.clone(),
+                },
+                inputs: parts,
+                outputs: vec![file.clone()],
+                clean: vec![file.clone()],
+                settings: String::new(),
+            });
+        }
+        let (name, what) = if s.task.unlabelled.is_some() {
+            ("teacher-label-transfer", "the transfer text")
+        } else {
+            ("teacher-label-augment", "the augmented sentences")
+        };
+        stages.push(self.label(name, what, &file, logits));
+        stages
+    }
+
+    /// The transfer file and its logit cache.
+    fn transfer_files(&self) -> (PathBuf, PathBuf) {
+        let l = self.l;
+        if self.s.task.unlabelled.is_some() {
+            (l.transfer(), l.logits("transfer"))
+        } else {
+            (l.augmented(), l.logits("augment"))
+        }
     }
 
     fn label(&self, name: &str, what: &str, data: &Path, out: PathBuf) -> Stage {
@@ -284,10 +346,11 @@ impl Planner<'_> {
             }
         }
         if spec.augment {
+            let (file, logits) = self.transfer_files();
             args = args
-                .path("--augment", &l.augmented())
-                .path("--augment-logits", &l.logits("augment"));
-            inputs.extend([l.augmented(), l.logits("augment")]);
+                .path("--augment", &file)
+                .path("--augment-logits", &logits);
+            inputs.extend([file, logits]);
         }
         if spec.teacher_embeddings {
             args = args
@@ -320,8 +383,24 @@ impl Planner<'_> {
         stage
     }
 
-    fn eval_teacher(&self) -> Stage {
+    fn eval_teacher(&self, test: bool) -> Stage {
         let l = self.l;
+        if test {
+            let args = Args::new(&["teacher", "eval"])
+                .path("--teacher", &l.teacher())
+                .path("--data", &l.test())
+                .flag("--json")
+                .opt("--device", "cpu");
+            let inputs = [self.teacher_files(), vec![l.test()]].concat();
+            return Stage::cli(
+                "eval-test-teacher".into(),
+                "teacher on test (CPU)".into(),
+                args,
+                inputs,
+                vec![],
+            )
+            .stdout_to(l.eval_test("teacher"));
+        }
         let args = Args::new(&["teacher", "eval"])
             .path("--teacher", &l.teacher())
             .path("--data", &l.dev())
@@ -346,8 +425,24 @@ impl Planner<'_> {
         [Layout::model_files(&best, false), vec![self.l.dev()]].concat()
     }
 
-    fn eval_student(&self, spec: &StudentSpec) -> Stage {
+    fn eval_student(&self, spec: &StudentSpec, test: bool) -> Stage {
         let l = self.l;
+        if test {
+            let best = l.student(spec.name).join("best");
+            let args = Args::new(&["eval"])
+                .path("--model", &best)
+                .path("--data", &l.test())
+                .flag("--json");
+            let inputs = [Layout::model_files(&best, false), vec![l.test()]].concat();
+            return Stage::cli(
+                format!("eval-test-{}", spec.name),
+                format!("student `{}` on test", spec.name),
+                args,
+                inputs,
+                vec![],
+            )
+            .stdout_to(l.eval_test(spec.name));
+        }
         let args = Args::new(&["eval"])
             .path("--model", &l.student(spec.name).join("best"))
             .path("--data", &l.dev())
@@ -383,9 +478,16 @@ impl Planner<'_> {
     fn report(&self, students: &[&StudentSpec]) -> Stage {
         let l = self.l;
         let mut inputs = vec![l.dev(), l.eval("teacher"), l.scores("teacher")];
+        let test = self.s.task.test.is_some();
+        if test {
+            inputs.push(l.eval_test("teacher"));
+        }
         for spec in students {
             let dir = l.student(spec.name);
             inputs.extend([l.eval(spec.name), l.scores(spec.name), l.bench(spec.name)]);
+            if test {
+                inputs.push(l.eval_test(spec.name));
+            }
             inputs.extend([
                 dir.join("metrics.jsonl"),
                 dir.join("best/model.safetensors"),
@@ -405,6 +507,18 @@ impl Planner<'_> {
             settings: serde_json::to_string(self.s).unwrap_or_default(),
         }
     }
+}
+
+/// What of the task keys the data stage: format, columns and label names.
+fn task_key(task: &super::presets::Task) -> String {
+    if task.is_default() {
+        return String::new(); // SST-2 as before: existing runs keep their cache
+    }
+    format!(
+        " task {} labels {}",
+        serde_json::to_string(&task.spec).unwrap_or_default(),
+        task.labels.join(",")
+    )
 }
 
 #[cfg(test)]
@@ -428,7 +542,7 @@ mod tests {
             &DeviceChoice::parse("cuda").unwrap(),
             &DeviceChoice::parse("cpu").unwrap(),
         );
-        let mut written: Vec<PathBuf> = vec![layout.sst2("train.tsv"), layout.sst2("dev.tsv")];
+        let mut written: Vec<PathBuf> = layout.sources(&settings.task);
         for stage in &plan {
             for input in &stage.inputs {
                 assert!(

@@ -1,8 +1,10 @@
-//! BERT's input embeddings: `LayerNorm(word[ids] + position[0..T] + token_type[0])`, then
-//! dropout; ids `(B, T)` u32 → `(B, T, H)`.
+//! BERT's input embeddings: `LayerNorm(word[ids] + position[0..T] + token_type[types])`,
+//! then dropout; ids `(B, T)` u32 and token type ids `(B, T)` u32 → `(B, T, H)`.
 //!
-//! Single sentences only: every token has type 0, so the type embedding is one row added
-//! to all positions (its gradient is the sum over them, as in PyTorch).
+//! Sentence pairs give `b [SEP]` type 1 and the rest type 0, looked up per token. Single
+//! sentences pass no type ids: every token has type 0, so the type embedding is one row
+//! added to all positions (its gradient is the sum over them, as in PyTorch), with no
+//! `(B, T)` tensor of zeros built or gathered.
 
 use candle_core::{Result, Tensor, Var};
 
@@ -37,8 +39,13 @@ impl Embeddings {
         })
     }
 
-    /// `(B, T)` ids → `(B, T, H)`.
-    pub fn forward(&self, ids: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
+    /// `(B, T)` ids and optional `(B, T)` type ids (`None`: all 0) → `(B, T, H)`.
+    pub fn forward(
+        &self,
+        ids: &Tensor,
+        type_ids: Option<&Tensor>,
+        ctx: &mut Ctx,
+    ) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let max_positions = self.position.dim(0)?;
         if t > max_positions {
@@ -69,9 +76,26 @@ impl Embeddings {
             self.word.index_select(&flat, 0)?
         };
         let words = words.reshape((b, t, hidden))?;
-        let extra = (self.position.narrow(0, 0, t)?
-            + self.token_type.narrow(0, 0, 1)?.broadcast_as((t, hidden))?)?;
-        let x = words.broadcast_add(&extra)?;
+        let x = match type_ids {
+            None => {
+                let extra = (self.position.narrow(0, 0, t)?
+                    + self.token_type.narrow(0, 0, 1)?.broadcast_as((t, hidden))?)?;
+                words.broadcast_add(&extra)?
+            }
+            Some(types) => {
+                if types.dims2()? != (b, t) {
+                    candle_core::bail!(
+                        "token type ids {:?} do not match the ids ({b}, {t})",
+                        types.dims()
+                    )
+                }
+                let types = self
+                    .token_type
+                    .index_select(&types.flatten_all()?, 0)?
+                    .reshape((b, t, hidden))?;
+                (words + types)?.broadcast_add(&self.position.narrow(0, 0, t)?)?
+            }
+        };
         let x = self.layer_norm.forward(&x, ctx.mode)?;
         self.dropout.forward(&x, ctx)
     }

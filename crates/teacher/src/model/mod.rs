@@ -1,7 +1,7 @@
 //! `BertForSequenceClassification` in candle:
 //!
 //! ```text
-//! ids (B, T), mask (B, T)
+//! ids (B, T), type ids (B, T) (pairs only), mask (B, T)
 //!  → Embeddings → EncoderLayer × L → hidden (B, T, H)        (last hidden state)
 //!  → pooled = tanh(hidden[:, 0] W_p + b_p)    (B, H)         (pooler output)
 //!  → logits = Dropout(pooled) W_c + b_c       (B, C)
@@ -112,32 +112,49 @@ impl BertClassifier {
     pub fn encode(&self, ids: &Tensor, mask: &Tensor, mode: Mode) -> Result<BertOutput> {
         let mut rng = self.lock_rng();
         let mut ctx = Ctx::new(mode, &mut rng);
-        let (last_hidden_state, pooler_output) = self.encode_with(ids, mask, &mut ctx, false)?;
+        let (last_hidden_state, pooler_output) =
+            self.encode_with(ids, None, mask, &mut ctx, false)?;
         Ok(BertOutput {
             last_hidden_state,
             pooler_output,
         })
     }
 
-    /// Classification logits `(B, C)` for `ids` `(B, T)` with `mask` `(B, T)`.
+    /// Classification logits `(B, C)` for single sentences: `ids` `(B, T)` with `mask`
+    /// `(B, T)`, every token of type 0.
     pub fn forward(&self, ids: &Tensor, mask: &Tensor, mode: Mode) -> Result<Tensor> {
-        Ok(self.forward_with(ids, mask, mode, false)?.0)
+        Ok(self.forward_with(ids, None, mask, mode, false)?.0)
     }
 
-    /// As [`BertClassifier::forward`] in a differentiable mode, but the word-embedding
-    /// gradient is left sparse: it lands on the returned [`WordRows`] instead of the table.
+    /// Classification logits `(B, C)` with token type ids `(B, T)` u32 (`None`: all 0, as
+    /// [`BertClassifier::forward`]); sentence pairs give their second text type 1.
+    pub fn forward_typed(
+        &self,
+        ids: &Tensor,
+        type_ids: Option<&Tensor>,
+        mask: &Tensor,
+        mode: Mode,
+    ) -> Result<Tensor> {
+        Ok(self.forward_with(ids, type_ids, mask, mode, false)?.0)
+    }
+
+    /// As [`BertClassifier::forward_typed`] in a differentiable mode, but the
+    /// word-embedding gradient is left sparse: it lands on the returned [`WordRows`]
+    /// instead of the table.
     pub fn forward_sparse(
         &self,
         ids: &Tensor,
+        type_ids: Option<&Tensor>,
         mask: &Tensor,
         mode: Mode,
     ) -> Result<(Tensor, Option<WordRows>)> {
-        self.forward_with(ids, mask, mode, true)
+        self.forward_with(ids, type_ids, mask, mode, true)
     }
 
     fn forward_with(
         &self,
         ids: &Tensor,
+        type_ids: Option<&Tensor>,
         mask: &Tensor,
         mode: Mode,
         sparse: bool,
@@ -153,7 +170,7 @@ impl BertClassifier {
         let mut ctx = Ctx::new(mode, rng);
         ctx.sparse_words = sparse;
         // Logits read only `[CLS]`; inference skips the rest of the last layer.
-        let (_, pooled) = self.encode_with(ids, mask, &mut ctx, mode == Mode::Eval)?;
+        let (_, pooled) = self.encode_with(ids, type_ids, mask, &mut ctx, mode == Mode::Eval)?;
         let pooled = self.dropout.forward(&pooled, &mut ctx)?;
         Ok((self.classifier.forward(&pooled)?, ctx.word_rows.take()))
     }
@@ -184,12 +201,13 @@ impl BertClassifier {
     fn encode_with(
         &self,
         ids: &Tensor,
+        type_ids: Option<&Tensor>,
         mask: &Tensor,
         ctx: &mut Ctx,
         cls_only: bool,
     ) -> Result<(Tensor, Tensor)> {
         let mask = additive_mask(&mask.to_dtype(DType::F32)?)?;
-        let mut hidden = self.embeddings.forward(ids, ctx)?;
+        let mut hidden = self.embeddings.forward(ids, type_ids, ctx)?;
         let last = self.layers.len().saturating_sub(1);
         for (i, layer) in self.layers.iter().enumerate() {
             hidden = if cls_only && i == last {

@@ -31,6 +31,7 @@ pub fn fixture(name: &str) -> PathBuf {
 }
 
 /// Largest `|a − b|` over all elements.
+#[allow(dead_code)]
 pub fn tensor_max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     (a - b)
         .unwrap()
