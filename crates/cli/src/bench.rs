@@ -67,8 +67,16 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             data.is_pairs() == predictor.is_pair(),
             "{}: the model reads {} but the data has {}",
             a.data.display(),
-            if predictor.is_pair() { "sentence pairs" } else { "single texts" },
-            if data.is_pairs() { "sentence pairs" } else { "single texts" },
+            if predictor.is_pair() {
+                "sentence pairs"
+            } else {
+                "single texts"
+            },
+            if data.is_pairs() {
+                "sentence pairs"
+            } else {
+                "single texts"
+            },
         );
         let texts = data.texts();
         // A pair's second texts (empty for single-text data, and then unused).

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
+use distill_data::LabelSet;
 use distill_student::StudentPreset;
 use distill_teacher::TeacherSource;
-use distill_data::LabelSet;
 use distill_trainer::{Augmentation, InitEmbeddings, Loss, StudentRun};
 
 use crate::task::{parse_labels, TaskArgs};

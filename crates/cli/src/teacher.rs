@@ -59,7 +59,8 @@ pub enum TeacherCommand {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
-    /// Accuracy, average precision, F1 and loss of a teacher on labelled data.
+    /// Accuracy, average precision, per-class and macro F1, confusion and loss of a teacher
+    /// on labelled data.
     Eval {
         #[arg(long)]
         teacher: String,
@@ -68,12 +69,13 @@ pub enum TeacherCommand {
         data: PathBuf,
         #[command(flatten)]
         task: TaskArgs,
-        /// Print one JSON object (keys as in metrics.jsonl: n, acc, ap, f1, loss, confusion,
-        /// plus the pass's seconds and sentences_per_second).
+        /// Print one JSON object: the keys of `distill eval --json` (labels, n, acc, ap, f1,
+        /// macro_f1, classes, class_ap, confusion), loss, and the pass's seconds,
+        /// sentences_per_second and latency_us_median.
         #[arg(long)]
         json: bool,
-        /// Also write P(label 1) of every sentence to this file, one per line in input order
-        /// (for precision–recall curves).
+        /// Also write the class probabilities of every sentence to this file, one line per
+        /// sentence in input order, tab-separated in label order (for precision–recall curves).
         #[arg(long)]
         scores: Option<PathBuf>,
         /// Also time this many single-sentence passes (batch 1, first sentences of DATA) and
@@ -117,15 +119,11 @@ fn load_teacher(id_or_dir: &str, device: &str) -> Result<(Teacher, LabelSet)> {
     Ok((teacher, labels))
 }
 
-/// P(label 1) per row of row-major `[N, C]` logits (softmax).
-fn positive_scores(logits: &[f32], num_labels: usize) -> Vec<f32> {
+/// Class probabilities per row of row-major `[N, C]` logits (softmax).
+fn class_probabilities(logits: &[f32], num_labels: usize) -> Vec<Vec<f32>> {
     logits
         .chunks(num_labels)
-        .map(|row| {
-            let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-            let sum: f32 = row.iter().map(|&v| (v - max).exp()).sum();
-            (row[1] - max).exp() / sum
-        })
+        .map(distill_data::probabilities)
         .collect()
 }
 
@@ -213,7 +211,9 @@ pub fn run(cmd: TeacherCommand) -> Result<()> {
         } => {
             let (teacher, labels) = load_teacher(&teacher, &device)?;
             let data = task.read_labelled(&data, &labels, "evaluation")?;
-            let gold = data.labels().context("evaluation needs a label on every row")?;
+            let gold = data
+                .labels()
+                .context("evaluation needs a label on every row")?;
             let opts = InferOptions {
                 batch_size,
                 progress: !json,
@@ -223,25 +223,22 @@ pub fn run(cmd: TeacherCommand) -> Result<()> {
             let seconds = start.elapsed().as_secs_f64();
             let eval = distill_teacher::infer::score(&logits, labels.len(), &gold)?;
             if let Some(path) = &scores {
-                crate::eval::write_scores(path, &positive_scores(&logits, labels.len()))?;
+                crate::eval::write_scores(path, &class_probabilities(&logits, labels.len()))?;
             }
             let latency_us_median =
                 (latency > 0).then(|| single_sentence_latency(&teacher, &data, latency));
             let latency_us_median = latency_us_median.transpose()?;
             let m = &eval.metrics;
             if json {
-                let value = serde_json::json!({
-                    "n": m.n, "acc": m.acc, "ap": m.ap, "f1": m.f1,
-                    "loss": eval.loss, "confusion": m.confusion,
-                    "seconds": seconds, "sentences_per_second": m.n as f64 / seconds.max(1e-9),
-                    "latency_us_median": latency_us_median,
-                });
+                let mut value = serde_json::to_value(crate::eval::EvalRecord::new(&labels, m))?;
+                value["loss"] = eval.loss.into();
+                value["seconds"] = seconds.into();
+                value["sentences_per_second"] = (m.n as f64 / seconds.max(1e-9)).into();
+                value["latency_us_median"] = serde_json::json!(latency_us_median);
                 println!("{value}");
             } else {
-                println!(
-                    "n {}  acc {:.4}  AP {:.4}  F1 {:.4}  loss {:.4}",
-                    m.n, m.acc, m.ap, m.f1, eval.loss
-                );
+                print!("{}", crate::eval::metrics_text(m, &labels));
+                println!("loss      {:.4}", eval.loss);
             }
         }
         TeacherCommand::Label {

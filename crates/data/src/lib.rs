@@ -15,8 +15,9 @@
 //!
 //! Around that path: [`split`] makes seeded stratified train/validation
 //! splits, [`logits`] stores teacher logits next to the fingerprint of the
-//! data they belong to, [`metrics`] computes accuracy, F1 and average
-//! precision as scikit-learn does, and [`io`] writes files atomically.
+//! data they belong to, [`metrics`] computes accuracy, per-class and macro F1,
+//! the confusion matrix and average precision over C classes as scikit-learn
+//! does, and [`io`] writes files atomically.
 //!
 //! ```
 //! use distill_data::{Batcher, Dataset, Normalizer, Vocab, VocabBuilder};
@@ -53,6 +54,7 @@ pub mod logits;
 pub mod metrics;
 pub mod normalize;
 pub mod numwords;
+pub mod pr;
 pub mod shard;
 pub mod split;
 mod table;
@@ -66,7 +68,7 @@ pub use dataset::{Dataset, Example, LabelSet};
 pub use error::{Error, Result};
 pub use io::{sha256_hex, write_atomic};
 pub use logits::{LogitsMeta, TeacherLogits};
-pub use metrics::{average_precision, pr_curve, Metrics};
+pub use metrics::{average_precision, pr_curve, probabilities, ClassMetrics, Metrics};
 pub use normalize::{Normalizer, MASK_TOKEN};
 pub use numwords::number_to_words;
 pub use split::{stratified_split, stratified_split_indices, stratified_subset};

@@ -230,23 +230,24 @@ pub fn score(logits: &[f32], num_labels: usize, labels: &[u32]) -> Result<Evalua
             "label id {bad} is out of range for a classifier with {num_labels} outputs"
         )));
     }
-    let mut scores = Vec::with_capacity(labels.len());
-    let mut preds = Vec::with_capacity(labels.len());
+    if logits.len() != labels.len() * num_labels {
+        return Err(Error::Labels(format!(
+            "{} logits for {} labels and {num_labels} outputs",
+            logits.len(),
+            labels.len()
+        )));
+    }
+    let mut probs = Vec::with_capacity(logits.len());
     let mut loss = 0f64;
     for (row, &y) in logits.chunks(num_labels).zip(labels) {
         let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
         let sum: f64 = row.iter().map(|&v| ((v - max) as f64).exp()).sum();
         let log_p = |k: usize| (row[k] - max) as f64 - sum.ln();
         loss -= log_p(y as usize);
-        let pred = (0..num_labels)
-            .max_by(|&a, &b| row[a].total_cmp(&row[b]).then(b.cmp(&a)))
-            .unwrap_or(0);
-        preds.push(pred as u32);
-        let positive = if num_labels == 2 { 1 } else { pred };
-        scores.push(log_p(positive).exp() as f32);
+        probs.extend((0..num_labels).map(|k| log_p(k).exp() as f32));
     }
     Ok(Evaluation {
-        metrics: Metrics::compute(&scores, &preds, labels),
+        metrics: Metrics::compute(&probs, num_labels, labels),
         loss: loss / labels.len() as f64,
     })
 }

@@ -1,7 +1,7 @@
 //! Scoring a student on an [`EncodedSet`]: logits in input order, loss and metrics.
 
 use candle_core::{Device, Tensor};
-use distill_data::{Batcher, Metrics};
+use distill_data::{metrics, Batcher, Metrics};
 use distill_student::{probabilities, BiLstmClassifier};
 use serde::{Deserialize, Serialize};
 
@@ -41,13 +41,20 @@ pub fn predict_logits(
     Ok(out)
 }
 
-/// Predicted labels and P(label 1) from logits (one logit: sigmoid; two: softmax).
-pub fn scores(logits: &[Vec<f32>]) -> (Vec<f32>, Vec<u32>) {
+/// Class probabilities `[N][C]` and predicted labels from logits `[N][C]`: a softmax over
+/// C ≥ 2 logits; one logit (a binary cross-entropy model) gives `[1 − σ(z), σ(z)]`.
+/// The prediction is the most probable class, the lowest id on a tie.
+pub fn scores(logits: &[Vec<f32>]) -> (Vec<Vec<f32>>, Vec<u32>) {
     logits
         .iter()
         .map(|l| {
-            let p = probabilities(l).get(1).copied().unwrap_or(f32::NAN);
-            (p, u32::from(p > 0.5))
+            // The student crate's probabilities, as its `Predictor` serves them.
+            let p = probabilities(l);
+            let pred = metrics::predictions(&p, p.len())
+                .first()
+                .copied()
+                .unwrap_or(0);
+            (p, pred)
         })
         .unzip()
 }
@@ -63,8 +70,16 @@ pub fn evaluate(
     let gold = set
         .gold()
         .ok_or_else(|| crate::Error::Config("evaluation needs a label on every sentence".into()))?;
-    let (p, preds) = scores(&logits);
-    let metrics = Metrics::compute(&p, &preds, &gold);
+    let (probs, _) = scores(&logits);
+    let classes = probs
+        .first()
+        .map_or(model.config().num_outputs.max(2), Vec::len);
+    if let Some(bad) = gold.iter().find(|&&g| g as usize >= classes) {
+        return Err(crate::Error::Config(format!(
+            "label id {bad} is out of range for a model with {classes} classes"
+        )));
+    }
+    let metrics = Metrics::compute(&probs.concat(), classes, &gold);
     let c = logits.first().map_or(model.config().num_outputs, Vec::len);
     let flat: Vec<f32> = logits.concat();
     let value = if set.is_empty() {
@@ -87,4 +102,24 @@ pub fn evaluate(
         loss: value,
         metrics,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_are_class_probabilities() {
+        // One logit: [1 − σ(z), σ(z)], label 1 exactly when σ(z) > 0.5.
+        let (p, pred) = scores(&[vec![2.0], vec![-0.5], vec![0.0]]);
+        let s = 1.0 / (1.0 + (-2.0f32).exp());
+        assert!((p[0][1] - s).abs() < 1e-7 && (p[0][0] - (1.0 - s)).abs() < 1e-7);
+        assert_eq!(pred, [1, 0, 0]);
+        // Three logits: softmax, most probable class.
+        let (p, pred) = scores(&[vec![0.0, 3.0, 1.0], vec![2.0, 2.0, -1.0]]);
+        let z = 1.0 + 3f32.exp() + 1f32.exp();
+        assert!((p[0][1] - 3f32.exp() / z).abs() < 1e-6);
+        assert!(p.iter().all(|r| (r.iter().sum::<f32>() - 1.0).abs() < 1e-6));
+        assert_eq!(pred, [1, 0]);
+    }
 }

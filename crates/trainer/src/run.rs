@@ -114,7 +114,11 @@ impl StudentRun {
         if let Some(labels) = &self.labels {
             return Ok(labels.clone());
         }
-        if let Some(path) = self.logits.as_ref().filter(|_| self.train.loss.needs_teacher()) {
+        if let Some(path) = self
+            .logits
+            .as_ref()
+            .filter(|_| self.train.loss.needs_teacher())
+        {
             return Ok(LabelSet::new(TeacherLogits::load(path)?.meta.labels));
         }
         Ok(Dataset::label_set_of(&self.train_path, &self.task)?)
@@ -195,8 +199,16 @@ impl StudentRun {
                 return Err(Error::Config(format!(
                     "{}: the transfer text is {} but the training file is {}",
                     aug.data.display(),
-                    if extra.is_pairs() { "sentence pairs" } else { "single texts" },
-                    if pairs { "sentence pairs" } else { "single texts" },
+                    if extra.is_pairs() {
+                        "sentence pairs"
+                    } else {
+                        "single texts"
+                    },
+                    if pairs {
+                        "sentence pairs"
+                    } else {
+                        "single texts"
+                    },
                 )));
             }
             let logits = self.read_logits(&aug.logits, &extra, &labels)?;

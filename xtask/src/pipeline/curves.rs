@@ -115,7 +115,7 @@ fn padded_range(values: &[f64]) -> (f64, f64) {
 }
 
 /// A centred row of legend entries: a line (dashed or solid) and its text.
-fn legend_row<DB: DrawingBackend>(
+pub(super) fn legend_row<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     items: &[(&str, RGBColor, bool)],
 ) -> DrawResult<DB::ErrorType> {

@@ -6,17 +6,20 @@ use std::fmt::Write as _;
 
 use anyhow::{Context as _, Result};
 use base64::Engine as _;
+use distill_data::LabelSet;
 
 use super::cache::PipelineFile;
 use super::exec::seconds;
 use super::plots::{self, Figure};
-use super::results::{self, short_name, ModelResult};
+use super::results::{self, best_student, short_name, Dev, ModelResult};
 use super::Context;
 
 /// A table rendered both as markdown and HTML.
 struct Table {
     header: Vec<String>,
     rows: Vec<Vec<String>>,
+    /// Leading columns of text, aligned left in HTML (1 or 2); the rest are numbers.
+    text_columns: usize,
 }
 
 impl Table {
@@ -24,6 +27,7 @@ impl Table {
         Self {
             header: header.iter().map(|h| h.to_string()).collect(),
             rows: Vec::new(),
+            text_columns: 2,
         }
     }
 
@@ -47,7 +51,11 @@ impl Table {
     }
 
     fn html(&self) -> String {
-        let mut out = String::from("<table>\n<thead><tr>");
+        let mut out = if self.text_columns == 1 {
+            String::from("<table class=\"t1\">\n<thead><tr>")
+        } else {
+            String::from("<table>\n<thead><tr>")
+        };
         for h in &self.header {
             let _ = write!(out, "<th>{}</th>", escape(h));
         }
@@ -116,13 +124,16 @@ fn speedups(m: &ModelResult, teacher: Option<&ModelResult>) -> (Option<f64>, Opt
     (thr, lat)
 }
 
-fn results_table(models: &[ModelResult]) -> Table {
-    let mut t = Table::new(&[
-        "model",
-        "what",
-        "dev acc",
-        "AP",
-        "F1",
+/// The results table; with more than two labels F1 is macro-F1 and has one column.
+fn results_table(models: &[ModelResult], labels: usize) -> Table {
+    let binary = labels == 2;
+    let mut header = vec!["model", "what", "dev acc", "AP"];
+    header.extend(if binary {
+        &["F1", "macro-F1"][..]
+    } else {
+        &["macro-F1"][..]
+    });
+    header.extend([
         "parameters",
         "size on disk",
         "CPU sentences/s",
@@ -130,15 +141,21 @@ fn results_table(models: &[ModelResult]) -> Table {
         "speed-up: throughput",
         "speed-up: latency",
     ]);
+    let mut t = Table::new(&header);
     let teacher = models.iter().find(|m| m.teacher);
     for m in models {
         let (thr, lat) = speedups(m, teacher);
-        t.rows.push(vec![
+        let mut row = vec![
             m.name.clone(),
             m.label.clone(),
             format!("{:.2}%", m.acc * 100.0),
             format!("{:.3}", m.ap),
-            format!("{:.3}", m.f1),
+        ];
+        if binary {
+            row.push(format!("{:.3}", m.f1));
+        }
+        row.extend([
+            format!("{:.3}", m.macro_f1),
             thousands(m.params),
             bytes(m.size_bytes),
             m.throughput
@@ -147,6 +164,102 @@ fn results_table(models: &[ModelResult]) -> Table {
             ratio(thr),
             ratio(lat),
         ]);
+        t.rows.push(row);
+    }
+    t
+}
+
+/// What the AP and F1 columns of the results table mean for these labels.
+fn metric_note(dev: &Dev) -> String {
+    let macro_f1 =
+        "macro-F1: the mean F1 over the labels that occur among the gold labels or the predictions";
+    if dev.labels.len() == 2 {
+        let one = dev.labels.name(1).unwrap_or("1");
+        format!(
+            "AP: average precision of the probability of label `{one}` (scikit-learn's \
+             `average_precision_score`); F1: of label `{one}`; {macro_f1}."
+        )
+    } else {
+        format!(
+            "AP: the mean over labels of the average precision of that label's probability \
+             against the rest (labels without gold examples left out); {macro_f1}."
+        )
+    }
+}
+
+/// Precision, recall, F1, support and one-vs-rest AP of each label for one model.
+fn class_table(m: &ModelResult, dev: &Dev) -> Table {
+    let mut t = Table::new(&["label", "precision", "recall", "F1", "support", "AP"]);
+    t.text_columns = 1;
+    for (k, c) in m.classes.iter().enumerate() {
+        t.rows.push(vec![
+            dev.labels.name(k as u32).unwrap_or("?").to_string(),
+            format!("{:.3}", c.precision),
+            format!("{:.3}", c.recall),
+            format!("{:.3}", c.f1),
+            c.support.to_string(),
+            m.class_ap
+                .get(k)
+                .copied()
+                .flatten()
+                .map_or("–".into(), |v| format!("{v:.3}")),
+        ]);
+    }
+    t
+}
+
+/// The per-label tables of the teacher and the best student, with their headings.
+fn class_tables(models: &[ModelResult], dev: &Dev) -> Vec<(String, Table)> {
+    let teacher = models.iter().find(|m| m.teacher);
+    let student = best_student(models);
+    teacher
+        .map(|m| ("Teacher".to_string(), class_table(m, dev)))
+        .into_iter()
+        .chain(student.map(|m| {
+            (
+                format!("Best student by dev accuracy: {} ({})", m.name, m.label),
+                class_table(m, dev),
+            )
+        }))
+        .collect()
+}
+
+/// The per-label tables, then the confusion tables, of the teacher and the best student.
+fn per_label_tables(models: &[ModelResult], dev: &Dev) -> Vec<(String, Table)> {
+    let mut out = class_tables(models, dev);
+    let chosen = models
+        .iter()
+        .filter(|m| m.teacher)
+        .take(1)
+        .chain(best_student(models));
+    for m in chosen {
+        out.push((
+            format!(
+                "Confusion on dev: {} (rows gold, columns predicted)",
+                m.name
+            ),
+            confusion_table(m, dev),
+        ));
+    }
+    out
+}
+
+/// The confusion matrix of `m` as a table: rows gold, columns predicted, counts.
+fn confusion_table(m: &ModelResult, dev: &Dev) -> Table {
+    let names: Vec<String> = (0..m.num_classes() as u32)
+        .map(|k| dev.labels.name(k).unwrap_or("?").to_string())
+        .collect();
+    let mut header = vec!["gold \\ predicted".to_string()];
+    header.extend(names.iter().cloned());
+    let mut t = Table {
+        header,
+        rows: Vec::new(),
+        text_columns: 1,
+    };
+    for (name, row) in names.iter().zip(&m.confusion) {
+        let mut cells = vec![name.clone()];
+        cells.extend(row.iter().map(|c| c.to_string()));
+        t.rows.push(cells);
     }
     t
 }
@@ -212,9 +325,17 @@ fn intro(ctx: &Context, models: &[ModelResult]) -> Vec<String> {
 /// Writes `report.md`, `report.html`, `report.json` and `plots/`.
 pub fn write(ctx: &Context, record: &PipelineFile) -> Result<()> {
     let layout = &ctx.layout;
-    let (models, labels) = results::collect(layout, &ctx.settings.teacher, &ctx.settings.students)?;
-    let figures = plots::draw_all(&layout.plots(), &models, &labels)?;
-    let results = results_table(&models);
+    let labels = LabelSet::new(ctx.settings.task.labels.clone());
+    let (models, dev) = results::collect(
+        layout,
+        &ctx.settings.teacher,
+        &ctx.settings.students,
+        &labels,
+    )?;
+    let figures = plots::draw_all(&layout.plots(), &models, &dev)?;
+    let results = results_table(&models, dev.labels.len());
+    let note = metric_note(&dev);
+    let per_label = per_label_tables(&models, &dev);
     let (stages, total) = stages_table(record);
     let settings = settings_table(ctx);
     let intro = intro(ctx, &models);
@@ -226,9 +347,13 @@ pub fn write(ctx: &Context, record: &PipelineFile) -> Result<()> {
         md += &format!("{p}\n\n");
     }
     md += &format!(
-        "## Results on dev\n\n{}\n## Pictures\n\n",
+        "## Results on dev\n\n{}\n{note}\n\n## Per label\n\n",
         results.markdown()
     );
+    for (heading, table) in &per_label {
+        md += &format!("### {heading}\n\n{}\n", table.markdown());
+    }
+    md += "## Pictures\n\n";
     for f in &figures {
         let rel = f
             .png
@@ -258,7 +383,14 @@ pub fn write(ctx: &Context, record: &PipelineFile) -> Result<()> {
         .with_context(|| format!("writing {}", md_path.display()))?;
 
     let html = html(
-        &title, &intro, &results, &figures, &stages, total, &settings, &commands,
+        &title,
+        &intro,
+        (&results, &note, &per_label),
+        &figures,
+        &stages,
+        total,
+        &settings,
+        &commands,
     )?;
     let html_path = layout.run.join("report.html");
     distill_data::write_atomic(&html_path, html.as_bytes())
@@ -282,7 +414,7 @@ pub fn write(ctx: &Context, record: &PipelineFile) -> Result<()> {
         .collect();
     let json = serde_json::json!({
         "name": ctx.name, "device": ctx.device.to_string(), "student_device": ctx.student_device.to_string(), "settings": ctx.settings,
-        "models": json_models, "stages": stage_times,
+        "labels": dev.labels.names(), "models": json_models, "stages": stage_times,
     });
     let json_path = layout.run.join("report.json");
     let text = serde_json::to_string_pretty(&json)? + "\n";
@@ -300,13 +432,13 @@ pub fn write(ctx: &Context, record: &PipelineFile) -> Result<()> {
 const STYLE: &str = "body{font-family:system-ui,-apple-system,'DejaVu Sans',sans-serif;max-width:1600px;margin:2em auto;padding:0 1em;color:#222}\
 table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 10px;text-align:right}\
 th{background:#f3f3f3}td:first-child,td:nth-child(2),th:first-child,th:nth-child(2){text-align:left}\
-img{max-width:100%;border:1px solid #eee}pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:12px}";
+.t1 td:nth-child(2),.t1 th:nth-child(2){text-align:right}img{max-width:100%;border:1px solid #eee}pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:12px}";
 
 #[allow(clippy::too_many_arguments)]
 fn html(
     title: &str,
     intro: &[String],
-    results: &Table,
+    (results, note, per_label): (&Table, &str, &[(String, Table)]),
     figures: &[Figure],
     stages: &Table,
     total: f64,
@@ -322,9 +454,14 @@ fn html(
     }
     let _ = write!(
         out,
-        "<h2>Results on dev</h2>\n{}<h2>Pictures</h2>\n",
-        results.html()
+        "<h2>Results on dev</h2>\n{}<p>{}</p>\n<h2>Per label</h2>\n",
+        results.html(),
+        escape(note)
     );
+    for (heading, table) in per_label {
+        let _ = write!(out, "<h3>{}</h3>\n{}", escape(heading), table.html());
+    }
+    out += "<h2>Pictures</h2>\n";
     for f in figures {
         let png = std::fs::read(&f.png).with_context(|| format!("reading {}", f.png.display()))?;
         let data = base64::engine::general_purpose::STANDARD.encode(png);
@@ -350,23 +487,5 @@ fn html(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formats() {
-        assert_eq!(thousands(1234567), "1,234,567");
-        assert_eq!(thousands(12), "12");
-        assert_eq!(bytes(3 << 20), "3.0 MB");
-        assert_eq!(micros(Some(1500.0)), "1.5 ms");
-        assert_eq!(ratio(Some(123.4)), "123×");
-    }
-
-    #[test]
-    fn tables_render_and_escape() {
-        let mut t = Table::new(&["a", "b"]);
-        t.rows.push(vec!["x|y".into(), "<z>".into()]);
-        assert!(t.markdown().contains("x\\|y"));
-        assert!(t.html().contains("&lt;z&gt;"));
-    }
-}
+#[path = "report_tests.rs"]
+mod tests;

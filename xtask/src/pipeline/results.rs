@@ -1,5 +1,6 @@
-//! The numbers behind the report, gathered from the run folder: per model its dev metrics
-//! (`eval/<model>.json`), per-sentence scores (`eval/<model>.scores`), CPU timing
+//! The numbers behind the report, gathered from the run folder: per model its dev metrics (`eval/<model>.json`; per-label
+//! precision, recall, F1 and support are recomputed from its confusion matrix), class
+//! probabilities per sentence (`eval/<model>.scores`), CPU timing
 //! (`bench/<model>.json`, the teacher's in its eval JSON), training curve
 //! (`students/<model>/metrics.jsonl`), parameter count (from the safetensors header) and
 //! size on disk.
@@ -8,6 +9,7 @@ use std::io::Read;
 use std::path::Path;
 
 use anyhow::{ensure, Context, Result};
+use distill_data::metrics::{self, class_metrics, ClassMetrics};
 use distill_data::{Dataset, LabelSet};
 use serde::{Deserialize, Serialize};
 
@@ -31,10 +33,19 @@ pub struct ModelResult {
     /// Dev sentences.
     pub n: usize,
     pub acc: f64,
+    /// Two labels: AP of label 1; more: the mean one-vs-rest AP over labels with gold
+    /// examples (as `distill eval` reports it).
     pub ap: f64,
+    /// Two labels: F1 of label 1; more: macro-F1.
     pub f1: f64,
-    /// Rows gold 0/1, columns predicted 0/1.
-    pub confusion: [[u64; 2]; 2],
+    /// Mean F1 over the labels that occur among the gold labels or the predictions.
+    pub macro_f1: f64,
+    /// Per label, in id order, from `confusion`.
+    pub classes: Vec<ClassMetrics>,
+    /// One-vs-rest AP per label, from the scores; `None` for a label without gold examples.
+    pub class_ap: Vec<Option<f64>>,
+    /// Rows gold, columns predicted, in label order.
+    pub confusion: Vec<Vec<usize>>,
     pub params: u64,
     /// Bytes of the files that make up the model folder.
     pub size_bytes: u64,
@@ -42,7 +53,7 @@ pub struct ModelResult {
     pub throughput: Option<f64>,
     /// Median single-sentence latency on the CPU, raw text in (µs).
     pub latency_us: Option<f64>,
-    /// P(label 1) per dev sentence.
+    /// Class probabilities per dev sentence, row-major `[n, C]`.
     #[serde(skip)]
     pub scores: Vec<f32>,
     /// Training curve (students).
@@ -50,17 +61,81 @@ pub struct ModelResult {
     pub epochs: Vec<Epoch>,
 }
 
+/// What the report needs of `distill eval --json` and `distill teacher eval --json`.
 #[derive(Deserialize)]
 struct EvalJson {
+    /// Label names in id order (absent in files written before N-class support).
+    #[serde(default)]
+    labels: Option<Vec<String>>,
     n: usize,
     acc: f64,
     ap: f64,
     f1: f64,
-    confusion: [[u64; 2]; 2],
+    confusion: Vec<Vec<usize>>,
     #[serde(default)]
     sentences_per_second: Option<f64>,
     #[serde(default)]
     latency_us_median: Option<f64>,
+}
+
+/// The dev gold labels and their names.
+pub struct Dev {
+    pub labels: LabelSet,
+    pub gold: Vec<u32>,
+}
+
+impl ModelResult {
+    /// The metric part of a model's result, from its eval JSON and its `[n, C]` scores
+    /// against `gold`; the rest is left empty for the caller.
+    fn from_eval(name: &str, eval: &EvalJson, scores: Vec<f32>, gold: &[u32]) -> Result<Self> {
+        let c = eval.confusion.len();
+        ensure!(
+            eval.confusion.iter().all(|row| row.len() == c),
+            "{name}: the confusion matrix is not square"
+        );
+        let counted: usize = eval.confusion.iter().flatten().sum();
+        ensure!(
+            counted == eval.n && eval.n == gold.len(),
+            "{name}: the confusion matrix counts {counted} sentences, the eval {} and dev {}",
+            eval.n,
+            gold.len()
+        );
+        let class_ap = (0..c as u32)
+            .map(|k| {
+                let is_k: Vec<u32> = gold.iter().map(|&g| u32::from(g == k)).collect();
+                is_k.contains(&1).then(|| {
+                    metrics::average_precision(
+                        &metrics::class_scores(&scores, c, k as usize),
+                        &is_k,
+                    )
+                })
+            })
+            .collect();
+        Ok(ModelResult {
+            name: name.into(),
+            label: String::new(),
+            teacher: false,
+            n: eval.n,
+            acc: eval.acc,
+            ap: eval.ap,
+            f1: eval.f1,
+            macro_f1: metrics::macro_f1(&eval.confusion),
+            classes: class_metrics(&eval.confusion),
+            class_ap,
+            confusion: eval.confusion.clone(),
+            params: 0,
+            size_bytes: 0,
+            throughput: None,
+            latency_us: None,
+            scores,
+            epochs: Vec::new(),
+        })
+    }
+
+    /// Number of labels.
+    pub fn num_classes(&self) -> usize {
+        self.confusion.len()
+    }
 }
 
 #[derive(Deserialize)]
@@ -69,59 +144,91 @@ struct BenchJson {
     text_latency_us_median: Option<f64>,
 }
 
-/// The teacher and each student of `students`, in that order, and the dev labels.
+/// The teacher and each student of `students`, in that order, and the dev labels named
+/// from `labels` (the task's, in id order).
 pub fn collect(
     layout: &Layout,
     teacher_base: &str,
     students: &[String],
-) -> Result<(Vec<ModelResult>, Vec<u32>)> {
-    let dev = Dataset::read(&layout.dev(), &LabelSet::binary())
+    labels: &LabelSet,
+) -> Result<(Vec<ModelResult>, Dev)> {
+    let teacher_eval: EvalJson = read_json(&layout.eval("teacher"))?;
+    check_labels("teacher", &teacher_eval, labels)?;
+    let dev = Dataset::read(&layout.dev(), labels)
         .with_context(|| format!("reading {}", layout.dev().display()))?;
-    let labels = dev.labels().context("the dev file has unlabelled rows")?;
+    let gold = dev.labels().context("the dev file has unlabelled rows")?;
+    let c = labels.len();
     let mut models = Vec::new();
 
     let teacher = layout.teacher();
-    let eval: EvalJson = read_json(&layout.eval("teacher"))?;
+    let scores = read_scores(&layout.scores("teacher"), gold.len(), c)?;
     models.push(ModelResult {
-        name: "teacher".into(),
         label: format!("teacher: fine-tuned {}", short_name(teacher_base)),
         teacher: true,
-        n: eval.n,
-        acc: eval.acc,
-        ap: eval.ap,
-        f1: eval.f1,
-        confusion: eval.confusion,
         params: parameter_count(&teacher.join("model.safetensors"))?,
         size_bytes: files_size(&Layout::model_files(&teacher, true))?,
-        throughput: eval.sentences_per_second,
-        latency_us: eval.latency_us_median,
-        scores: read_scores(&layout.scores("teacher"), labels.len())?,
-        epochs: Vec::new(),
+        throughput: teacher_eval.sentences_per_second,
+        latency_us: teacher_eval.latency_us_median,
+        ..ModelResult::from_eval("teacher", &teacher_eval, scores, &gold)?
     });
     for name in students {
         let spec = student(name).with_context(|| format!("unknown student {name}"))?;
         let dir = layout.student(name);
         let best = dir.join("best");
         let eval: EvalJson = read_json(&layout.eval(name))?;
+        check_labels(name, &eval, labels)?;
         let bench: BenchJson = read_json(&layout.bench(name))?;
+        let scores = read_scores(&layout.scores(name), gold.len(), c)?;
         models.push(ModelResult {
-            name: name.clone(),
             label: spec.label.into(),
-            teacher: false,
-            n: eval.n,
-            acc: eval.acc,
-            ap: eval.ap,
-            f1: eval.f1,
-            confusion: eval.confusion,
             params: parameter_count(&best.join("model.safetensors"))?,
             size_bytes: files_size(&Layout::model_files(&best, false))?,
             throughput: bench.text_sentences_per_second,
             latency_us: bench.text_latency_us_median,
-            scores: read_scores(&layout.scores(name), labels.len())?,
             epochs: read_epochs(&dir.join("metrics.jsonl"))?,
+            ..ModelResult::from_eval(name, &eval, scores, &gold)?
         });
     }
-    Ok((models, labels))
+    Ok((
+        models,
+        Dev {
+            labels: labels.clone(),
+            gold,
+        },
+    ))
+}
+
+/// Fails unless `model` was evaluated on `labels`: as many as its confusion matrix has
+/// rows, and the same names when its eval JSON lists them (files from before N-label
+/// support do not).
+fn check_labels(model: &str, eval: &EvalJson, labels: &LabelSet) -> Result<()> {
+    ensure!(
+        eval.confusion.len() == labels.len(),
+        "{model} was evaluated on {} labels, the task has {} ({})",
+        eval.confusion.len(),
+        labels.len(),
+        labels.names().join(", ")
+    );
+    if let Some(names) = &eval.labels {
+        ensure!(
+            names == labels.names(),
+            "{model} was evaluated with labels {}, the task has {}",
+            names.join(", "),
+            labels.names().join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The student with the best dev accuracy (the first on a tie).
+pub fn best_student(models: &[ModelResult]) -> Option<&ModelResult> {
+    models
+        .iter()
+        .filter(|m| !m.teacher)
+        .fold(None, |best: Option<&ModelResult>, m| match best {
+            Some(b) if b.acc >= m.acc => Some(b),
+            _ => Some(m),
+        })
 }
 
 /// `owner/name` → `name`; a folder → its last component.
@@ -137,19 +244,30 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))
 }
 
-fn read_scores(path: &Path, n: usize) -> Result<Vec<f32>> {
+/// `n` rows of `c` class probabilities, tab- or space-separated. A file of one number per
+/// line (P(label 1), written before N-class support) reads as `[1 − p, p]`.
+fn read_scores(path: &Path, n: usize, c: usize) -> Result<Vec<f32>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let scores = text
-        .lines()
-        .map(|l| l.trim().parse::<f32>())
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("parsing {}", path.display()))?;
+    let mut scores = Vec::with_capacity(n * c);
+    let mut rows = 0;
+    for (i, line) in text.lines().enumerate() {
+        let row = line
+            .split_whitespace()
+            .map(str::parse::<f32>)
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("{}:{}: not numbers", path.display(), i + 1))?;
+        match row.len() {
+            1 if c == 2 => scores.extend([1.0 - row[0], row[0]]),
+            k if k == c => scores.extend(row),
+            k => anyhow::bail!("{}:{}: {k} scores for {c} labels", path.display(), i + 1),
+        }
+        rows += 1;
+    }
     ensure!(
-        scores.len() == n,
-        "{} has {} scores for {n} dev sentences",
-        path.display(),
-        scores.len()
+        rows == n,
+        "{} has scores for {rows} sentences, dev has {n}",
+        path.display()
     );
     Ok(scores)
 }
