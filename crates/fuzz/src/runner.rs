@@ -79,6 +79,22 @@ pub const TARGETS: &[Target] = &[
         max_len: 64 << 10,
     },
     Target {
+        name: "dataset_jsonl",
+        run: targets::dataset_jsonl,
+        per_byte: 128,
+        allowance: MIB,
+        dict: &[
+            b"{\"text\": ",
+            b"\"label\": ",
+            b"\"sentence1\": ",
+            b"\"sentence2\": ",
+            b"null",
+            b"}\n",
+            b"\"\\u0000\"",
+        ],
+        max_len: 64 << 10,
+    },
+    Target {
         name: "vocab_json",
         run: targets::vocab_json,
         per_byte: 128,

@@ -77,6 +77,11 @@ pub fn dataset_csv(bytes: &[u8]) -> bool {
     dataset("data.csv", bytes)
 }
 
+/// `Dataset::read` on a `.jsonl` file (single texts or pairs; labels 0/1).
+pub fn dataset_jsonl(bytes: &[u8]) -> bool {
+    dataset("data.jsonl", bytes)
+}
+
 /// `vocab.json` through `TextEncoder::load` (words); an accepted vocabulary must encode and
 /// survive a save and load.
 pub fn vocab_json(bytes: &[u8]) -> bool {
@@ -262,7 +267,7 @@ pub fn predict_stdin(bytes: &[u8]) -> bool {
                 (0.0..=1.0).contains(&p.probability) && p.logits.iter().all(|v| v.is_finite()),
                 "{p:?}"
             );
-            let json = serde_json::json!({"text": text, "p_positive": p.probabilities[1]});
+            let json = serde_json::json!({"text": text, "probabilities": p.probabilities});
             let _ = json.to_string();
         }
     }
