@@ -181,12 +181,14 @@ fn abbreviate(name: &str, max: usize) -> String {
     }
 }
 
+/// `distill predict`'s answer: the label's name, its probability, and the probability of
+/// every label by name.
 #[derive(Serialize)]
 struct Line<'a> {
     text: &'a str,
     label: &'a str,
     probability: f32,
-    p_positive: f32,
+    probabilities: std::collections::BTreeMap<&'a str, f32>,
 }
 
 /// The answer to a stdin line that cannot be classified.
@@ -212,12 +214,18 @@ fn stdin_line(bytes: &[u8]) -> std::result::Result<&str, String> {
 /// Writes the prediction for `text` as one JSON line.
 fn answer(out: &mut impl Write, predictor: &Predictor, text: &str) -> Result<()> {
     let p = predictor.predict(text);
-    let labels = LabelSet::binary();
+    let labels = predictor.labels();
+    let probabilities = p
+        .probabilities
+        .iter()
+        .enumerate()
+        .map(|(k, &v)| (labels.name(k as u32).unwrap_or("?"), v))
+        .collect();
     let line = Line {
         text,
-        label: labels.name(p.label).unwrap_or("?"),
+        label: &p.label_name,
         probability: p.probability,
-        p_positive: p.probabilities[1],
+        probabilities,
     };
     writeln!(out, "{}", serde_json::to_string(&line)?)?;
     Ok(())
