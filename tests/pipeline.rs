@@ -70,6 +70,11 @@ fn distill() -> PathBuf {
 /// it), so nothing is compiled here; run alone, it falls back to `cargo run` in xtask's
 /// own target folder, as `cargo xtask` does (see .cargo/config.toml).
 fn smoke_pipeline(runs: &Path) -> String {
+    smoke_pipeline_with(runs, &[])
+}
+
+/// [`smoke_pipeline`] with more flags (a task, a run name).
+fn smoke_pipeline_with(runs: &Path, extra: &[&str]) -> String {
     let built = profile_dir().join(format!("xtask{}", std::env::consts::EXE_SUFFIX));
     let mut cmd = if built.is_file() {
         let mut cmd = Command::new(built);
@@ -89,6 +94,7 @@ fn smoke_pipeline(runs: &Path) -> String {
     cmd.args(["pipeline", "--preset", "smoke", "--no-build"]);
     cmd.arg("--runs-dir").arg(runs);
     cmd.args(["--profile", if release() { "release" } else { "dev" }]);
+    cmd.args(extra);
     let out = cmd
         .stderr(Stdio::inherit())
         .output()
@@ -204,6 +210,119 @@ fn smoke_pipeline_reports_every_model_and_resumes_by_skipping() {
     assert!(
         !second.contains(": running"),
         "second run ran something:\n{second}"
+    );
+}
+
+/// The report of a smoke run on another task: every model evaluated on all `dev_rows`, with
+/// a `labels`×`labels` confusion matrix and a row per label in report.md.
+fn check_task_report(run: &Path, labels: &[&str], dev_rows: u64, students: &[&str]) {
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(run.join("report.json")).expect("report.json"))
+            .expect("JSON");
+    assert_eq!(report["labels"], serde_json::json!(labels));
+    let models = report["models"].as_array().expect("models");
+    let names: Vec<&str> = models.iter().map(|m| m["name"].as_str().unwrap()).collect();
+    let mut expected = vec!["teacher"];
+    expected.extend(students);
+    assert_eq!(names, expected);
+    for m in models {
+        let name = m["name"].as_str().unwrap();
+        assert_eq!(m["n"], dev_rows, "{name}");
+        let rows = m["confusion"].as_array().expect("confusion");
+        assert_eq!(rows.len(), labels.len(), "{name}");
+        let total: u64 = rows
+            .iter()
+            .map(|r| {
+                let r = r.as_array().expect("row");
+                assert_eq!(r.len(), labels.len(), "{name}");
+                r.iter().map(|c| c.as_u64().unwrap()).sum::<u64>()
+            })
+            .sum();
+        assert_eq!(total, dev_rows, "{name}: confusion counts");
+        assert_eq!(
+            m["classes"].as_array().unwrap().len(),
+            labels.len(),
+            "{name}"
+        );
+    }
+    let md = std::fs::read_to_string(run.join("report.md")).expect("report.md");
+    for label in labels {
+        assert!(md.contains(label), "report.md never names {label}");
+    }
+}
+
+#[test]
+fn smoke_pipeline_on_six_named_classes_and_on_sentence_pairs() {
+    distill();
+    let runs = tempfile::tempdir().expect("temporary folder");
+    let students = ["baseline", "distill", "distill-augment", "large-distill"];
+    let list = students.join(",");
+    let six = root().join("tests/fixtures/six-topics");
+    let (train, dev, unlabelled) = (
+        six.join("train.jsonl"),
+        six.join("dev.jsonl"),
+        six.join("unlabelled.jsonl"),
+    );
+    let (train, dev, unlabelled) = (
+        train.to_str().unwrap(),
+        dev.to_str().unwrap(),
+        unlabelled.to_str().unwrap(),
+    );
+    let out = smoke_pipeline_with(
+        runs.path(),
+        &[
+            "--name",
+            "six",
+            "--train",
+            train,
+            "--dev",
+            dev,
+            "--unlabelled",
+            unlabelled,
+            "--students",
+            &list,
+        ],
+    );
+    assert!(out.contains("] transfer: done"), "{out}");
+    let topics = ["food", "music", "sports", "tech", "travel", "weather"];
+    check_task_report(&runs.path().join("six"), &topics, 90, &students);
+
+    let mrpc = root().join("assets/mrpc");
+    let (train, dev) = (mrpc.join("train.tsv"), mrpc.join("dev.tsv"));
+    smoke_pipeline_with(
+        runs.path(),
+        &[
+            "--name",
+            "pairs",
+            "--train",
+            train.to_str().unwrap(),
+            "--dev",
+            dev.to_str().unwrap(),
+            "--text-column",
+            "#1 String",
+            "--text-pair-column",
+            "#2 String",
+            "--label-column",
+            "Quality",
+            "--train-size",
+            "300",
+            "--dev-size",
+            "100",
+            "--students",
+            &list,
+        ],
+    );
+    let run = runs.path().join("pairs");
+    check_task_report(&run, &["0", "1"], 100, &students);
+    let config: Value = serde_json::from_slice(
+        &std::fs::read(run.join("students/distill/best/config.json")).expect("student config"),
+    )
+    .expect("JSON");
+    assert_eq!(config["pair"], true);
+    let augmented = std::fs::read_to_string(run.join("data/augment.tsv")).expect("augment.tsv");
+    assert!(
+        augmented.starts_with("sentence1\tsentence2\n"),
+        "augmented pairs"
     );
 }
 

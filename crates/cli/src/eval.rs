@@ -10,14 +10,19 @@ use distill_data::{Dataset, LabelSet, Metrics};
 use distill_student::{Predictor, StudentModel};
 use serde::Serialize;
 
+use crate::task::TaskArgs;
+
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// Student model folder (config.json, vocab.json, model.safetensors).
     #[arg(long)]
     model: PathBuf,
-    /// Labelled file (TSV or CSV).
+    /// Labelled file (TSV, CSV or JSON lines; see the task flags); its labels must be the
+    /// model's (config.json id2label).
     #[arg(long)]
     data: PathBuf,
+    #[command(flatten)]
+    task: TaskArgs,
     /// Print JSON instead of a table (keys: labels, n, acc, ap, f1, macro_f1, classes,
     /// class_ap, confusion; see `EvalRecord`).
     #[arg(long)]
@@ -33,7 +38,10 @@ pub struct PredictArgs {
     /// Student model folder.
     #[arg(long)]
     model: PathBuf,
-    /// Sentences to classify; without any, one per line from stdin.
+    /// Texts to classify; without any, one per line from stdin. A pair model reads each
+    /// as `first<TAB>second`; any model also reads a JSON object per line, with the text
+    /// under `text` (or `sentence`, `sentence1`, `question`) and a pair's second text under
+    /// `text_pair` (or `sentence2`, `answer`).
     text: Vec<String>,
 }
 
@@ -50,9 +58,20 @@ pub fn score(predictor: &Predictor, data: &Dataset) -> Result<(Metrics, Vec<Vec<
     let gold = data
         .labels()
         .context("evaluation needs a label on every row")?;
-    let ids: Vec<Vec<u32>> = data.texts().iter().map(|t| predictor.encode(t)).collect();
-    let probs: Vec<Vec<f32>> = predictor
-        .logits_batch(&ids)
+    anyhow::ensure!(
+        data.is_pairs() == predictor.is_pair(),
+        "the model reads {} but the data has {}",
+        kind(predictor.is_pair()),
+        kind(data.is_pairs())
+    );
+    let encode =
+        |texts: Vec<&str>| -> Vec<Vec<u32>> { texts.iter().map(|t| predictor.encode(t)).collect() };
+    let ids = encode(data.texts());
+    let logits = match data.text_pairs().filter(|_| predictor.is_pair()) {
+        Some(b) => predictor.logits_pair_batch(&ids, &encode(b))?,
+        None => predictor.logits_batch(&ids),
+    };
+    let probs: Vec<Vec<f32>> = logits
         .into_iter()
         .map(|l| predictor.prediction(l).probabilities)
         .collect();
@@ -66,8 +85,9 @@ pub fn score(predictor: &Predictor, data: &Dataset) -> Result<(Metrics, Vec<Vec<
 pub fn eval(a: EvalArgs) -> Result<()> {
     let predictor = load_predictor(&a.model)?;
     let labels = predictor.labels().clone();
-    let data = Dataset::read(&a.data, &labels)?;
-    let (m, p) = score(&predictor, &data)?;
+    let data = a.task.read_labelled(&a.data, &labels, "evaluation")?;
+    let (m, p) = score(&predictor, &data)
+        .with_context(|| format!("scoring {} on {}", a.model.display(), a.data.display()))?;
     if let Some(path) = &a.scores {
         write_scores(path, &p)?;
     }
@@ -77,6 +97,14 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         print_metrics(&m, &labels);
     }
     Ok(())
+}
+
+fn kind(pairs: bool) -> &'static str {
+    if pairs {
+        "sentence pairs"
+    } else {
+        "single texts"
+    }
 }
 
 /// What `distill eval --json` prints, and the first keys of `distill teacher eval --json`:
@@ -181,14 +209,61 @@ fn abbreviate(name: &str, max: usize) -> String {
     }
 }
 
-/// `distill predict`'s answer: the label's name, its probability, and the probability of
-/// every label by name.
+/// One answer of `distill predict`.
 #[derive(Serialize)]
 struct Line<'a> {
     text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text_pair: Option<&'a str>,
+    /// The predicted label's name.
     label: &'a str,
+    /// Its probability.
     probability: f32,
-    probabilities: std::collections::BTreeMap<&'a str, f32>,
+    /// The probability of every label, by name, in label order.
+    probabilities: Probabilities<'a>,
+}
+
+/// Label name → probability, serialised as a JSON object in label order.
+struct Probabilities<'a>(Vec<(&'a str, f32)>);
+
+impl Serialize for Probabilities<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// A line of input: a JSON object with the text (and pair) under known keys, or plain text,
+/// which a pair model splits at its first tab.
+fn parse_input(line: &str, pair: bool) -> std::result::Result<(String, Option<String>), String> {
+    if line.trim_start().starts_with('{') {
+        if let Ok(serde_json::Value::Object(o)) = serde_json::from_str(line) {
+            let get = |keys: &[&str]| {
+                keys.iter()
+                    .find_map(|k| o.get(*k).and_then(|v| v.as_str()).map(str::to_string))
+            };
+            let text = get(&["text", "sentence", "sentence1", "question"])
+                .ok_or("the JSON object has no `text` (or `sentence`, `sentence1`, `question`)")?;
+            let second = get(&["text_pair", "sentence2", "answer"]);
+            if pair && second.is_none() {
+                return Err("a pair model needs the second text under `text_pair` (or \
+                            `sentence2`, `answer`)"
+                    .into());
+            }
+            return Ok((text, second.filter(|_| pair)));
+        }
+    }
+    if !pair {
+        return Ok((line.to_string(), None));
+    }
+    match line.split_once('\t') {
+        Some((a, b)) => Ok((a.to_string(), Some(b.to_string()))),
+        None => Err("a pair model reads `first<TAB>second` or a JSON object; found no tab".into()),
+    }
 }
 
 /// The answer to a stdin line that cannot be classified.
@@ -211,24 +286,41 @@ fn stdin_line(bytes: &[u8]) -> std::result::Result<&str, String> {
     })
 }
 
-/// Writes the prediction for `text` as one JSON line.
-fn answer(out: &mut impl Write, predictor: &Predictor, text: &str) -> Result<()> {
-    let p = predictor.predict(text);
+/// Writes the prediction for an input line as one JSON line, or an error object (and
+/// returns false) when the line cannot be read as the model's input.
+fn answer(out: &mut impl Write, predictor: &Predictor, number: usize, line: &str) -> Result<bool> {
+    let (text, second) = match parse_input(line, predictor.is_pair()) {
+        Ok(input) => input,
+        Err(error) => {
+            let e = LineError {
+                line: number,
+                error: format!("line {number}: {error}"),
+            };
+            writeln!(out, "{}", serde_json::to_string(&e)?)?;
+            return Ok(false);
+        }
+    };
+    let p = match &second {
+        Some(b) => predictor.predict_pair(&text, b)?,
+        None => predictor.predict(&text),
+    };
     let labels = predictor.labels();
-    let probabilities = p
-        .probabilities
-        .iter()
-        .enumerate()
-        .map(|(k, &v)| (labels.name(k as u32).unwrap_or("?"), v))
-        .collect();
     let line = Line {
-        text,
+        text: &text,
+        text_pair: second.as_deref(),
         label: &p.label_name,
         probability: p.probability,
-        probabilities,
+        probabilities: Probabilities(
+            labels
+                .names()
+                .iter()
+                .map(String::as_str)
+                .zip(p.probabilities.iter().copied())
+                .collect(),
+        ),
     };
     writeln!(out, "{}", serde_json::to_string(&line)?)?;
-    Ok(())
+    Ok(true)
 }
 
 pub fn predict(a: PredictArgs) -> Result<()> {
@@ -236,10 +328,18 @@ pub fn predict(a: PredictArgs) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if !a.text.is_empty() {
-        for t in &a.text {
-            answer(&mut out, &predictor, t)?;
+        let mut failed = Vec::new();
+        for (i, t) in a.text.iter().enumerate() {
+            if !answer(&mut out, &predictor, i + 1, t)? {
+                failed.push((i + 1).to_string());
+            }
         }
         out.flush()?;
+        anyhow::ensure!(
+            failed.is_empty(),
+            "argument(s) {} could not be read; each got an error object on stdout",
+            failed.join(", ")
+        );
         return Ok(());
     }
     // Bytes, not `lines()`: a line that is not UTF-8 gets an error object with its
@@ -256,7 +356,11 @@ pub fn predict(a: PredictArgs) -> Result<()> {
             break;
         }
         match stdin_line(&buf) {
-            Ok(text) => answer(&mut out, &predictor, text)?,
+            Ok(text) => {
+                if !answer(&mut out, &predictor, number, text)? {
+                    failed.push(number.to_string());
+                }
+            }
             Err(error) => {
                 let e = LineError {
                     line: number,

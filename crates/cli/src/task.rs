@@ -43,12 +43,6 @@ impl TaskArgs {
         }
     }
 
-    /// Reads `path`; label cells must be in `labels`, empty ones are unlabelled rows.
-    pub fn read(&self, path: &Path, labels: &LabelSet) -> Result<Dataset> {
-        Dataset::read_with(path, &self.spec(), labels)
-            .with_context(|| format!("reading {}", path.display()))
-    }
-
     /// Reads `path` where every row needs a label (`purpose`: "evaluation", …).
     pub fn read_labelled(&self, path: &Path, labels: &LabelSet, purpose: &str) -> Result<Dataset> {
         Dataset::read_labelled(path, &self.spec(), labels, purpose)

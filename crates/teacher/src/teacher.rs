@@ -103,7 +103,11 @@ impl Teacher {
                     .collect()
             }),
             Some(wanted) => {
-                if config.is_classifier() && config.num_labels() != wanted.len() {
+                // Fine-tuning may give a classifier another label set: its head starts anew.
+                if config.is_classifier()
+                    && config.num_labels() != wanted.len()
+                    && opts.head == HeadInit::Required
+                {
                     return Err(Error::Labels(format!(
                         "teacher {} classifies into {} labels, the data has {} ({})",
                         source.name(),
