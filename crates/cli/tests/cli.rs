@@ -77,7 +77,14 @@ fn train_eval_predict() {
     for l in &lines {
         let p = l["probability"].as_f64().unwrap();
         assert!((0.5..=1.0).contains(&p));
-        assert!(["0", "1"].contains(&l["label"].as_str().unwrap()));
+        let label = l["label"].as_str().unwrap();
+        assert!(["0", "1"].contains(&label));
+        // Every label's probability by name; the predicted one is `probability`.
+        let all = l["probabilities"].as_object().unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[label].as_f64(), Some(p));
+        let sum: f64 = all.values().map(|v| v.as_f64().unwrap()).sum();
+        assert!((sum - 1.0).abs() < 1e-5, "{l}");
     }
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_distill"))
