@@ -224,7 +224,7 @@ fn sentence_pairs_from_glue_tsv_train_evaluate_and_predict() {
 
     // A single-text file is refused by a pair model, naming both shapes.
     let sst = tmp.path().join("sst.tsv");
-    head(&root().join("assets/sst2/dev.tsv"), &sst, 5);
+    head(&common::assets().join("dev.tsv"), &sst, 5);
     fails_with(
         &distill(&["eval", "--model", s(&model), "--data", s(&sst)]),
         &["sentence pairs", "single texts"],
@@ -309,7 +309,8 @@ fn bad_task_input_is_refused_naming_file_line_and_reason() {
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     lines[3] = format!("2{}", &lines[3][1..]);
     std::fs::write(&odd, lines.join("\n")).unwrap();
-    let mut args = vec!["eval", "--model", s(&model.join("best")), "--data", s(&odd)];
+    let best = model.join("best");
+    let mut args = vec!["eval", "--model", s(&best), "--data", s(&odd)];
     args.extend(PAIR_FLAGS);
     fails_with(&distill(&args), &["odd.tsv:4:", "label `2`", "0, 1"]);
 

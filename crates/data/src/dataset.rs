@@ -308,8 +308,8 @@ impl Dataset {
     /// Writes the data as TSV (header `sentence\tlabel`, labels as ids;
     /// `sentence1\tsentence2\tlabel` for pairs), without the label column when
     /// no example is labelled. Fails without writing when a text holds a tab or
-    /// line break, or when only some are pairs. An unlabelled example among labelled
-    /// ones gets an empty label cell.
+    /// line break, when only some are pairs, or when unlabelled single texts end with an
+    /// empty one. An unlabelled example among labelled ones gets an empty label cell.
     pub fn write_tsv(&self, path: &Path) -> Result<()> {
         self.write_tsv_impl(path, |id| Some(id.to_string()))
     }
@@ -324,6 +324,14 @@ impl Dataset {
         // A row without a label gets an empty cell, which reads back as unlabelled.
         let labelled = self.examples.iter().filter(|e| e.label.is_some()).count();
         let pairs = self.is_pairs();
+        // One column: a blank line at the end would read back as no row at all.
+        if labelled == 0 && !pairs && self.examples.last().is_some_and(|e| e.text.is_empty()) {
+            return Err(Error::format(
+                path,
+                "the last example is an empty text, which a one-column TSV cannot hold \
+                 (trailing blank lines are not rows)",
+            ));
+        }
         let mut out = String::from(if pairs {
             "sentence1\tsentence2"
         } else {

@@ -19,6 +19,6 @@ pub mod targets;
 
 pub use runner::{fuzz, Report, Target, TARGETS};
 pub use targets::{
-    dataset_csv, dataset_jsonl, dataset_tsv, logits_cache, predict_stdin, student_config, teacher_config,
-    vocab_json,
+    dataset_csv, dataset_jsonl, dataset_tsv, logits_cache, predict_stdin, student_config,
+    teacher_config, vocab_json,
 };

@@ -85,6 +85,11 @@ fn dataset_csv_reader_survives_any_bytes() {
 }
 
 #[test]
+fn dataset_jsonl_reader_survives_any_bytes() {
+    run("dataset_jsonl");
+}
+
+#[test]
 fn vocab_json_reader_survives_any_bytes() {
     run("vocab_json");
 }

@@ -108,20 +108,28 @@ impl StudentRun {
         Ok(logits)
     }
 
-    /// The label set: given, or the teacher's (from the cache's metadata), or the
-    /// training file's.
+    /// The label set: given; or the teacher's (the cache's columns, in its order) when they
+    /// cover the training file's labels; or else the training file's. A cache that does not
+    /// cover them is refused later, by name, when it is checked against the data.
     fn label_set(&self) -> Result<LabelSet> {
         if let Some(labels) = &self.labels {
             return Ok(labels.clone());
         }
-        if let Some(path) = self
+        let from_file = Dataset::label_set_of(&self.train_path, &self.task);
+        let cache = self
             .logits
             .as_ref()
-            .filter(|_| self.train.loss.needs_teacher())
-        {
-            return Ok(LabelSet::new(TeacherLogits::load(path)?.meta.labels));
+            .filter(|_| self.train.loss.needs_teacher());
+        let Some(path) = cache else {
+            return Ok(from_file?);
+        };
+        let teacher = LabelSet::new(TeacherLogits::load(path)?.meta.labels);
+        match from_file {
+            Ok(file) if file.names().iter().all(|n| teacher.index(n).is_some()) => Ok(teacher),
+            Ok(file) => Ok(file),
+            // A file without (enough) labels distils from the teacher alone.
+            Err(_) => Ok(teacher),
         }
-        Ok(Dataset::label_set_of(&self.train_path, &self.task)?)
     }
 
     /// The training file: every row labelled unless the loss has a teacher term.

@@ -133,6 +133,10 @@ fn results_table(models: &[ModelResult], labels: usize) -> Table {
     } else {
         &["macro-F1"][..]
     });
+    let test = models.iter().any(|m| m.test.is_some());
+    if test {
+        header.extend(["test acc", "test macro-F1"]);
+    }
     header.extend([
         "parameters",
         "size on disk",
@@ -154,8 +158,16 @@ fn results_table(models: &[ModelResult], labels: usize) -> Table {
         if binary {
             row.push(format!("{:.3}", m.f1));
         }
+        row.push(format!("{:.3}", m.macro_f1));
+        if test {
+            row.extend(m.test.as_ref().map_or(["–".into(), "–".into()], |t| {
+                [
+                    format!("{:.2}%", t.acc * 100.0),
+                    format!("{:.3}", t.macro_f1),
+                ]
+            }));
+        }
         row.extend([
-            format!("{:.3}", m.macro_f1),
             thousands(m.params),
             bytes(m.size_bytes),
             m.throughput
@@ -294,6 +306,28 @@ fn settings_table(ctx: &Context) -> Table {
     t
 }
 
+/// "all 8,544 rows of assets/sst5/train.csv (5 labels)", or the subset taken.
+fn training_data(s: &super::presets::Settings) -> String {
+    let file = s
+        .task
+        .train
+        .as_ref()
+        .map_or("SST-2 train".to_string(), |p| {
+            format!("`{}`", p.file_name().unwrap_or_default().to_string_lossy())
+        });
+    let pairs = if s.task.pairs { ", sentence pairs" } else { "" };
+    let what = format!("{} labels{pairs}", s.task.labels.len());
+    match s.train_size {
+        Some(k) if k < s.task.train_rows => {
+            format!(
+                "a stratified subset of {k} of the {} rows of {file} ({what})",
+                s.task.train_rows
+            )
+        }
+        _ => format!("all {} rows of {file} ({what})", s.task.train_rows),
+    }
+}
+
 fn intro(ctx: &Context, models: &[ModelResult]) -> Vec<String> {
     let s = &ctx.settings;
     let n = models.first().map_or(0, |m| m.n);
@@ -304,7 +338,7 @@ fn intro(ctx: &Context, models: &[ModelResult]) -> Vec<String> {
             ctx.device,
             ctx.student_device,
             short_name(&s.teacher),
-            s.train_size.map_or("all of SST-2 train".into(), |k| format!("a stratified subset of {k} SST-2 train sentences")),
+            training_data(s),
         ),
         "Evaluation and timing run on this machine's CPU whatever the device. Throughput: sentences per second over \
          the dev set, raw text in (tokenising included); students classify one sentence at a time on all cores, the \

@@ -59,6 +59,34 @@ pub struct ModelResult {
     /// Training curve (students).
     #[serde(skip)]
     pub epochs: Vec<Epoch>,
+    /// Metrics on the test file, when the run has one.
+    pub test: Option<TestResult>,
+}
+
+/// A model's metrics on the test file (`eval/test/<model>.json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct TestResult {
+    pub n: usize,
+    pub acc: f64,
+    pub macro_f1: f64,
+}
+
+/// The test metrics of `model`, when the run evaluated it on a test file.
+fn test_result(layout: &Layout, model: &str, labels: &LabelSet) -> Result<Option<TestResult>> {
+    let path = layout.eval_test(model);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let eval: EvalJson = read_json(&path)?;
+    check_labels(model, &eval, labels)?;
+    let macro_f1 = eval
+        .macro_f1
+        .with_context(|| format!("{}: no macro_f1", path.display()))?;
+    Ok(Some(TestResult {
+        n: eval.n,
+        acc: eval.acc,
+        macro_f1,
+    }))
 }
 
 /// What the report needs of `distill eval --json` and `distill teacher eval --json`.
@@ -72,6 +100,8 @@ struct EvalJson {
     ap: f64,
     f1: f64,
     confusion: Vec<Vec<usize>>,
+    #[serde(default)]
+    macro_f1: Option<f64>,
     #[serde(default)]
     sentences_per_second: Option<f64>,
     #[serde(default)]
@@ -129,6 +159,7 @@ impl ModelResult {
             latency_us: None,
             scores,
             epochs: Vec::new(),
+            test: None,
         })
     }
 
@@ -169,6 +200,7 @@ pub fn collect(
         size_bytes: files_size(&Layout::model_files(&teacher, true))?,
         throughput: teacher_eval.sentences_per_second,
         latency_us: teacher_eval.latency_us_median,
+        test: test_result(layout, "teacher", labels)?,
         ..ModelResult::from_eval("teacher", &teacher_eval, scores, &gold)?
     });
     for name in students {
@@ -186,6 +218,7 @@ pub fn collect(
             throughput: bench.text_sentences_per_second,
             latency_us: bench.text_latency_us_median,
             epochs: read_epochs(&dir.join("metrics.jsonl"))?,
+            test: test_result(layout, name, labels)?,
             ..ModelResult::from_eval(name, &eval, scores, &gold)?
         });
     }
