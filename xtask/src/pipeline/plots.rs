@@ -393,7 +393,7 @@ fn confusion<DB: DrawingBackend>(
                 let centre = SegmentValue::CenterOf(k as u32);
                 let (x, _) = chart.backend_coord(&(centre, SegmentValue::Exact(0)));
                 // Rotated a quarter turn clockwise, the text's top edge faces left.
-                let at = (x - base.0 + 7, ys.end - base.1 + 6);
+                let at = (x - base.0 + 7, ys.end - base.1 + 12);
                 area.draw(&Text::new(name.clone(), at, font.clone()))?;
             }
         }
