@@ -99,7 +99,7 @@ impl Metrics {
         };
         Metrics {
             n,
-            acc: ratio(correct, n),
+            acc: crate::pr::ratio(correct, n),
             ap,
             f1,
             macro_f1,
@@ -124,9 +124,9 @@ pub fn class_metrics(confusion: &[Vec<usize>]) -> Vec<ClassMetrics> {
             let support: usize = confusion[k].iter().sum();
             let predicted: usize = confusion.iter().map(|row| row[k]).sum();
             ClassMetrics {
-                precision: ratio(tp, predicted),
-                recall: ratio(tp, support),
-                f1: ratio(2 * tp, support + predicted),
+                precision: crate::pr::ratio(tp, predicted),
+                recall: crate::pr::ratio(tp, support),
+                f1: crate::pr::ratio(2 * tp, support + predicted),
                 support,
             }
         })
@@ -202,14 +202,6 @@ pub fn class_pr_curve(
 /// 1 where the gold label is `class`, else 0.
 fn one_vs_rest(gold: &[u32], class: u32) -> Vec<u32> {
     gold.iter().map(|&g| u32::from(g == class)).collect()
-}
-
-fn ratio(a: usize, b: usize) -> f64 {
-    if b == 0 {
-        0.0
-    } else {
-        a as f64 / b as f64
-    }
 }
 
 #[cfg(test)]

@@ -57,7 +57,8 @@ pub fn average_precision(scores: &[f32], labels: &[u32]) -> f64 {
     ap.max(0.0)
 }
 
-fn ratio(a: usize, b: usize) -> f64 {
+/// `a / b`, 0 when `b` is 0 (precision or recall of nothing).
+pub(crate) fn ratio(a: usize, b: usize) -> f64 {
     if b == 0 {
         0.0
     } else {
