@@ -1,9 +1,8 @@
 //! The `distill` binary end to end on a small slice of SST-2: train, eval, predict, and the
 //! errors a user sees for bad input.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 mod common;
 
@@ -87,19 +86,7 @@ fn train_eval_predict() {
         assert!((sum - 1.0).abs() < 1e-5, "{l}");
     }
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_distill"))
-        .args(["predict", "--model", model.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"dull and lifeless\n?!\nwonderful\n")
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = common::predict_stdin(&model, b"dull and lifeless\n?!\nwonderful\n");
     assert_eq!(String::from_utf8(o.stdout).unwrap().lines().count(), 3);
 }
 
@@ -294,21 +281,10 @@ fn header_only_file_is_an_error_for_eval_and_teacher_label() {
 
 #[test]
 fn predict_answers_every_stdin_line_and_reports_unreadable_ones() {
-    let model = shared_model();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_distill"))
-        .args(["predict", "--model", model.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"a fine film\r\nnot \xff\xfe utf-8\nwonderful")
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = common::predict_stdin(
+        shared_model(),
+        b"a fine film\r\nnot \xff\xfe utf-8\nwonderful",
+    );
     fails_with(&o, &["1 stdin line(s)", "line 2"]);
     let lines: Vec<serde_json::Value> = String::from_utf8(o.stdout)
         .unwrap()

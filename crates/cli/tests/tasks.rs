@@ -6,9 +6,8 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use common::{distill, head};
 use serde_json::Value;
@@ -230,24 +229,12 @@ fn sentence_pairs_from_glue_tsv_train_evaluate_and_predict() {
         &["sentence pairs", "single texts"],
     );
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_distill"))
-        .args(["predict", "--model", s(&model)])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(
-            b"he said so .\tso he said .\n\
-              {\"sentence1\": \"a\", \"sentence2\": \"b\"}\n\
-              no tab here\n",
-        )
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = common::predict_stdin(
+        &model,
+        b"he said so .\tso he said .\n\
+          {\"sentence1\": \"a\", \"sentence2\": \"b\"}\n\
+          no tab here\n",
+    );
     let lines: Vec<Value> = String::from_utf8_lossy(&o.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

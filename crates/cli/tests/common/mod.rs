@@ -13,6 +13,26 @@ pub fn distill(args: &[&str]) -> Output {
         .expect("distill runs")
 }
 
+/// `distill predict --model MODEL` with `input` on stdin.
+#[allow(dead_code)] // not every test binary predicts
+pub fn predict_stdin(model: &Path, input: &[u8]) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_distill"))
+        .arg("predict")
+        .arg("--model")
+        .arg(model)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("distill starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input).expect("writing stdin");
+    drop(stdin);
+    child.wait_with_output().expect("distill ends")
+}
+
 pub fn assets() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/sst2")
 }
