@@ -2,11 +2,10 @@
 //! errors a user sees for bad input.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 mod common;
 
-use common::{assets, distill, head};
+use common::{assets, distill, fails_with, head};
 
 #[test]
 fn train_eval_predict() {
@@ -232,16 +231,6 @@ fn shared_model() -> &'static Path {
 
 fn tiny_teacher() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../teacher/tests/fixtures/tiny-bert")
-}
-
-/// Fails unless `o` is a clean failure (non-zero exit, no panic) whose stderr holds `parts`.
-fn fails_with(o: &Output, parts: &[&str]) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "succeeded; stderr: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    for p in parts {
-        assert!(err.contains(p), "stderr lacks {p}: {err}");
-    }
 }
 
 #[test]

@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{distill, head};
+use common::{distill, fails_with, head};
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -28,15 +28,6 @@ fn ok(o: &Output) -> String {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "failed: {err}");
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn fails_with(o: &Output, parts: &[&str]) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "succeeded; stderr: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    for p in parts {
-        assert!(err.contains(p), "stderr lacks {p}: {err}");
-    }
 }
 
 const TOPICS: [&str; 6] = ["food", "music", "sports", "tech", "travel", "weather"];

@@ -43,3 +43,14 @@ pub fn head(src: &Path, dst: &Path, lines: usize) {
     let part: Vec<&str> = text.lines().take(lines + 1).collect();
     std::fs::write(dst, part.join("\n") + "\n").unwrap();
 }
+
+/// Fails unless `o` is a clean failure (non-zero exit, no panic) whose stderr holds `parts`.
+#[allow(dead_code)] // not every test binary expects failures
+pub fn fails_with(o: &Output, parts: &[&str]) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "succeeded; stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for p in parts {
+        assert!(err.contains(p), "stderr lacks {p}: {err}");
+    }
+}
