@@ -100,7 +100,16 @@ impl StudentRun {
     /// A logit cache for `data`, checked against the data, its label names and, when the
     /// loss reads teacher logits, the loss's outputs (before any loss can index past a row).
     fn read_logits(&self, path: &Path, data: &Dataset, labels: &LabelSet) -> Result<TeacherLogits> {
-        let logits = TeacherLogits::load(path)?;
+        self.check_logits(TeacherLogits::load(path)?, data, labels)
+    }
+
+    /// The checks of [`Self::read_logits`] on a cache already loaded.
+    fn check_logits(
+        &self,
+        logits: TeacherLogits,
+        data: &Dataset,
+        labels: &LabelSet,
+    ) -> Result<TeacherLogits> {
         if self.train.loss.needs_teacher() {
             logits.check_columns(self.train.loss.num_outputs(labels.len()))?;
         }
@@ -111,19 +120,16 @@ impl StudentRun {
     /// The label set: given; or the teacher's (the cache's columns, in its order) when they
     /// cover the training file's labels; or else the training file's. A cache that does not
     /// cover them is refused later, by name, when it is checked against the data.
-    fn label_set(&self) -> Result<LabelSet> {
+    fn label_set(&self, train_logits: Option<&TeacherLogits>) -> Result<LabelSet> {
         if let Some(labels) = &self.labels {
             return Ok(labels.clone());
         }
         let from_file = Dataset::label_set_of(&self.train_path, &self.task);
-        let cache = self
-            .logits
-            .as_ref()
-            .filter(|_| self.train.loss.needs_teacher());
-        let Some(path) = cache else {
+        let cache = train_logits.filter(|_| self.train.loss.needs_teacher());
+        let Some(cache) = cache else {
             return Ok(from_file?);
         };
-        let teacher = LabelSet::new(TeacherLogits::load(path)?.meta.labels);
+        let teacher = LabelSet::new(cache.meta.labels.clone());
         match from_file {
             Ok(file) if file.names().iter().all(|n| teacher.index(n).is_some()) => Ok(teacher),
             Ok(file) => Ok(file),
@@ -144,7 +150,13 @@ impl StudentRun {
     /// Runs it; the trained model is in `out/best`.
     pub fn run(&self, device: &Device) -> Result<TrainOutcome> {
         self.validate()?;
-        let labels = self.label_set()?;
+        // The training cache is read once: its label names may set the label set.
+        let train_cache = self
+            .logits
+            .as_deref()
+            .map(TeacherLogits::load)
+            .transpose()?;
+        let labels = self.label_set(train_cache.as_ref())?;
         self.train.loss.check_labels(&labels)?;
         let data = self.read_train(&labels)?;
         let pairs = data.is_pairs();
@@ -193,10 +205,9 @@ impl StudentRun {
 
         let encode = |rows: &[usize]| encode_rows(&data.subset(rows), &encoder, labels.len());
         let (mut train_set, mut val_set) = (encode(&train_rows), encode(&val_rows));
-        let train_logits = match &self.logits {
-            Some(path) => Some(self.read_logits(path, &data, &labels)?),
-            None => None,
-        };
+        let train_logits = train_cache
+            .map(|l| self.check_logits(l, &data, &labels))
+            .transpose()?;
         if let Some(logits) = &train_logits {
             train_set = train_set.with_teacher(logits, &train_rows);
             val_set = val_set.with_teacher(logits, &val_rows);
