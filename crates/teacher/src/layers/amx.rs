@@ -417,6 +417,22 @@ mod timing {
                 std::hint::black_box(y);
             }
             let f32_s = t.elapsed().as_secs_f64() / reps as f64;
+            let (rp, np, kp) = (
+                rows.next_multiple_of(BLOCK),
+                out.next_multiple_of(BLOCK),
+                k.next_multiple_of(K_STEP),
+            );
+            let a = vec![0x3f80u16; rp * kp];
+            let mut c = vec![0f32; rp * np];
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                unsafe { tiles::multiply(&a, &packed.tiles, &mut c, rp, np, kp) };
+            }
+            let kernel = t.elapsed().as_secs_f64() / reps as f64;
+            println!(
+                "kernel alone {:.0} GFLOP/s",
+                2.0 * (rows * out * k) as f64 / kernel / 1e9
+            );
             let flop = 2.0 * (rows * out * k) as f64;
             println!(
                 "{rows}x{out}x{k}: amx {:.0} GFLOP/s, f32 gemm {:.0} GFLOP/s",
