@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use clap::Subcommand;
 use distill_data::shard::Shard;
 use distill_data::{Dataset, LabelSet};
-use distill_teacher::{FinetuneConfig, InferOptions, LoadOptions, Teacher};
+use distill_teacher::{FinetuneConfig, InferOptions, LoadOptions, Precision, Teacher};
 
 use crate::task::{parse_labels, TaskArgs};
 
@@ -86,6 +86,10 @@ pub enum TeacherCommand {
         batch_size: usize,
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// Arithmetic of the encoder's products: f32, or bf16 on Intel AMX tiles (several
+        /// times faster on Xeon Sapphire Rapids and newer; logits within ~1e-2 of f32).
+        #[arg(long, default_value = "f32")]
+        precision: Precision,
     },
     /// Write the teacher's logits for every sentence of DATA (input order) to a
     /// safetensors logit cache.
@@ -103,6 +107,10 @@ pub enum TeacherCommand {
         batch_size: usize,
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// Arithmetic of the encoder's products: f32, or bf16 on Intel AMX tiles (several
+        /// times faster on Xeon Sapphire Rapids and newer; logits within ~1e-2 of f32).
+        #[arg(long, default_value = "f32")]
+        precision: Precision,
         /// Label only the I-th of N contiguous slices (I from 0), for `distill logits
         /// merge`; `auto/N` takes I from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX.
         #[arg(long, value_name = "I/N")]
@@ -111,9 +119,17 @@ pub enum TeacherCommand {
 }
 
 /// A fine-tuned teacher (its classification head required) and its label set.
-fn load_teacher(id_or_dir: &str, device: &str) -> Result<(Teacher, LabelSet)> {
+fn load_teacher(
+    id_or_dir: &str,
+    device: &str,
+    precision: Precision,
+) -> Result<(Teacher, LabelSet)> {
     let device = crate::device::parse(device)?;
-    let teacher = Teacher::load(id_or_dir, &LoadOptions::default(), &device)
+    let opts = LoadOptions {
+        precision,
+        ..LoadOptions::default()
+    };
+    let teacher = Teacher::load(id_or_dir, &opts, &device)
         .with_context(|| format!("loading teacher {id_or_dir}"))?;
     let labels = LabelSet::new(teacher.labels().to_vec());
     Ok((teacher, labels))
@@ -207,9 +223,10 @@ pub fn run(cmd: TeacherCommand) -> Result<()> {
             latency,
             batch_size,
             device,
+            precision,
             task,
         } => {
-            let (teacher, labels) = load_teacher(&teacher, &device)?;
+            let (teacher, labels) = load_teacher(&teacher, &device, precision)?;
             let data = task.read_labelled(&data, &labels, "evaluation")?;
             let gold = data
                 .labels()
@@ -248,13 +265,14 @@ pub fn run(cmd: TeacherCommand) -> Result<()> {
             batch_size,
             device,
             shard,
+            precision,
             task,
         } => {
             let shard = shard
                 .map(|s| Shard::parse_or_auto(&s, |v| std::env::var(v).ok()))
                 .transpose()?;
             let data = task.read_texts(&data)?;
-            let (teacher, _) = load_teacher(&teacher, &device)?;
+            let (teacher, _) = load_teacher(&teacher, &device, precision)?;
             let opts = InferOptions {
                 batch_size,
                 progress: true,

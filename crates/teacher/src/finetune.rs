@@ -26,7 +26,7 @@ use crate::infer::{predict_encoded, progress_bar, score, InferOptions};
 use crate::layers::Mode;
 use crate::model::WORD_EMBEDDINGS;
 use crate::optim::{clip_factor, AdamW, AdamWConfig, LinearSchedule, SparseGrad};
-use crate::teacher::{check_replaceable, LoadOptions, Teacher};
+use crate::teacher::{check_replaceable, LoadOptions, Precision, Teacher};
 use crate::tokenize::{pair_texts, Batch};
 use crate::weights::HeadInit;
 
@@ -147,6 +147,8 @@ pub fn finetune(
         head: HeadInit::Random,
         seed: cfg.seed,
         max_len: cfg.max_len,
+        // Training needs gradients: bf16 products have none.
+        precision: Precision::F32,
     };
     let teacher = Teacher::load(&cfg.teacher, &load, device)?;
     teacher.model.seed_dropout(cfg.seed);

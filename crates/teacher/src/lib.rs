@@ -62,6 +62,6 @@ pub use model::{BertClassifier, BertOutput};
 pub use neighbours::similar_words;
 pub use source::{TeacherFiles, TeacherSource, TokenizerFile, WeightsFile};
 pub use student_init::{student_embeddings, word_embeddings};
-pub use teacher::{LoadOptions, Teacher};
+pub use teacher::{LoadOptions, Precision, Teacher};
 pub use tokenize::{pad_batch, Batch, Encoded, TeacherTokenizer};
 pub use weights::{HeadInit, Params};

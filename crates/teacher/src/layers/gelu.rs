@@ -72,15 +72,20 @@ const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 /// 1 / √(2π).
 const INV_SQRT_2PI: f32 = 0.398_942_3;
 
-fn map(s: &CpuStorage, l: &Layout, f: fn(&mut [f32], &[f32])) -> Result<(CpuStorage, Shape)> {
+fn map(s: &CpuStorage, l: &Layout, f: impl Fn(f32) -> f32 + Sync) -> Result<(CpuStorage, Shape)> {
     let Some((start, end)) = l.contiguous_offsets() else {
         candle_core::bail!("gelu needs a contiguous input")
     };
     let x = &s.as_slice::<f32>()?[start..end];
-    let mut y = vec![0f32; x.len()];
-    y.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
-        .for_each(|(y, x)| f(y, x));
+    // Collected rather than zeroed and overwritten (one pass over memory, not two); inside
+    // a rayon task (batches run in parallel) the cores are already busy.
+    let y: Vec<f32> = if x.len() <= CHUNK || rayon::current_thread_index().is_some() {
+        x.iter().map(|&v| f(v)).collect()
+    } else {
+        x.par_chunks(CHUNK)
+            .flat_map_iter(|c| c.iter().map(|&v| f(v)))
+            .collect()
+    };
     Ok((CpuStorage::F32(y), l.shape().clone()))
 }
 
@@ -92,11 +97,7 @@ impl CustomOp1 for Gelu {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        map(s, l, |y, x| {
-            for (y, &x) in y.iter_mut().zip(x) {
-                *y = 0.5 * x * (1.0 + erf(x * FRAC_1_SQRT_2));
-            }
-        })
+        map(s, l, |x| 0.5 * x * (1.0 + erf(x * FRAC_1_SQRT_2)))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
@@ -114,11 +115,9 @@ impl CustomOp1 for GeluSlope {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        map(s, l, |y, x| {
-            for (y, &x) in y.iter_mut().zip(x) {
-                let cdf = 0.5 * (1.0 + erf(x * FRAC_1_SQRT_2));
-                *y = cdf + x * INV_SQRT_2PI * exp(-0.5 * x * x);
-            }
+        map(s, l, |x| {
+            let cdf = 0.5 * (1.0 + erf(x * FRAC_1_SQRT_2));
+            cdf + x * INV_SQRT_2PI * exp(-0.5 * x * x)
         })
     }
 }

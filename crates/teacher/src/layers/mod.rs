@@ -15,6 +15,7 @@
 //! | [`gelu`] | `x · Φ(x)`, fast and differentiable | any |
 //! | [`dropout`] | `y = x · m / (1 − p)`, `m ~ Bernoulli(1 − p)` | any |
 
+pub mod amx;
 pub mod attention;
 pub mod dropout;
 pub mod gelu;
