@@ -10,6 +10,7 @@
 //! allocates and accumulates a gradient for each of them.
 
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use distill_ops::host;
 
 /// A dense layer holding PyTorch-layout weights.
 #[derive(Debug, Clone)]
@@ -69,10 +70,6 @@ fn out_dims(dims: &[usize], out: usize) -> Vec<usize> {
     d
 }
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    super::contiguous_f32(s, l, "linear")
-}
-
 /// `(x, W, b)` → `x Wᵀ + b`, with its backward.
 struct LinearOp;
 
@@ -90,7 +87,11 @@ impl CustomOp3 for LinearOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w, b) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        let (x, w, b) = (
+            host::slice(s1, l1, self.name())?,
+            host::slice(s2, l2, self.name())?,
+            host::slice(s3, l3, self.name())?,
+        );
         let (rows, k) = rows_and_width(l1.dims())?;
         let (out, w_in) = l2.shape().dims2()?;
         if w_in != k || b.len() != out {
