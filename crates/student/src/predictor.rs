@@ -287,7 +287,7 @@ fn project(w: &[f32], b: &[f32], x: &[f32], out: &mut [f32]) {
 /// `z`, `[1 − σ(z), σ(z)]`.
 pub fn probabilities(logits: &[f32]) -> Vec<f32> {
     if let [z] = logits {
-        let p = crate::cell::sigmoid(*z);
+        let p = distill_ops::math::sigmoid(*z);
         return vec![1.0 - p, p];
     }
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);

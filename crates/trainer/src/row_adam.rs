@@ -1,130 +1,68 @@
-//! Adam for an embedding table whose gradient touches a few rows per step, updated lazily.
-//!
-//! Dense Adam moves every row every step, also rows whose gradient is zero (their momentum
-//! keeps them moving). Over the student's 160k-entry table that pass cost more than the rest
-//! of a training step. Here a row is brought up to date only when it is touched (or at
-//! [`RowAdam::sync`], before validation and saving): the skipped zero-gradient steps are
-//! replayed one by one for the first [`EXACT_STEPS`], exactly as dense Adam would take them;
-//! beyond that the moments decay in closed form (`m·β₁ᵏ`, `v·β₂ᵏ`) and the weights are left
-//! as they are. The weight movement that leaves out is below `Σ_{j≥200} lr·3.2·0.9005ʲ <
-//! 1e-10`, far under f32 resolution of weights of order 1: the result equals dense Adam's
-//! (the test compares them).
+//! Adam for the student's embedding table, updated lazily: a row moves only when a batch
+//! touches it, with the skipped zero-gradient steps replayed when it does (see
+//! [`distill_ops::lazy`], where the rule and its exactness argument live). This module is
+//! the candle side: the update runs in place on the table tensor's storage, and the state is
+//! saved and restored under checkpoint names.
 
 use std::collections::HashMap;
 
-use candle_core::{CpuStorage, InplaceOp1, Layout, Result, Tensor};
+use candle_core::{Result, Tensor};
+use distill_ops::host;
+use distill_ops::lazy::LazyRows;
 
 use crate::optim::AdamConfig;
 
-/// Skipped steps replayed exactly when a row catches up.
-pub const EXACT_STEPS: u64 = 200;
+pub use distill_ops::lazy::{row_gradients, EXACT_STEPS};
 
 /// Lazily updated Adam state of a `[rows, dim]` table.
 pub struct RowAdam {
-    config: AdamConfig,
-    dim: usize,
-    m: Vec<f32>,
-    v: Vec<f32>,
-    /// Step each row is up to date with.
-    last: Vec<u64>,
-    /// Learning rate of each step taken (index `t − 1`), for replaying.
-    lrs: Vec<f64>,
+    rows: LazyRows,
 }
 
 impl RowAdam {
     /// Zero moments for a table of `rows × dim`.
     pub fn new(rows: usize, dim: usize, config: AdamConfig) -> Self {
         Self {
-            config,
-            dim,
-            m: vec![0.0; rows * dim],
-            v: vec![0.0; rows * dim],
-            last: vec![0; rows],
-            lrs: Vec::new(),
+            rows: LazyRows::new(rows, dim, config.rule(), false),
         }
     }
 
     /// Steps taken.
     pub fn steps(&self) -> u64 {
-        self.lrs.len() as u64
+        self.rows.steps()
     }
 
     /// One step at learning rate `lr`: `grads` holds one `dim`-row per entry of `rows`
     /// (distinct row ids); every other row has zero gradient.
     pub fn step(&mut self, table: &Tensor, lr: f64, rows: &[u32], grads: &[f32]) -> Result<()> {
-        self.lrs.push(lr);
-        let t = self.steps();
-        let op = RowUpdate {
-            adam: std::cell::RefCell::new(self),
-            work: Work::Step { t, rows, grads },
-        };
-        table.inplace_op1(&op)
+        host::in_place(table, "row-adam", |t| {
+            Ok(self.rows.step(t, lr, rows, grads)?)
+        })
     }
 
     /// Brings every row up to date (before reading or saving the table).
     pub fn sync(&mut self, table: &Tensor) -> Result<()> {
-        let t = self.steps();
-        let op = RowUpdate {
-            adam: std::cell::RefCell::new(self),
-            work: Work::Sync { t },
-        };
-        table.inplace_op1(&op)
-    }
-
-    /// Replays zero-gradient steps for `row` up to step `target`.
-    fn catch_up(&mut self, p: &mut [f32], row: usize, target: u64) {
-        let from = self.last[row];
-        if from >= target {
-            return;
-        }
-        let d = self.dim;
-        let (m, v) = (
-            &mut self.m[row * d..(row + 1) * d],
-            &mut self.v[row * d..(row + 1) * d],
-        );
-        let exact_end = target.min(from + EXACT_STEPS);
-        for s in from + 1..=exact_end {
-            let h = hyper(&self.config, self.lrs[s as usize - 1], s);
-            for i in 0..d {
-                m[i] *= h.b1;
-                v[i] *= h.b2;
-                p[i] -= h.step_size * m[i] / (v[i].sqrt() * h.inv_sqrt_bc2 + h.eps);
-            }
-        }
-        if target > exact_end {
-            let k = (target - exact_end) as i32;
-            let (d1, d2) = (
-                self.config.beta1.powi(k) as f32,
-                self.config.beta2.powi(k) as f32,
-            );
-            m.iter_mut().for_each(|x| *x *= d1);
-            v.iter_mut().for_each(|x| *x *= d2);
-        }
-        self.last[row] = target;
+        host::in_place(table, "row-adam", |t| Ok(self.rows.sync(t)?))
     }
 
     /// Moments, row clocks and learning-rate history, for a checkpoint.
     pub fn state(&self, prefix: &str) -> Result<HashMap<String, Tensor>> {
         let dev = candle_core::Device::Cpu;
-        let mut out = HashMap::new();
-        out.insert(
-            format!("{prefix}.m"),
-            Tensor::from_slice(&self.m, self.m.len(), &dev)?,
-        );
-        out.insert(
-            format!("{prefix}.v"),
-            Tensor::from_slice(&self.v, self.v.len(), &dev)?,
-        );
-        let last: Vec<i64> = self.last.iter().map(|&x| x as i64).collect();
-        out.insert(
-            format!("{prefix}.last"),
-            Tensor::from_vec(last, self.last.len(), &dev)?,
-        );
-        out.insert(
-            format!("{prefix}.lrs"),
-            Tensor::from_slice(&self.lrs, self.lrs.len(), &dev)?,
-        );
-        Ok(out)
+        let (m, v) = self.rows.moments();
+        let last: Vec<i64> = self.rows.row_steps().iter().map(|&x| x as i64).collect();
+        let lrs = self.rows.learning_rates();
+        Ok(HashMap::from([
+            (format!("{prefix}.m"), Tensor::from_slice(m, m.len(), &dev)?),
+            (format!("{prefix}.v"), Tensor::from_slice(v, v.len(), &dev)?),
+            (
+                format!("{prefix}.last"),
+                Tensor::from_vec(last.clone(), last.len(), &dev)?,
+            ),
+            (
+                format!("{prefix}.lrs"),
+                Tensor::from_slice(lrs, lrs.len(), &dev)?,
+            ),
+        ]))
     }
 
     /// Restores [`RowAdam::state`].
@@ -137,131 +75,10 @@ impl RowAdam {
         let m = get("m")?.to_vec1::<f32>()?;
         let v = get("v")?.to_vec1::<f32>()?;
         let last = get("last")?.to_vec1::<i64>()?;
-        if m.len() != self.m.len() || v.len() != self.v.len() || last.len() != self.last.len() {
-            candle_core::bail!("optimizer state for `{prefix}` has the wrong size");
-        }
-        self.m = m;
-        self.v = v;
-        self.last = last.into_iter().map(|x| x as u64).collect();
-        self.lrs = get("lrs")?.to_vec1::<f64>()?;
-        Ok(())
+        let lrs = get("lrs")?.to_vec1::<f64>()?;
+        let last = last.into_iter().map(|x| x.max(0) as u64).collect();
+        self.rows
+            .restore(m, v, last, lrs)
+            .map_err(|e| candle_core::Error::Msg(format!("optimizer state for `{prefix}`: {e}")))
     }
-}
-
-/// The constants of step `t` (1-based) at learning rate `lr`.
-struct StepHyper {
-    b1: f32,
-    b2: f32,
-    one_minus_b1: f32,
-    one_minus_b2: f32,
-    step_size: f32,
-    inv_sqrt_bc2: f32,
-    eps: f32,
-}
-
-fn hyper(c: &AdamConfig, lr: f64, t: u64) -> StepHyper {
-    let t = t as i32;
-    StepHyper {
-        b1: c.beta1 as f32,
-        b2: c.beta2 as f32,
-        one_minus_b1: (1.0 - c.beta1) as f32,
-        one_minus_b2: (1.0 - c.beta2) as f32,
-        step_size: (lr / (1.0 - c.beta1.powi(t))) as f32,
-        inv_sqrt_bc2: (1.0 / (1.0 - c.beta2.powi(t)).sqrt()) as f32,
-        eps: c.eps as f32,
-    }
-}
-
-enum Work<'a> {
-    Step {
-        t: u64,
-        rows: &'a [u32],
-        grads: &'a [f32],
-    },
-    Sync {
-        t: u64,
-    },
-}
-
-/// The update as an in-place op on the table's storage.
-struct RowUpdate<'a, 'b> {
-    adam: std::cell::RefCell<&'a mut RowAdam>,
-    work: Work<'b>,
-}
-
-impl InplaceOp1 for RowUpdate<'_, '_> {
-    fn name(&self) -> &'static str {
-        "row-adam"
-    }
-
-    fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout) -> Result<()> {
-        let Some((a, b)) = l.contiguous_offsets() else {
-            candle_core::bail!("row-adam: the table must be contiguous");
-        };
-        let CpuStorage::F32(data) = s else {
-            candle_core::bail!("row-adam: f32 tables only");
-        };
-        let table = &mut data[a..b];
-        let mut guard = self.adam.borrow_mut();
-        let adam: &mut RowAdam = &mut guard;
-        let d = adam.dim;
-        match self.work {
-            Work::Sync { t } => {
-                for row in 0..adam.last.len() {
-                    adam.catch_up(&mut table[row * d..(row + 1) * d], row, t);
-                }
-            }
-            Work::Step { t, rows, grads } => {
-                let h = hyper(&adam.config, adam.lrs[t as usize - 1], t);
-                for (k, &row) in rows.iter().enumerate() {
-                    let row = row as usize;
-                    let p = &mut table[row * d..(row + 1) * d];
-                    adam.catch_up(p, row, t - 1);
-                    let g = &grads[k * d..(k + 1) * d];
-                    let (m, v) = (
-                        &mut adam.m[row * d..(row + 1) * d],
-                        &mut adam.v[row * d..(row + 1) * d],
-                    );
-                    for i in 0..d {
-                        m[i] = h.b1 * m[i] + h.one_minus_b1 * g[i];
-                        v[i] = h.b2 * v[i] + h.one_minus_b2 * g[i] * g[i];
-                        p[i] -= h.step_size * m[i] / (v[i].sqrt() * h.inv_sqrt_bc2 + h.eps);
-                    }
-                    adam.last[row] = t;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Sums the gradient of embedded inputs `(B, T, E)` into one row per distinct id, skipping
-/// padding positions (`t ≥ lengths[b]`). Returns `(rows, grads)` for [`RowAdam::step`].
-pub fn row_gradients(
-    ids: &[u32],
-    lengths: &[usize],
-    time: usize,
-    grad_x: &[f32],
-    dim: usize,
-) -> (Vec<u32>, Vec<f32>) {
-    let mut slot: HashMap<u32, usize> = HashMap::new();
-    let mut rows = Vec::new();
-    let mut grads: Vec<f32> = Vec::new();
-    for (b, &len) in lengths.iter().enumerate() {
-        for t in 0..len.min(time) {
-            let pos = b * time + t;
-            let id = ids[pos];
-            let k = *slot.entry(id).or_insert_with(|| {
-                rows.push(id);
-                grads.extend(std::iter::repeat_n(0.0, dim));
-                rows.len() - 1
-            });
-            let g = &grad_x[pos * dim..(pos + 1) * dim];
-            grads[k * dim..(k + 1) * dim]
-                .iter_mut()
-                .zip(g)
-                .for_each(|(a, b)| *a += b);
-        }
-    }
-    (rows, grads)
 }

@@ -15,6 +15,7 @@
 use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use distill_ops::host;
 
 use super::amx::PackedBf16;
 
@@ -97,10 +98,6 @@ fn out_dims(dims: &[usize], out: usize) -> Vec<usize> {
     d
 }
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    super::contiguous_f32(s, l, "linear")
-}
-
 /// `(x, W, b)` → `x Wᵀ + b`, with its backward.
 struct LinearOp;
 
@@ -118,7 +115,11 @@ impl CustomOp3 for LinearOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w, b) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        let (x, w, b) = (
+            host::slice(s1, l1, self.name())?,
+            host::slice(s2, l2, self.name())?,
+            host::slice(s3, l3, self.name())?,
+        );
         let (rows, k) = rows_and_width(l1.dims())?;
         let (out, w_in) = l2.shape().dims2()?;
         if w_in != k || b.len() != out {
@@ -202,7 +203,7 @@ impl CustomOp1 for Bf16Op {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = slice(s, l)?;
+        let x = host::slice(s, l, self.name())?;
         let (rows, k) = rows_and_width(l.dims())?;
         if k != self.0.in_features() {
             candle_core::bail!("linear-bf16: input {:?}, weight {:?}", l.dims(), self.0)
