@@ -46,10 +46,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Tables and pictures of a run folder: report.md, report.html, report.json, plots/
     ///
-    /// Reads the run folder RUN and writes RUN/report.md, RUN/report.html (self-contained,
-    /// pictures embedded), RUN/report.json (the same numbers) and
-    /// RUN/plots/{training,pr,confusion}.{png,svg}. RUN holds what the other commands
-    /// wrote, in the layout `cargo xtask pipeline` uses:
+    /// Reads the run folder RUN and writes report.md, report.html (self-contained, pictures
+    /// embedded), report.json (the same numbers) and plots/{training,pr,confusion}.{png,svg}
+    /// into RUN, or into --out. RUN holds what the other commands wrote, in the layout
+    /// `cargo xtask pipeline` uses:
     ///
     ///   eval/teacher.json, eval/teacher.scores  distill teacher eval --json --scores FILE
     ///   eval/<student>.json, .scores            distill eval --json --scores FILE

@@ -21,6 +21,9 @@ pub struct ReportArgs {
     /// The dev file the models were scored on [default: RUN/data/dev.tsv].
     #[arg(long)]
     dev: Option<PathBuf>,
+    /// Where to write the report [default: RUN].
+    #[arg(long)]
+    out: Option<PathBuf>,
     #[command(flatten)]
     task: TaskArgs,
 }
@@ -31,7 +34,7 @@ pub fn report(a: ReportArgs) -> Result<()> {
         dev: a.dev,
         task: a.task.spec(),
     };
-    let written = distill_report::write(&RunFolder::new(&a.run), &selection)
+    let written = distill_report::write(&RunFolder::new(&a.run), &selection, a.out.as_deref())
         .with_context(|| format!("reporting on {}", a.run.display()))?;
     println!(
         "wrote {}, {}, {} and {} plots",

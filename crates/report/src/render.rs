@@ -336,13 +336,14 @@ pub struct Written {
     pub figures: Vec<Figure>,
 }
 
-/// Writes `report.md`, `report.html`, `report.json` and `plots/` into the run folder, for
-/// the models of `selection`.
-pub fn write(run: &RunFolder, selection: &Selection) -> Result<Written> {
+/// Writes `report.md`, `report.html`, `report.json` and `plots/` into `out` (the run
+/// folder itself when `None`), for the models of `selection`.
+pub fn write(run: &RunFolder, selection: &Selection, out: Option<&Path>) -> Result<Written> {
+    let out = out.unwrap_or(&run.dir);
     let pipeline = PipelineRecord::load(&run.pipeline_json())?;
     let pipeline = pipeline.as_ref();
     let (models, dev) = results::collect(run, pipeline, selection)?;
-    let figures = plots::draw_all(&run.plots(), &models, &dev)?;
+    let figures = plots::draw_all(&out.join("plots"), &models, &dev)?;
     let results = results_table(&models, dev.labels.len());
     let note = metric_note(&dev);
     let per_label = per_label_tables(&models, &dev);
@@ -379,7 +380,7 @@ pub fn write(run: &RunFolder, selection: &Selection) -> Result<Written> {
     }
     md += "## Pictures\n\n";
     for f in &figures {
-        let rel = |p: &Path| p.strip_prefix(&run.dir).unwrap_or(p).display().to_string();
+        let rel = |p: &Path| p.strip_prefix(out).unwrap_or(p).display().to_string();
         md += &format!(
             "### {}\n\n![{}]({})\n\n([SVG]({}))\n\n",
             f.title,
@@ -404,7 +405,7 @@ pub fn write(run: &RunFolder, selection: &Selection) -> Result<Written> {
             commands.join("\n")
         );
     }
-    let md_path = run.dir.join("report.md");
+    let md_path = out.join("report.md");
     write_file(&md_path, md.as_bytes())?;
 
     let html = html(
@@ -416,7 +417,7 @@ pub fn write(run: &RunFolder, selection: &Selection) -> Result<Written> {
         settings.as_ref(),
         &commands,
     )?;
-    let html_path = run.dir.join("report.html");
+    let html_path = out.join("report.html");
     write_file(&html_path, html.as_bytes())?;
 
     let teacher = models.iter().find(|m| m.teacher);
@@ -445,7 +446,7 @@ pub fn write(run: &RunFolder, selection: &Selection) -> Result<Written> {
         "models": json_models,
         "stages": stage_times,
     });
-    let json_path = run.dir.join("report.json");
+    let json_path = out.join("report.json");
     let text = serde_json::to_string_pretty(&json).unwrap_or_default() + "\n";
     write_file(&json_path, text.as_bytes())?;
     Ok(Written {

@@ -160,7 +160,7 @@ fn three_labels_per_label_and_confusion_numbers() {
             probs,
         }],
     );
-    super::write(&RunFolder::new(dir.path()), &selection).unwrap();
+    super::write(&RunFolder::new(dir.path()), &selection, None).unwrap();
 
     let report: Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
@@ -282,7 +282,7 @@ fn six_label_report_renders() {
     })
     .collect();
     let selection = fake_run(run, &labels, &gold, &models);
-    super::write(&RunFolder::new(run), &selection).unwrap();
+    super::write(&RunFolder::new(run), &selection, None).unwrap();
 
     let report: Value =
         serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap();
@@ -331,7 +331,7 @@ fn two_label_report_reads_old_runs_and_keeps_their_numbers() {
         })
         .collect();
     let selection = fake_run(run, &labels, &gold, &models);
-    super::write(&RunFolder::new(run), &selection).unwrap();
+    super::write(&RunFolder::new(run), &selection, None).unwrap();
     let report: Value =
         serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap();
     for (m, fake) in report["models"].as_array().unwrap().iter().zip(&models) {

@@ -15,7 +15,8 @@
 //!                                  settings, stage times and commands, and a description
 //! ```
 //!
-//! The report writes `report.md`, `report.html`, `report.json` and `plots/` there.
+//! The report writes `report.md`, `report.html`, `report.json` and `plots/` there, or into
+//! another folder.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -58,9 +59,6 @@ impl RunFolder {
     }
     pub fn bench(&self, model: &str) -> PathBuf {
         self.dir.join("bench").join(format!("{model}.json"))
-    }
-    pub fn plots(&self) -> PathBuf {
-        self.dir.join("plots")
     }
     pub fn pipeline_json(&self) -> PathBuf {
         self.dir.join("pipeline.json")

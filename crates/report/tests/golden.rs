@@ -39,7 +39,8 @@ fn the_report_of_a_fixed_run_is_the_expected_one() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("golden");
     copy_dir(&fixtures().join("run"), &run);
-    let written = distill_report::write(&RunFolder::new(&run), &Selection::default()).unwrap();
+    let written =
+        distill_report::write(&RunFolder::new(&run), &Selection::default(), None).unwrap();
     let md = std::fs::read_to_string(&written.markdown).unwrap();
     let expected_path = fixtures().join("report.expected.md");
     if std::env::var_os("DISTILL_BLESS").is_some() {
@@ -81,7 +82,8 @@ fn without_pipeline_json_the_report_still_has_every_model() {
     copy_dir(&fixtures().join("run"), &piped);
     std::fs::remove_file(run.join("pipeline.json")).unwrap();
     // Students by name, each described from its training settings; no stages or settings.
-    let written = distill_report::write(&RunFolder::new(&run), &Selection::default()).unwrap();
+    let written =
+        distill_report::write(&RunFolder::new(&run), &Selection::default(), None).unwrap();
     let md = std::fs::read_to_string(&written.markdown).unwrap();
     assert!(md.starts_with("# candle-distill report: bare\n"), "{md}");
     assert!(
@@ -93,7 +95,13 @@ fn without_pipeline_json_the_report_still_has_every_model() {
         "{md}"
     );
     // The same numbers as the pipeline's report: the rows differ in their second column only.
-    let written = distill_report::write(&RunFolder::new(&piped), &Selection::default()).unwrap();
+    // Written elsewhere (`--out`), leaving the run folder as it was.
+    let out = tmp.path().join("out");
+    let written =
+        distill_report::write(&RunFolder::new(&piped), &Selection::default(), Some(&out)).unwrap();
+    assert_eq!(written.markdown, out.join("report.md"));
+    assert!(out.join("plots/confusion.png").is_file());
+    assert!(!piped.join("report.md").exists() && !piped.join("plots").exists());
     let expected = std::fs::read_to_string(&written.markdown).unwrap();
     let numbers = |text: &str, model: &str| -> Vec<String> {
         let row = text
