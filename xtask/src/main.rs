@@ -26,13 +26,6 @@ enum Task {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     match Cli::parse().task {
         Task::CudaToolchain(args) => cuda::toolchain(&args),
         Task::CudaBuild(args) => cuda::build(&args),
