@@ -26,6 +26,7 @@ mod run;
 mod teacher_init;
 mod train;
 
+pub use distill_data::EpochRecord;
 pub use encoded::EncodedSet;
 pub use error::{Error, Result};
 pub use evaluate::{evaluate, predict_logits, scores, Evaluation};
@@ -33,4 +34,4 @@ pub use fingerprint::{DataChange, DataFingerprint};
 pub use loss::{bce_with_logits, cross_entropy, kl, mse, weighted_mse, Loss};
 pub use run::{Augmentation, StudentRun, MASK_TOKEN};
 pub use teacher_init::{BoxError, InitEmbeddings};
-pub use train::{train, EmbeddingTable, EpochRecord, TrainConfig, TrainOutcome};
+pub use train::{train, EmbeddingTable, TrainConfig, TrainOutcome};
