@@ -17,7 +17,7 @@ use std::cmp::Reverse;
 
 use rayon::prelude::*;
 
-use crate::lanes::{self, Outputs, LANES};
+use crate::lanes::{self, LANES};
 use crate::predictor::{check_pairs, project, Predictor};
 use crate::single;
 use crate::Result;
@@ -28,17 +28,19 @@ pub const LONG: usize = 1024;
 /// A worker's buffers for blocks (kept across the blocks it takes).
 #[derive(Default)]
 struct Scratch {
-    state: lanes::State,
-    offsets: Vec<usize>,
-    out_at: Vec<usize>,
-    /// `[LANES, steps, 4H]` projections of a layer above the first.
-    xg: Vec<f32>,
-    /// `[LANES, steps, 2H]` outputs of the layer below, and of this one.
-    input: Vec<f32>,
-    output: Vec<f32>,
+    states: [lanes::State; 2],
+    offsets: [Vec<usize>; 2],
+    out_at: [Vec<usize>; 2],
+    /// `[LANES, steps, 4H]` projections of a layer above the first, per direction.
+    xg: [Vec<f32>; 2],
+    /// `[LANES, steps, H]` outputs of the layer below, per direction.
+    below: [Vec<f32>; 2],
+    /// `[LANES, steps, H]` outputs of this layer, per direction.
+    above: [Vec<f32>; 2],
     single: single::Scratch,
     seq: [Vec<f32>; 2],
     xg1: [Vec<f32>; 2],
+    x: Vec<f32>,
 }
 
 impl Predictor {
@@ -137,84 +139,97 @@ impl Predictor {
             lens[l] = s.len();
         }
         let steps = lens[0];
-        // Lane l's position at step s in direction d (0 for a finished lane: any valid row).
+        // Lane l's position at step s in direction d (None once the lane is done).
         let position = |d: usize, s: usize, l: usize| -> Option<usize> {
             (s < lens[l]).then(|| if d == 1 { lens[l] - 1 - s } else { s })
         };
         let layers = self.layers.len();
         for (li, layer) in self.layers.iter().enumerate() {
             let top = li + 1 == layers;
-            if !top {
-                ws.output.clear();
-                ws.output.resize(LANES * steps * f, 0.0);
-            }
             for (d, dir) in layer.iter().enumerate() {
-                ws.offsets.clear();
-                let rows: &[f32] = if li == 0 {
+                let offsets = &mut ws.offsets[d];
+                offsets.clear();
+                if li == 0 {
+                    // Layer 0 reads table rows by token id (a finished lane: row 0).
                     let vocab = dir.table.len() / g4;
                     for s in 0..steps {
                         for l in 0..LANES {
                             let id = position(d, s, l).map_or(0, |t| seqs[l][t] as usize);
-                            ws.offsets.push(id.min(vocab - 1) * g4);
+                            offsets.push(id.min(vocab - 1) * g4);
                         }
                     }
-                    &dir.table
                 } else {
-                    ws.xg.clear();
-                    ws.xg.resize(LANES * steps * g4, 0.0);
+                    // Deeper layers read W_ih·[h_fwd; h_bwd] + b of the layer below, projected
+                    // here per lane and position (project's order, as the per-sentence path).
+                    let xg = &mut ws.xg[d];
+                    xg.clear();
+                    xg.resize(LANES * steps * g4, 0.0);
+                    ws.x.resize(f, 0.0);
                     for l in 0..LANES {
                         for t in 0..lens[l] {
                             let at = l * steps + t;
+                            for (half, below) in ws.below.iter().enumerate() {
+                                ws.x[half * h..(half + 1) * h]
+                                    .copy_from_slice(&below[at * h..(at + 1) * h]);
+                            }
                             project(
                                 &dir.weight_ih,
                                 &dir.bias,
-                                &ws.input[at * f..(at + 1) * f],
-                                &mut ws.xg[at * g4..(at + 1) * g4],
+                                &ws.x,
+                                &mut xg[at * g4..(at + 1) * g4],
                             );
                         }
                     }
                     for s in 0..steps {
                         for l in 0..LANES {
                             let at = position(d, s, l).map_or(0, |t| l * steps + t);
-                            ws.offsets.push(at * g4);
+                            offsets.push(at * g4);
                         }
                     }
-                    &ws.xg
-                };
-                let outputs = if top {
-                    None
-                } else {
-                    ws.out_at.clear();
+                }
+                if !top {
+                    let at = &mut ws.out_at[d];
+                    at.clear();
                     for s in 0..steps {
                         for l in 0..LANES {
-                            let at = position(d, s, l).map_or(0, |t| l * steps + t);
-                            ws.out_at.push(at * f + d * h);
-                        }
-                    }
-                    Some(Outputs {
-                        out: &mut ws.output,
-                        at: &ws.out_at,
-                    })
-                };
-                lanes::run(
-                    &dir.rec.w,
-                    h,
-                    rows,
-                    &ws.offsets,
-                    &lens,
-                    &mut ws.state,
-                    outputs,
-                );
-                if top {
-                    for (l, v) in out.chunks_mut(f).enumerate().take(seqs.len()) {
-                        for k in 0..h {
-                            v[d * h + k] = ws.state.h[k].0[l];
+                            at.push(position(d, s, l).map_or(0, |t| (l * steps + t) * h));
                         }
                     }
                 }
             }
+            // This layer's outputs replace the layer below's once both are read.
+            let mut above = std::mem::take(&mut ws.above);
+            let [a0, a1] = &mut above;
             if !top {
-                std::mem::swap(&mut ws.input, &mut ws.output);
+                for a in [&mut *a0, &mut *a1] {
+                    a.clear();
+                    a.resize(LANES * steps * h, 0.0);
+                }
+            }
+            let [x0, x1] = &ws.xg;
+            let [o0, o1] = &ws.offsets;
+            let [t0, t1] = &ws.out_at;
+            let dirs =
+                [(0, x0, o0, t0, a0), (1, x1, o1, t1, a1)].map(|(d, xg, offsets, at, above)| {
+                    lanes::Direction {
+                        w: &layer[d].rec.w,
+                        rows: if li == 0 { &layer[d].table } else { xg },
+                        offsets,
+                        out: (!top).then(|| lanes::Outputs { out: above, at }),
+                    }
+                });
+            lanes::run(h, &lens, dirs, &mut ws.states);
+            if top {
+                for (l, v) in out.chunks_mut(f).enumerate().take(seqs.len()) {
+                    for d in 0..2 {
+                        for k in 0..h {
+                            v[d * h + k] = ws.states[d].h[k].0[l];
+                        }
+                    }
+                }
+                ws.above = above;
+            } else {
+                ws.above = std::mem::replace(&mut ws.below, above);
             }
         }
     }

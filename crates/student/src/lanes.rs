@@ -17,11 +17,15 @@
 //! offsets that the caller lays out in reading order (right to left for the backward
 //! direction, starting at each sentence's last real token). A lane past its length keeps its
 //! state (a masked update), so the block runs `max(len)` steps and shorter sentences drop out
-//! with their final state intact; sorting sentences by length keeps that waste small.
+//! with their final state intact; sorting sentences by length keeps that waste small. Both
+//! directions of a layer run in the same loop: each step ends in a chain of dependent
+//! nonlinearities, and the other direction's work fills the wait.
 //!
-//! The sums run in the same order as [`crate::cell::forward_seq`] (`k` ascending, multiply
-//! then add) and the nonlinearities are the same functions, so a lane's result is the
-//! per-sentence result bit for bit.
+//! Two kernels: the portable one sums in the same order as [`crate::cell::forward_seq`]
+//! (`k` ascending, multiply then add) with the same nonlinearities, so a lane's result is the
+//! per-sentence result bit for bit; the AVX-512 one ([`avx512`]) fuses multiply-adds and
+//! replaces `σ`'s division by a refined reciprocal estimate, within a few roundings per step
+//! of it.
 
 // Lane loops index several arrays in step; an index reads plainer than zipped iterators.
 #![allow(clippy::needless_range_loop)]
@@ -67,92 +71,87 @@ pub struct Outputs<'a> {
     pub at: &'a [usize],
 }
 
-/// Runs one direction of one layer over a block. `w` is PyTorch's `weight_hh` `[4H, H]`;
-/// `rows` holds `4H`-float input rows and `offsets[s·LANES + l]` is where lane `l`'s row of
-/// step `s` starts (`s < max(lens)`; any valid offset where `s ≥ lens[l]`). On return
-/// `state.h` holds each lane's final hidden state (zero for a lane of length 0).
-///
-/// On a CPU with AVX-512 this is a hand-written kernel ([`avx512`]: fused multiply-adds, a
-/// reciprocal estimate refined by a Newton step in place of the division of `σ`, rows
-/// gathered by 16×16 register transposes), within a few float roundings per step of the
-/// portable kernel ([`run_portable`]), which runs elsewhere and matches [`crate::cell`] bit
-/// for bit.
+/// One direction of a layer over a block: `w` is PyTorch's `weight_hh` `[4H, H]`; `rows`
+/// holds `4H`-float input rows and `offsets[s·LANES + l]` is where lane `l`'s row of step `s`
+/// starts (`s < max(lens)`; any valid offset where `s ≥ lens[l]`).
+pub struct Direction<'a> {
+    pub w: &'a [f32],
+    pub rows: &'a [f32],
+    pub offsets: &'a [usize],
+    pub out: Option<Outputs<'a>>,
+}
+
+/// Runs both directions of one layer over a block whose lane `l` has `lens[l]` steps. On
+/// return `states[d].h` holds direction `d`'s final hidden state of each lane (zero for a
+/// lane of length 0). The AVX-512 kernel where the CPU has it, else the portable one.
 pub fn run(
-    w: &[f32],
     hidden: usize,
-    rows: &[f32],
-    offsets: &[usize],
     lens: &[usize; LANES],
-    state: &mut State,
-    out: Option<Outputs<'_>>,
+    dirs: [Direction<'_>; 2],
+    states: &mut [State; 2],
 ) {
-    check(w, hidden, rows, offsets, lens, &out);
-    state.reset(hidden);
+    for (d, s) in dirs.iter().zip(states.iter_mut()) {
+        check(hidden, lens, d);
+        s.reset(hidden);
+    }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the feature was just detected; `check` has bounded every row and output.
-        return unsafe { avx512::run(w, hidden, rows, offsets, lens, state, out) };
+        return unsafe { avx512::run(hidden, lens, dirs, states) };
     }
-    portable(w, hidden, rows, offsets, lens, state, out)
+    portable(hidden, lens, dirs, states)
 }
 
 /// [`run`] with the portable kernel: the loops of [`crate::cell`] across lanes, compiled
 /// for AVX2 where the CPU has it; bit for bit the per-sentence result.
 pub fn run_portable(
-    w: &[f32],
     hidden: usize,
-    rows: &[f32],
-    offsets: &[usize],
     lens: &[usize; LANES],
-    state: &mut State,
-    out: Option<Outputs<'_>>,
+    dirs: [Direction<'_>; 2],
+    states: &mut [State; 2],
 ) {
-    check(w, hidden, rows, offsets, lens, &out);
-    state.reset(hidden);
-    portable(w, hidden, rows, offsets, lens, state, out)
+    for (d, s) in dirs.iter().zip(states.iter_mut()) {
+        check(hidden, lens, d);
+        s.reset(hidden);
+    }
+    portable(hidden, lens, dirs, states)
 }
 
 fn portable(
-    w: &[f32],
     hidden: usize,
-    rows: &[f32],
-    offsets: &[usize],
     lens: &[usize; LANES],
-    state: &mut State,
-    out: Option<Outputs<'_>>,
+    dirs: [Direction<'_>; 2],
+    states: &mut [State; 2],
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the features were just detected on this CPU.
-        return unsafe { run_avx2(w, hidden, rows, offsets, lens, state, out) };
+    for (d, state) in dirs.into_iter().zip(states.iter_mut()) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the features were just detected on this CPU.
+            unsafe { run_avx2(hidden, lens, d, state) };
+            continue;
+        }
+        specialised(hidden, lens, d, state)
     }
-    specialised(w, hidden, rows, offsets, lens, state, out)
 }
 
 /// Panics unless every row and output the block reads or writes is in bounds (the
 /// AVX-512 kernel reads and writes through raw pointers).
-fn check(
-    w: &[f32],
-    hidden: usize,
-    rows: &[f32],
-    offsets: &[usize],
-    lens: &[usize; LANES],
-    out: &Option<Outputs<'_>>,
-) {
+fn check(hidden: usize, lens: &[usize; LANES], d: &Direction<'_>) {
     let steps = lens.iter().copied().max().unwrap_or(0);
-    assert_eq!(w.len(), 4 * hidden * hidden, "weight_hh is [4H, H]");
+    assert_eq!(d.w.len(), 4 * hidden * hidden, "weight_hh is [4H, H]");
     assert!(
-        offsets.len() >= steps * LANES,
+        d.offsets.len() >= steps * LANES,
         "an offset per lane and step"
     );
     let fits = |o: usize, n: usize, len: usize| o.checked_add(n).is_some_and(|e| e <= len);
     assert!(
-        offsets[..steps * LANES]
+        d.offsets[..steps * LANES]
             .iter()
-            .all(|&o| fits(o, 4 * hidden, rows.len())),
+            .all(|&o| fits(o, 4 * hidden, d.rows.len())),
         "every row in bounds"
     );
-    if let Some(o) = out {
+    if let Some(o) = &d.out {
         assert!(
             o.at.len() >= steps * LANES,
             "an output offset per lane and step"
@@ -168,48 +167,34 @@ fn check(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn run_avx2(
-    w: &[f32],
-    hidden: usize,
-    rows: &[f32],
-    offsets: &[usize],
-    lens: &[usize; LANES],
-    state: &mut State,
-    out: Option<Outputs<'_>>,
-) {
-    specialised(w, hidden, rows, offsets, lens, state, out)
+unsafe fn run_avx2(hidden: usize, lens: &[usize; LANES], d: Direction<'_>, state: &mut State) {
+    specialised(hidden, lens, d, state)
 }
 
 /// A compile-time hidden size for the presets' widths lets the compiler unroll the loops.
 #[inline(always)]
-fn specialised(
-    w: &[f32],
-    hidden: usize,
-    rows: &[f32],
-    offsets: &[usize],
-    lens: &[usize; LANES],
-    state: &mut State,
-    out: Option<Outputs<'_>>,
-) {
+fn specialised(hidden: usize, lens: &[usize; LANES], d: Direction<'_>, state: &mut State) {
     match hidden {
-        8 => run_impl::<8>(w, hidden, rows, offsets, lens, state, out),
-        16 => run_impl::<16>(w, hidden, rows, offsets, lens, state, out),
-        64 => run_impl::<64>(w, hidden, rows, offsets, lens, state, out),
-        _ => run_impl::<0>(w, hidden, rows, offsets, lens, state, out),
+        8 => run_impl::<8>(hidden, lens, d, state),
+        16 => run_impl::<16>(hidden, lens, d, state),
+        64 => run_impl::<64>(hidden, lens, d, state),
+        _ => run_impl::<0>(hidden, lens, d, state),
     }
 }
 
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn run_impl<const H: usize>(
-    w: &[f32],
     hidden: usize,
-    rows: &[f32],
-    offsets: &[usize],
     lens: &[usize; LANES],
+    dir: Direction<'_>,
     state: &mut State,
-    mut out: Option<Outputs<'_>>,
 ) {
+    let Direction {
+        w,
+        rows,
+        offsets,
+        mut out,
+    } = dir;
     let hd = if H > 0 { H } else { hidden };
     let g4 = 4 * hd;
     let steps = lens.iter().copied().max().unwrap_or(0);
@@ -277,7 +262,7 @@ fn run_impl<const H: usize>(
 pub mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{Lane, Outputs, State, LANES};
+    use super::{Direction, Lane, Outputs, State, LANES};
 
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
@@ -434,23 +419,20 @@ pub mod avx512 {
     }
 
     /// # Safety
-    /// AVX-512F must be present; `super::check` must have passed for these arguments and
-    /// `state` been reset to `hidden`.
+    /// AVX-512F must be present; `super::check` must have passed for both directions and
+    /// the states been reset to `hidden`.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn run(
-        w: &[f32],
         hidden: usize,
-        rows: &[f32],
-        offsets: &[usize],
         lens: &[usize; LANES],
-        state: &mut State,
-        out: Option<Outputs<'_>>,
+        dirs: [Direction<'_>; 2],
+        states: &mut [State; 2],
     ) {
         match hidden {
-            8 => run_h::<8>(w, hidden, rows, offsets, lens, state, out),
-            16 => run_h::<16>(w, hidden, rows, offsets, lens, state, out),
-            64 => run_h::<64>(w, hidden, rows, offsets, lens, state, out),
-            _ => run_h::<0>(w, hidden, rows, offsets, lens, state, out),
+            8 => run_h::<8>(hidden, lens, dirs, states),
+            16 => run_h::<16>(hidden, lens, dirs, states),
+            64 => run_h::<64>(hidden, lens, dirs, states),
+            _ => run_h::<0>(hidden, lens, dirs, states),
         }
     }
 
@@ -466,16 +448,33 @@ pub mod avx512 {
         _mm512_store_ps(l.0.as_mut_ptr(), v)
     }
 
-    #[inline]
-    #[target_feature(enable = "avx512f")]
+    /// Lane `l`'s row of the current step becomes column `l` of `z`, 16 gate units at a
+    /// time through register transposes.
+    #[inline(always)]
+    unsafe fn gather(rows: &[f32], offs: &[usize], z: &mut [Lane]) {
+        let g4 = z.len();
+        let base = rows.as_ptr();
+        for j0 in (0..g4).step_by(16) {
+            let cols = (g4 - j0).min(16);
+            let mask: __mmask16 = if cols == 16 { !0 } else { (1 << cols) - 1 };
+            let mut r = [_mm512_setzero_ps(); 16];
+            for (rl, &o) in r.iter_mut().zip(offs) {
+                // SAFETY: check() bounded o + 4H by rows.len(); the mask stops at 4H.
+                *rl = _mm512_maskz_loadu_ps(mask, base.add(o + j0));
+            }
+            transpose(&mut r);
+            for (zj, &v) in z[j0..j0 + cols].iter_mut().zip(&r) {
+                store(zj, v);
+            }
+        }
+    }
+
+    #[inline(always)]
     unsafe fn run_h<const H: usize>(
-        w: &[f32],
         hidden: usize,
-        rows: &[f32],
-        offsets: &[usize],
         lens: &[usize; LANES],
-        state: &mut State,
-        mut out: Option<Outputs<'_>>,
+        dirs: [Direction<'_>; 2],
+        states: &mut [State; 2],
     ) {
         let hd = if H > 0 { H } else { hidden };
         let g4 = 4 * hd;
@@ -485,54 +484,65 @@ pub mod avx512 {
             *v = l.min(i32::MAX as usize) as i32;
         }
         let len_v = _mm512_loadu_si512(len_v.as_ptr().cast());
-        let State { z, h, c, next } = state;
-        let (z, c) = (&mut z[..g4], &mut c[..hd]);
-        let (mut h, mut next) = (&mut h[..hd], &mut next[..hd]);
-        let base = rows.as_ptr();
+        let [d0, d1] = dirs;
+        let (w, rows, offsets) = ([d0.w, d1.w], [d0.rows, d1.rows], [d0.offsets, d1.offsets]);
+        let mut outs = [d0.out, d1.out];
+        let [s0, s1] = states;
+        let State {
+            z: z0,
+            h: h0,
+            c: c0,
+            next: n0,
+        } = s0;
+        let State {
+            z: z1,
+            h: h1,
+            c: c1,
+            next: n1,
+        } = s1;
+        let z = [&mut z0[..g4], &mut z1[..g4]];
+        let c = [&mut c0[..hd], &mut c1[..hd]];
+        let mut h = [&mut h0[..hd], &mut h1[..hd]];
+        let mut next = [&mut n0[..hd], &mut n1[..hd]];
         for s in 0..steps {
             let active = _mm512_cmpgt_epi32_mask(len_v, _mm512_set1_epi32(s as i32));
-            let offs = &offsets[s * LANES..(s + 1) * LANES];
-            // Gather: lane l's row becomes column l of z, 16 gate units at a time.
-            for j0 in (0..g4).step_by(16) {
-                let cols = (g4 - j0).min(16);
-                let mask: __mmask16 = if cols == 16 { !0 } else { (1 << cols) - 1 };
-                let mut r = [_mm512_setzero_ps(); 16];
-                for (rl, &o) in r.iter_mut().zip(offs) {
-                    // SAFETY: check() bounded o + 4H by rows.len(); the mask stops at 4H.
-                    *rl = _mm512_maskz_loadu_ps(mask, base.add(o + j0));
-                }
-                transpose(&mut r);
-                for (zj, &v) in z[j0..j0 + cols].iter_mut().zip(&r) {
-                    store(zj, v);
-                }
+            for d in 0..2 {
+                gather(rows[d], &offsets[d][s * LANES..(s + 1) * LANES], z[d]);
             }
-            // Units two at a time (one at the end for odd H): their eight gates' rows of
-            // z + W·h, the gates, then c and the next h. Two units' work side by side gives
-            // the CPU independent chains to overlap.
+            // Units two at a time (one at the end for odd H), the directions alternating:
+            // independent chains side by side for the CPU to overlap.
             let mut k = 0;
             while k + 2 <= hd {
-                unit_step::<2, 8>(k, hd, w, z, h, c, next, active);
+                for d in 0..2 {
+                    unit_step::<2, 8>(k, hd, w[d], z[d], h[d], c[d], next[d], active);
+                }
                 k += 2;
             }
             if k < hd {
-                unit_step::<1, 4>(k, hd, w, z, h, c, next, active);
+                for d in 0..2 {
+                    unit_step::<1, 4>(k, hd, w[d], z[d], h[d], c[d], next[d], active);
+                }
             }
-            std::mem::swap(&mut h, &mut next);
-            if let Some(Outputs { out, at }) = out.as_mut() {
-                let at = &at[s * LANES..(s + 1) * LANES];
-                for l in 0..LANES {
-                    if s < lens[l] {
-                        let row = &mut out[at[l]..at[l] + hd];
-                        for (o, hk) in row.iter_mut().zip(h.iter()) {
-                            *o = hk.0[l];
+            for d in 0..2 {
+                std::mem::swap(&mut h[d], &mut next[d]);
+                if let Some(Outputs { out, at }) = outs[d].as_mut() {
+                    let at = &at[s * LANES..(s + 1) * LANES];
+                    for l in 0..LANES {
+                        if s < lens[l] {
+                            let row = &mut out[at[l]..at[l] + hd];
+                            for (o, hk) in row.iter_mut().zip(h[d].iter()) {
+                                *o = hk.0[l];
+                            }
                         }
                     }
                 }
             }
         }
-        // After an odd number of steps the final state is in `next`'s buffer.
+        // After an odd number of steps the final states are in the `next` buffers.
         if steps % 2 == 1 {
-            next.copy_from_slice(h);
+            for d in 0..2 {
+                next[d].copy_from_slice(h[d]);
+            }
         }
     }
 }
@@ -544,11 +554,11 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
-    /// A random block: weights, a table of `rows` input rows and each lane's row ids per
-    /// position. Lanes past `n` are empty.
+    /// A random block: weights of both directions, a table of input rows and each lane's
+    /// row ids per position. Lanes past `n` are empty.
     struct Case {
         hidden: usize,
-        w: Vec<f32>,
+        w: [Vec<f32>; 2],
         table: Vec<f32>,
         ids: Vec<Vec<usize>>,
     }
@@ -556,7 +566,8 @@ mod tests {
     fn case(rng: &mut ChaCha8Rng, hidden: usize, n: usize, max_len: usize) -> Case {
         let g4 = 4 * hidden;
         let rows = 11;
-        let w = (0..g4 * hidden).map(|_| rng.gen_range(-0.8..0.8)).collect();
+        let mut w = || (0..g4 * hidden).map(|_| rng.gen_range(-0.8..0.8)).collect();
+        let w = [w(), w()];
         let table = (0..rows * g4).map(|_| rng.gen_range(-3.0..3.0)).collect();
         let mut ids: Vec<Vec<usize>> = (0..n)
             .map(|_| {
@@ -573,39 +584,44 @@ mod tests {
         }
     }
 
-    /// Each lane alone through `cell::forward_seq`: final h and per-position outputs.
-    fn per_sentence(c: &Case, reverse: bool) -> Vec<(Vec<f32>, Vec<f32>)> {
+    /// Per direction, each lane alone through `cell::forward_seq`: final h and per-position
+    /// outputs.
+    type Result = [Vec<(Vec<f32>, Vec<f32>)>; 2];
+
+    fn per_sentence(c: &Case) -> Result {
         let (h, g4) = (c.hidden, 4 * c.hidden);
-        let rec = Recurrent::new(c.w.clone(), h);
-        c.ids
-            .iter()
-            .map(|ids| {
-                let xg: Vec<f32> = ids
-                    .iter()
-                    .flat_map(|&i| c.table[i * g4..(i + 1) * g4].iter().copied())
-                    .collect();
-                let (mut hs, mut cs) = (vec![0.0; h], vec![0.0; h]);
-                let mut out = vec![0.0; ids.len() * h];
-                forward_seq(
-                    &rec,
-                    &xg,
-                    ids.len(),
-                    reverse,
-                    &mut hs,
-                    &mut cs,
-                    Some(&mut out),
-                    None,
-                );
-                (hs, out)
-            })
-            .collect()
+        [0, 1].map(|d| {
+            let rec = Recurrent::new(c.w[d].clone(), h);
+            c.ids
+                .iter()
+                .map(|ids| {
+                    let xg: Vec<f32> = ids
+                        .iter()
+                        .flat_map(|&i| c.table[i * g4..(i + 1) * g4].iter().copied())
+                        .collect();
+                    let (mut hs, mut cs) = (vec![0.0; h], vec![0.0; h]);
+                    let mut out = vec![0.0; ids.len() * h];
+                    let reverse = d == 1;
+                    forward_seq(
+                        &rec,
+                        &xg,
+                        ids.len(),
+                        reverse,
+                        &mut hs,
+                        &mut cs,
+                        Some(&mut out),
+                        None,
+                    );
+                    (hs, out)
+                })
+                .collect()
+        })
     }
 
-    type Kernel =
-        fn(&[f32], usize, &[f32], &[usize], &[usize; LANES], &mut State, Option<Outputs<'_>>);
+    type Kernel = fn(usize, &[usize; LANES], [Direction<'_>; 2], &mut [State; 2]);
 
-    /// The block through `kernel`: final h per lane and per-position outputs.
-    fn block(c: &Case, reverse: bool, kernel: Kernel) -> Vec<(Vec<f32>, Vec<f32>)> {
+    /// The block through `kernel`, both directions at once.
+    fn block(c: &Case, kernel: Kernel) -> Result {
         let (h, g4) = (c.hidden, 4 * c.hidden);
         let mut lens = [0; LANES];
         for (l, ids) in c.ids.iter().enumerate() {
@@ -613,44 +629,49 @@ mod tests {
         }
         let steps = lens.iter().copied().max().unwrap();
         let maxl = steps.max(1);
-        let (mut offsets, mut at) = (Vec::new(), Vec::new());
-        for s in 0..steps {
-            for l in 0..LANES {
-                let t = (s < lens[l]).then(|| if reverse { lens[l] - 1 - s } else { s });
-                // Finished lanes read row 3 (any row): the state must not move.
-                offsets.push(t.map_or(3 * g4, |t| c.ids[l][t] * g4));
-                at.push(t.map_or(0, |t| (l * maxl + t) * h));
+        let (mut offsets, mut at) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+        for d in 0..2 {
+            for s in 0..steps {
+                for l in 0..LANES {
+                    let t = (s < lens[l]).then(|| if d == 1 { lens[l] - 1 - s } else { s });
+                    // Finished lanes read row 3 (any row): the state must not move.
+                    offsets[d].push(t.map_or(3 * g4, |t| c.ids[l][t] * g4));
+                    at[d].push(t.map_or(0, |t| (l * maxl + t) * h));
+                }
             }
         }
-        let mut out = vec![f32::NAN; LANES * maxl * h];
-        let mut state = State::default();
-        kernel(
-            &c.w,
-            h,
-            &c.table,
-            &offsets,
-            &lens,
-            &mut state,
-            Some(Outputs {
-                out: &mut out,
-                at: &at,
-            }),
-        );
-        (0..LANES)
-            .map(|l| {
-                let hs = state.h.iter().map(|v| v.0[l]).collect();
-                (hs, out[l * maxl * h..(l * maxl + lens[l]) * h].to_vec())
-            })
-            .collect()
+        let mut out = [
+            vec![f32::NAN; LANES * maxl * h],
+            vec![f32::NAN; LANES * maxl * h],
+        ];
+        let mut states = [State::default(), State::default()];
+        let [o0, o1] = &mut out;
+        let dirs = [(0, o0), (1, o1)].map(|(d, o)| Direction {
+            w: &c.w[d],
+            rows: &c.table,
+            offsets: &offsets[d],
+            out: Some(Outputs { out: o, at: &at[d] }),
+        });
+        kernel(h, &lens, dirs, &mut states);
+        [0, 1].map(|d| {
+            (0..LANES)
+                .map(|l| {
+                    let hs = states[d].h.iter().map(|v| v.0[l]).collect();
+                    (hs, out[d][l * maxl * h..(l * maxl + lens[l]) * h].to_vec())
+                })
+                .collect()
+        })
     }
 
-    fn max_diff(a: &[(Vec<f32>, Vec<f32>)], b: &[(Vec<f32>, Vec<f32>)]) -> f32 {
+    fn max_diff(a: &Result, b: &Result) -> f32 {
         let mut m = 0.0f32;
-        for ((ha, oa), (hb, ob)) in a.iter().zip(b) {
-            assert_eq!(oa.len(), ob.len());
-            for (x, y) in ha.iter().zip(hb).chain(oa.iter().zip(ob)) {
-                assert!(x.is_finite(), "a finite state");
-                m = m.max((x - y).abs());
+        for d in 0..2 {
+            for ((ha, oa), (hb, ob)) in a[d].iter().zip(&b[d]) {
+                assert_eq!(oa.len(), ob.len());
+                for (x, y) in ha.iter().zip(hb).chain(oa.iter().zip(ob)) {
+                    assert!(x.is_finite(), "a finite state");
+                    m = m.max((x - y).abs());
+                }
             }
         }
         m
@@ -671,17 +692,12 @@ mod tests {
             (64, 7, 6),
         ] {
             let c = case(&mut rng, hidden, n, max_len);
-            for reverse in [false, true] {
-                let want = per_sentence(&c, reverse);
-                let portable = block(&c, reverse, run_portable);
-                assert_eq!(
-                    portable, want,
-                    "portable kernel, bit for bit: H {hidden}, reverse {reverse}"
-                );
-                let fast = block(&c, reverse, run);
-                let d = max_diff(&fast, &want);
-                assert!(d <= 2e-6, "H {hidden}, reverse {reverse}: {d:e}");
-            }
+            let want = per_sentence(&c);
+            let portable = block(&c, run_portable);
+            assert_eq!(portable, want, "portable kernel, bit for bit: H {hidden}");
+            let fast = block(&c, run);
+            let d = max_diff(&fast, &want);
+            assert!(d <= 2e-6, "H {hidden}: {d:e}");
         }
     }
 
@@ -690,9 +706,10 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(2);
         let c = case(&mut rng, 8, 0, 0);
         for kernel in [run as Kernel, run_portable] {
-            let got = block(&c, false, kernel);
+            let got = block(&c, kernel);
             assert!(got
                 .iter()
+                .flatten()
                 .all(|(h, o)| h.iter().all(|&v| v == 0.0) && o.is_empty()));
         }
     }
@@ -703,14 +720,17 @@ mod tests {
         let mut lens = [0; LANES];
         lens[0] = 1;
         let offsets = [4; LANES];
+        let dir = || Direction {
+            w: &[0.0; 4],
+            rows: &[0.0; 7],
+            offsets: &offsets,
+            out: None,
+        };
         run(
-            &[0.0; 4],
             1,
-            &[0.0; 7],
-            &offsets,
             &lens,
-            &mut State::default(),
-            None,
+            [dir(), dir()],
+            &mut [State::default(), State::default()],
         );
     }
 

@@ -396,6 +396,26 @@ impl Predictor {
             .collect())
     }
 
+    /// Logits of one sequence by the per-sentence path (see
+    /// [`Self::logits_batch_per_sentence`]); the same as [`Self::logits`], slower.
+    pub fn logits_one_per_sentence(&self, ids: &[u32]) -> Vec<f32> {
+        self.logits_per_sentence(ids, &[])
+    }
+
+    /// Logits of one pair by the per-sentence path; a pair model only.
+    pub fn logits_pair_one_per_sentence(&self, a: &[u32], b: &[u32]) -> Result<Vec<f32>> {
+        check_pairs(self, 1, 1)?;
+        Ok(self.logits_per_sentence(a, b))
+    }
+
+    /// Token ids of `text` computed afresh, without the word cache (the original path): the
+    /// same ids as [`Self::encode`].
+    pub fn encode_uncached(&self, text: &str) -> Vec<u32> {
+        let mut ids = self.encoder.encode(text);
+        ids.truncate(self.max_len);
+        ids
+    }
+
     /// The per-sentence path for one text (or pair).
     fn logits_per_sentence(&self, a: &[u32], b: &[u32]) -> Vec<f32> {
         let mut out = vec![0.0; self.num_outputs()];
