@@ -6,6 +6,7 @@ mod bench;
 mod device;
 mod eval;
 mod logits;
+mod serve_bench;
 mod student;
 mod task;
 mod teacher;
