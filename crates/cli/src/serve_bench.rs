@@ -1,7 +1,8 @@
 //! `distill bench --model`: how fast a student serves, before and after batching, and beside
 //! PyTorch's.
 //!
-//! Measured over `--data` (`--repeat` passes, all cores through rayon):
+//! Measured over `--data` (`--repeat` passes, all cores through rayon; throughput is that of
+//! the median pass, latency the median call):
 //! - token ids in: [`Predictor::logits_flat`] (sorted blocks of sixteen sentences in SIMD
 //!   lanes), beside the per-sentence path every figure before batching came from
 //!   ([`Predictor::logits_batch_per_sentence`]);
@@ -115,13 +116,18 @@ pub fn time_inference(
     let ids = predictor.encode_batch(&texts);
     let ids_b = predictor.encode_batch(&seconds);
     let n = ids.len();
+    // Sentences per second of the median pass: on a machine shared with other work a pass
+    // that lost the CPU midway says nothing about the code, and the median ignores it.
     let per_second = |f: &mut dyn FnMut() -> Result<()>| -> Result<f64> {
         f()?; // warm-up: buffers, caches, thread pool
-        let start = Instant::now();
+        let mut rates = Vec::with_capacity(repeat);
         for _ in 0..repeat {
+            let start = Instant::now();
             f()?;
+            rates.push(n as f64 / start.elapsed().as_secs_f64());
         }
-        Ok((repeat * n) as f64 / start.elapsed().as_secs_f64())
+        rates.sort_by(f64::total_cmp);
+        Ok(quantile(&rates, 0.5))
     };
     let model_sentences_per_second = per_second(&mut || {
         std::hint::black_box(if pair {
@@ -302,7 +308,7 @@ impl CompareArgs {
 /// The serving figures (and PyTorch's, with ratios) as a Markdown table.
 pub fn table(i: &Inference, torch: Option<&Torch>, epoch_s: Option<f64>) -> String {
     let mut s = format!(
-        "student {}/{} ({} layer{}), {} sentences × {} passes, {} threads{}\n\n",
+        "student {}/{} ({} layer{}), {} sentences, median of {} passes, {} threads{}\n\n",
         i.embedding_dim,
         i.hidden_size,
         i.num_layers,
