@@ -41,6 +41,9 @@ pub struct CompareArgs {
     /// The PyTorch timing script (`--compare-pytorch`).
     #[arg(long, default_value = "scripts/bench/torch_student_bench.py")]
     torch_script: PathBuf,
+    /// PyTorch's threads (`torch.set_num_threads`); 2 is both cores of the project's machine.
+    #[arg(long, default_value_t = 2)]
+    torch_threads: usize,
 }
 
 /// Serving figures of one student (JSON keys as `distill bench --json` has always written
@@ -285,6 +288,7 @@ impl CompareArgs {
             .args([train, dev, out.as_path()])
             .args(["--emb", &emb.to_string(), "--hid", &hid.to_string()])
             .args(["--epochs", &epochs.to_string()])
+            .args(["--threads", &self.torch_threads.to_string()])
             .output()
             .with_context(|| format!("running {}", python.display()))?;
         if !output.status.success() {
@@ -317,9 +321,12 @@ pub fn table(i: &Inference, torch: Option<&Torch>, epoch_s: Option<f64>) -> Stri
         i.repeat,
         i.threads,
         torch.map_or(String::new(), |t| format!(
-            "; PyTorch {} ({} threads, {}, {}/{}, batches of 256)",
+            "; PyTorch {} ({}, {}, {}/{}, batches of 256)",
             t.torch,
-            t.threads.map_or("2".into(), |n| n.to_string()),
+            match t.threads.unwrap_or(2) {
+                1 => "1 thread".to_string(),
+                n => format!("{n} threads"),
+            },
             if t.packed { "packed" } else { "padded" },
             t.emb,
             t.hid
