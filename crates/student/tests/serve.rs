@@ -294,3 +294,35 @@ fn text_through_the_word_cache_equals_uncached_encoding() {
     // The cache itself is bounded (its own tests cover eviction).
     assert!(WordCache::default().capacity() > 0);
 }
+
+#[test]
+fn pair_texts_batched_equal_each_pair_alone() {
+    let mut rng = ChaCha8Rng::seed_from_u64(31);
+    let m = model(&mut rng, 1, 16, 8, 3, true);
+    let p = Predictor::new(&m).unwrap();
+    let words = |i: usize| -> String {
+        (0..i % 9)
+            .map(|k| format!("w{} ", (i * 7 + k) % 45))
+            .collect()
+    };
+    let a: Vec<String> = (0..40).map(words).collect();
+    let b: Vec<String> = (0..40).map(|i| words(i * 3 + 1)).collect();
+    let batch = p.predict_pair_batch(&a, &b).unwrap();
+    assert_eq!(batch.len(), 40);
+    for (i, got) in batch.iter().enumerate() {
+        let one = p.predict_pair(&a[i], &b[i]).unwrap();
+        let e = max_rel(
+            std::slice::from_ref(&got.logits),
+            std::slice::from_ref(&one.logits),
+        );
+        assert!(e <= 1e-6, "pair {i}: {e:e}");
+        assert_eq!(got.label_name, one.label_name);
+    }
+    assert!(
+        p.predict_pair_batch(&a, &b[..3]).is_err(),
+        "lists of different lengths"
+    );
+    let single = Predictor::new(&model(&mut rng, 1, 16, 8, 2, false)).unwrap();
+    let e = single.predict_pair_batch(&a, &b).unwrap_err();
+    assert!(e.to_string().contains("single texts"), "{e}");
+}
