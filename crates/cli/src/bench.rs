@@ -1,8 +1,8 @@
 //! `distill bench`: the numbers the README reports — training time per epoch, inference
-//! throughput and single-sentence latency of a student on this machine.
+//! throughput and single-sentence latency of a student on this machine (batched and per
+//! sentence, and beside PyTorch with `--compare-pytorch`: [`crate::serve_bench`]).
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::{Context, Result};
 use candle_core::Device;
@@ -10,6 +10,7 @@ use clap::Args;
 use distill_trainer::StudentRun;
 use serde::Serialize;
 
+use crate::serve_bench::{table, time_inference, CompareArgs, Inference, Torch};
 use crate::task::TaskArgs;
 
 #[derive(Args, Debug)]
@@ -34,17 +35,16 @@ pub struct BenchArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    compare: CompareArgs,
 }
 
 #[derive(Serialize, Default)]
 struct Report {
     epoch_seconds: Option<Vec<f64>>,
-    sentences: usize,
-    model_sentences_per_second: Option<f64>,
-    text_sentences_per_second: Option<f64>,
-    latency_us_median: Option<f64>,
-    latency_us_p99: Option<f64>,
-    text_latency_us_median: Option<f64>,
+    #[serde(flatten)]
+    inference: Option<Inference>,
+    pytorch: Option<Torch>,
 }
 
 pub fn bench(a: BenchArgs) -> Result<()> {
@@ -60,91 +60,30 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         report.epoch_seconds = Some(outcome.records.iter().map(|r| r.epoch_seconds).collect());
     }
     if let Some(model) = &a.model {
-        use rayon::prelude::*;
-        let predictor = crate::eval::load_predictor(model)?;
-        let data = a.task.read_texts(&a.data)?;
+        report.inference = Some(time_inference(model, &a.data, &a.task, a.repeat)?);
+    }
+    if a.compare.wanted() {
+        let Some(inference) = &report.inference else {
+            anyhow::bail!("--compare-pytorch compares a student's serving: give --model");
+        };
         anyhow::ensure!(
-            data.is_pairs() == predictor.is_pair(),
-            "{}: the model reads {} but the data has {}",
-            a.data.display(),
-            if predictor.is_pair() {
-                "sentence pairs"
-            } else {
-                "single texts"
-            },
-            if data.is_pairs() {
-                "sentence pairs"
-            } else {
-                "single texts"
-            },
+            inference.num_layers == 1,
+            "--compare-pytorch: PyTorch's script builds a one-layer student, this one has {}",
+            inference.num_layers
         );
-        let texts = data.texts();
-        // A pair's second texts (empty for single-text data, and then unused).
-        let seconds: Vec<&str> = data.text_pairs().unwrap_or_default();
-        let ids: Vec<Vec<u32>> = texts.iter().map(|t| predictor.encode(t)).collect();
-        let ids_b: Vec<Vec<u32>> = seconds.iter().map(|t| predictor.encode(t)).collect();
-        report.sentences = ids.len();
-        let pair = predictor.is_pair();
-        let batch = || -> Result<Vec<Vec<f32>>> {
-            Ok(if pair {
-                predictor.logits_pair_batch(&ids, &ids_b)?
-            } else {
-                predictor.logits_batch(&ids)
-            })
+        // PyTorch trains on --train when we time training too; else it only serves (its
+        // vocabulary then comes from --data).
+        let (train, epochs) = match &a.train {
+            Some(t) => (t.as_path(), a.epochs),
+            None => (a.data.as_path(), 0),
         };
-        let one = |i: usize| -> Result<Vec<f32>> {
-            Ok(if pair {
-                predictor.logits_pair(&ids[i], &ids_b[i])?
-            } else {
-                predictor.logits(&ids[i])
-            })
-        };
-        let from_text = |i: usize| -> Result<distill_student::Prediction> {
-            Ok(if pair {
-                predictor.predict_pair(texts[i], seconds[i])?
-            } else {
-                predictor.predict(texts[i])
-            })
-        };
-
-        let _ = batch()?; // warm-up
-        let start = Instant::now();
-        for _ in 0..a.repeat {
-            std::hint::black_box(batch()?);
-        }
-        report.model_sentences_per_second =
-            Some((a.repeat * ids.len()) as f64 / start.elapsed().as_secs_f64());
-
-        let start = Instant::now();
-        for _ in 0..a.repeat {
-            let out: Vec<_> = (0..texts.len())
-                .into_par_iter()
-                .map(from_text)
-                .collect::<Result<_>>()?;
-            std::hint::black_box(out);
-        }
-        report.text_sentences_per_second =
-            Some((a.repeat * ids.len()) as f64 / start.elapsed().as_secs_f64());
-
-        let mut lat = Vec::with_capacity(ids.len() * 5);
-        for _ in 0..5 {
-            for i in 0..ids.len() {
-                let t = Instant::now();
-                std::hint::black_box(one(i)?);
-                lat.push(t.elapsed().as_secs_f64() * 1e6);
-            }
-        }
-        lat.sort_by(f64::total_cmp);
-        report.latency_us_median = Some(lat[lat.len() / 2]);
-        report.latency_us_p99 = Some(lat[lat.len() * 99 / 100]);
-        let mut tl = Vec::with_capacity(texts.len());
-        for i in 0..texts.len() {
-            let s = Instant::now();
-            std::hint::black_box(from_text(i)?);
-            tl.push(s.elapsed().as_secs_f64() * 1e6);
-        }
-        tl.sort_by(f64::total_cmp);
-        report.text_latency_us_median = Some(tl[tl.len() / 2]);
+        report.pytorch = Some(a.compare.run(
+            train,
+            &a.data,
+            epochs,
+            inference.embedding_dim,
+            inference.hidden_size,
+        )?);
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -152,20 +91,18 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         if let Some(e) = &report.epoch_seconds {
             println!("training seconds per epoch (original preset, batch 32): {e:.3?}");
         }
-        if let Some(v) = report.model_sentences_per_second {
+        if let Some(i) = &report.inference {
+            // Training is timed on the original preset: beside PyTorch only at its sizes.
+            let epoch = report
+                .epoch_seconds
+                .as_ref()
+                .filter(|_| (i.embedding_dim, i.hidden_size) == (16, 8))
+                .and_then(|e| e.iter().copied().reduce(f64::min));
+            print!("{}", table(i, report.pytorch.as_ref(), epoch));
             println!(
-                "throughput over {} sentences, token ids in: {v:.0} sentences/s",
-                report.sentences
+                "single-sentence latency, token ids in: p99 {:.2} µs",
+                i.latency_us_p99
             );
-        }
-        if let Some(v) = report.text_sentences_per_second {
-            println!("throughput, raw text in (normalise + encode + predict): {v:.0} sentences/s");
-        }
-        if let (Some(m), Some(p)) = (report.latency_us_median, report.latency_us_p99) {
-            println!("single-sentence latency, token ids in: median {m:.2} µs, p99 {p:.2} µs");
-        }
-        if let Some(m) = report.text_latency_us_median {
-            println!("single-sentence latency, raw text in: median {m:.2} µs");
         }
     }
     Ok(())

@@ -309,6 +309,102 @@ fn bench_on_header_only_data_is_an_error_not_a_panic() {
     fails_with(&o, &["header-only.tsv", "no rows"]);
 }
 
+/// A stand-in for `python` that checks how the PyTorch script is called and writes fixed
+/// figures (the real script needs torch; its arguments and output are what is tested here).
+#[cfg(unix)]
+fn fake_python(dir: &Path, fail: bool) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(if fail { "broken-python" } else { "fake-python" });
+    let body = if fail {
+        "echo 'ModuleNotFoundError: No module named torch' >&2; exit 1".to_string()
+    } else {
+        // $1 script, $2 train, $3 dev, $4 out, then --emb E --hid H --epochs N --threads T.
+        r#"case "$1" in *torch_student_bench.py) ;; *) exit 3;; esac
+[ "$5 $6 $7 $8 $9 ${10} ${11} ${12}" = "--emb 16 --hid 8 --epochs 0 --threads 2" ] || exit 4
+[ "$2" = "$3" ] || exit 5
+printf '{"torch": "9.9", "packed": true, "threads": 2, "emb": 16, "hid": 8, "epoch_s": [], "best_epoch_s": null, "dev_sent_per_s_batch256": 1000.0, "latency_us_median": 500.0}' > "$4""#
+            .to_string()
+    };
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[cfg(unix)]
+#[test]
+fn bench_reports_batched_and_per_sentence_figures_beside_pytorch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dev = tmp.path().join("dev.tsv");
+    head(&assets().join("dev.tsv"), &dev, 60);
+    let model = shared_model().to_str().unwrap().to_string();
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench/torch_student_bench.py");
+    let python = fake_python(tmp.path(), false);
+    let args = |python: &Path, json: bool| {
+        let mut v = vec![
+            "bench".to_string(),
+            "--model".into(),
+            model.clone(),
+            "--data".into(),
+            dev.to_str().unwrap().into(),
+            "--repeat".into(),
+            "2".into(),
+            "--compare-pytorch".into(),
+            python.to_str().unwrap().into(),
+            "--torch-script".into(),
+            script.to_str().unwrap().into(),
+        ];
+        if json {
+            v.push("--json".into());
+        }
+        v
+    };
+    let run = |v: Vec<String>| distill(&v.iter().map(String::as_str).collect::<Vec<_>>());
+    let o = run(args(&python, true));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["sentences"], 60);
+    for k in [
+        "model_sentences_per_second",
+        "per_sentence_sentences_per_second",
+        "text_sentences_per_second",
+        "per_sentence_text_sentences_per_second",
+        "latency_us_median",
+        "per_sentence_latency_us_median",
+        "text_latency_us_median",
+        "per_sentence_text_latency_us_median",
+    ] {
+        let v = r[k].as_f64().unwrap_or_else(|| panic!("{k} in {r}"));
+        assert!(v.is_finite() && v > 0.0, "{k} = {v}");
+    }
+    assert_eq!(r["pytorch"]["dev_sent_per_s_batch256"], 1000.0);
+
+    let o = run(args(&python, false));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.contains("PyTorch 9.9 (2 threads, packed, 16/8"),
+        "{text}"
+    );
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("| token ids in, sentences/s |"))
+        .unwrap_or_else(|| panic!("{text}"));
+    // batched | per sentence | gain | PyTorch | ratio
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    assert_eq!(cells[5], "1000", "{row}");
+    let batched: f64 = cells[2].parse().unwrap();
+    let ratio: f64 = cells[6].trim_end_matches('×').parse().unwrap();
+    assert!((ratio - batched / 1000.0).abs() < 0.051, "{row}");
+
+    let o = run(args(&fake_python(tmp.path(), true), false));
+    fails_with(&o, &["torch_student_bench.py", "No module named torch"]);
+    let mut missing = args(&python, false);
+    let at = missing.len() - 1;
+    missing[at] = "no/such/script.py".into();
+    fails_with(&run(missing), &["no/such/script.py", "--torch-script"]);
+}
+
 #[test]
 fn augment_with_zero_neighbours_is_an_error_not_a_panic() {
     let tmp = tempfile::tempdir().unwrap();

@@ -11,7 +11,8 @@
 //! by length for training.
 //!
 //! A [`TextEncoder`] bundles the tokenization (those words, or the teacher's WordPiece
-//! tokens) with the vocabulary: it is how a saved student reads text.
+//! tokens) with the vocabulary: it is how a saved student reads text. Serving reads words
+//! through a bounded [`WordCache`] so each distinct word is normalised once.
 //!
 //! Around that path: [`split`] makes seeded stratified train/validation
 //! splits, [`logits`] stores teacher logits next to the fingerprint of the
@@ -65,6 +66,7 @@ mod table;
 pub mod task;
 pub mod text;
 pub mod vocab;
+pub mod word_cache;
 
 pub use augment::{Augmenter, Substitutes, MASK};
 pub use batch::{padding_share, Batch, Batcher};
@@ -83,3 +85,4 @@ pub use task::TaskArgs;
 pub use task::{Format, TaskSpec};
 pub use text::{TextEncoder, Tokenization};
 pub use vocab::{Vocab, VocabBuilder};
+pub use word_cache::WordCache;

@@ -60,39 +60,40 @@ impl Normalizer {
         self.enabled
     }
 
-    /// The tokens of `text`.
+    /// The tokens of `text`: [`Normalizer::word`] of each of its [`words`].
     pub fn tokens(&self, text: &str) -> Vec<String> {
+        words(text).filter_map(|w| self.word(w)).collect()
+    }
+
+    /// The token of one whitespace-separated `word`, `None` when normalisation leaves
+    /// nothing of it. A sentence's tokens are its words' tokens in order, so a word's token
+    /// can be cached ([`crate::WordCache`]).
+    pub fn word(&self, word: &str) -> Option<String> {
         // The augmentation mask survives both paths as the student's `<mask>` token.
-        let mask = |w: &str| (w == MASK).then(|| MASK_TOKEN.to_string());
+        if word == MASK {
+            return Some(MASK_TOKEN.to_string());
+        }
         if !self.enabled {
-            return split_words(text)
-                .map(|w| mask(w).unwrap_or_else(|| w.to_lowercase()))
-                .collect();
+            return Some(word.to_lowercase());
+        }
+        let mut w: String = word.chars().filter(|c| !c.is_ascii_punctuation()).collect();
+        if let Some(spelled) = number_to_words(&w) {
+            w = spelled;
         }
         // A stemmer is a function pointer; making one per call costs nothing.
-        let stemmer = Stemmer::create(Algorithm::English);
-        split_words(text)
-            .filter_map(|word| {
-                if let Some(m) = mask(word) {
-                    return Some(m);
-                }
-                let mut w: String = word.chars().filter(|c| !c.is_ascii_punctuation()).collect();
-                if let Some(spelled) = number_to_words(&w) {
-                    w = spelled;
-                }
-                let stem = stemmer.stem(&w.to_lowercase()).into_owned();
-                (!stem.is_empty()).then_some(stem)
-            })
-            .collect()
+        let stem = Stemmer::create(Algorithm::English)
+            .stem(&w.to_lowercase())
+            .into_owned();
+        (!stem.is_empty()).then_some(stem)
     }
 }
 
 /// The student's vocabulary token for [`MASK`].
 pub const MASK_TOKEN: &str = "<mask>";
 
-/// Splits on whitespace as Python's `str.split()` does: Unicode white space
-/// plus the ASCII separators U+001C..U+001F.
-fn split_words(text: &str) -> impl Iterator<Item = &str> {
+/// The words of `text`: split on whitespace as Python's `str.split()` does (Unicode white
+/// space plus the ASCII separators U+001C..U+001F), empty pieces dropped.
+pub fn words(text: &str) -> impl Iterator<Item = &str> {
     text.split(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
         .filter(|w| !w.is_empty())
 }

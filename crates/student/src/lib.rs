@@ -8,7 +8,8 @@
 //! ([`StudentConfig::label_set`]). The recurrence runs as one fused candle op per layer and
 //! direction ([`kernel`]), checked against the plain-op [`reference`]. A trained model lives in
 //! a folder ([`StudentModel`]) with PyTorch state-dict names, and serves through
-//! [`Predictor`], which needs no tensors at all.
+//! [`Predictor`], which needs no tensors at all: one sentence with both directions stepped
+//! together ([`single`]), many sentences sixteen to a block in SIMD lanes ([`lanes`]).
 //!
 //! ```
 //! use candle_core::{Device, Tensor};
@@ -25,15 +26,18 @@
 //! # Ok::<(), distill_student::Error>(())
 //! ```
 
+mod batch;
 pub mod bilstm;
 pub mod cell;
 mod config;
 mod error;
 mod folder;
 pub mod kernel;
+pub mod lanes;
 mod model;
 mod predictor;
 pub mod reference;
+pub mod single;
 
 pub use bilstm::{BiLstm, BiLstmOutput, Recurrence};
 pub use config::{StudentConfig, StudentPreset};

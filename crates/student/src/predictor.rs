@@ -2,26 +2,45 @@
 //!
 //! The first layer's input projection `W_ih·e_w + b` depends only on the word, so it is
 //! precomputed for every vocabulary entry (`[V, 4H]` per direction): reading a sentence is a
-//! table lookup per token plus the `W_hh·h` recurrence of [`crate::cell`]. No tensors, no
-//! allocation beyond a few small buffers, so one sentence costs microseconds. A pair model
-//! reads each text of a pair the same way and applies its head to both sentence vectors.
+//! table lookup per token plus the `W_hh·h` recurrence. No tensors and, once a thread has
+//! served its first sentence, no allocation inside the model.
+//!
+//! Three ways through the recurrence, with the same arithmetic in the same order, so all
+//! three give the same logits bit for bit:
+//! - one sentence ([`Predictor::logits`], [`Predictor::predict`]): both directions stepped
+//!   together ([`crate::single`]), for latency;
+//! - many sentences ([`Predictor::logits_batch`], [`Predictor::predict_batch`]): sorted by
+//!   length and run sixteen to a block, one per SIMD lane ([`crate::lanes`]), blocks spread
+//!   over the cores, for throughput;
+//! - the per-sentence path ([`Predictor::logits_batch_per_sentence`]): each sentence alone
+//!   through [`crate::cell::forward_seq`], one direction after the other — the original
+//!   serving path, kept as the reference the other two are tested against and as the
+//!   benchmark's baseline.
+//!
+//! Text is read through a per-thread [`WordCache`], so each distinct raw word is normalised
+//! and stemmed once per thread (bounded; see its docs). A pair model reads each text of a
+//! pair the same way and applies its head to both sentence vectors.
+
+use std::cell::{RefCell, RefMut};
 
 use candle_core::Tensor;
-use distill_data::{Dataset, LabelSet, Metrics, TextEncoder};
+use distill_data::{Dataset, LabelSet, Metrics, TextEncoder, WordCache};
 use rayon::prelude::*;
 use serde::Serialize;
+use thread_local::ThreadLocal;
 
 use crate::cell::{forward_seq, Recurrent};
+use crate::single::{self, Rows};
 use crate::{Error, Result, StudentModel};
 
 /// One direction of one layer, as plain vectors.
-struct Direction {
+pub(crate) struct Direction {
     /// `[4H, in]`, absent for layer 0 (its projections are tabulated).
-    weight_ih: Vec<f32>,
-    bias: Vec<f32>,
-    rec: Recurrent,
+    pub(crate) weight_ih: Vec<f32>,
+    pub(crate) bias: Vec<f32>,
+    pub(crate) rec: Recurrent,
     /// Layer 0 only: `[V, 4H]` projections of every word.
-    table: Vec<f32>,
+    pub(crate) table: Vec<f32>,
 }
 
 /// A prediction for one sentence or pair.
@@ -39,7 +58,7 @@ pub struct Prediction {
 }
 
 /// A linear layer as plain vectors: `weight` `[out, in]`, `bias` `[out]`.
-struct Dense {
+pub(crate) struct Dense {
     weight: Vec<f32>,
     bias: Vec<f32>,
 }
@@ -52,27 +71,40 @@ impl Dense {
         })
     }
 
-    fn forward(&self, x: &[f32]) -> Vec<f32> {
-        let mut out = vec![0.0; self.bias.len()];
-        project(&self.weight, &self.bias, x, &mut out);
-        out
+    fn forward_into(&self, x: &[f32], out: &mut [f32]) {
+        project(&self.weight, &self.bias, x, out);
     }
 }
 
 /// The classifier on the sentence vectors (see [`crate::BiLstmClassifier`]).
-enum Head {
+pub(crate) enum Head {
     Single(Dense),
     Pair(Dense, Dense),
 }
 
+/// What a thread keeps between calls: its word cache and buffers.
+#[derive(Default)]
+struct Local {
+    words: WordCache,
+    ids: [Vec<u32>; 2],
+    single: single::Scratch,
+    /// Sentence vectors `[2H]` of the texts being read (two for a pair).
+    vectors: [Vec<f32>; 2],
+    /// Layer outputs and projections of a multi-layer model.
+    seq: [Vec<f32>; 2],
+    xg: [Vec<f32>; 2],
+    head: Vec<f32>,
+}
+
 /// A student ready to serve: text (or a pair of texts) in, label and probabilities out.
 pub struct Predictor {
-    encoder: TextEncoder,
-    max_len: usize,
-    hidden: usize,
-    layers: Vec<[Direction; 2]>,
-    head: Head,
+    pub(crate) encoder: TextEncoder,
+    pub(crate) max_len: usize,
+    pub(crate) hidden: usize,
+    pub(crate) layers: Vec<[Direction; 2]>,
+    pub(crate) head: Head,
     labels: LabelSet,
+    local: ThreadLocal<RefCell<Local>>,
 }
 
 fn vec_of(t: &Tensor) -> Result<Vec<f32>> {
@@ -128,6 +160,7 @@ impl Predictor {
             layers,
             head,
             labels: cfg.label_set(),
+            local: ThreadLocal::new(),
         })
     }
 
@@ -141,20 +174,43 @@ impl Predictor {
         matches!(self.head, Head::Pair(..))
     }
 
-    /// Token ids of `text` (tokenised as in training, truncated to `max_len`).
+    /// Logits per text: the number of labels, or 1 for a BCE model.
+    pub fn num_outputs(&self) -> usize {
+        match &self.head {
+            Head::Single(fc) | Head::Pair(_, fc) => fc.bias.len(),
+        }
+    }
+
+    /// This thread's cache and buffers.
+    fn local(&self) -> RefMut<'_, Local> {
+        self.local.get_or(Default::default).borrow_mut()
+    }
+
+    /// Token ids of `text` (tokenised as in training, truncated to `max_len`), through this
+    /// thread's [`WordCache`]: the same ids as the model's [`TextEncoder::encode`].
     pub fn encode(&self, text: &str) -> Vec<u32> {
-        let mut ids = self.encoder.encode(text);
-        ids.truncate(self.max_len);
+        let mut ids = Vec::new();
+        self.encode_into(text, &mut self.local().words, &mut ids);
         ids
+    }
+
+    fn encode_into(&self, text: &str, words: &mut WordCache, out: &mut Vec<u32>) {
+        self.encoder.encode_into(text, words, self.max_len, out);
     }
 
     /// Raw logits for token ids. An empty sequence reads as the initial (zero) states. A pair
     /// model reads `ids` as a pair whose second text is empty.
     pub fn logits(&self, ids: &[u32]) -> Vec<f32> {
-        match &self.head {
-            Head::Single(fc) => fc.forward(&self.sentence_vector(ids)),
-            Head::Pair(..) => self.pair_head(ids, &[]),
-        }
+        let mut out = vec![0.0; self.num_outputs()];
+        self.logits_into(ids, &mut out);
+        out
+    }
+
+    /// [`Self::logits`] into `out` (`num_outputs()` floats), without allocating.
+    pub fn logits_into(&self, ids: &[u32], out: &mut [f32]) {
+        let mut local = self.local();
+        self.read_local(&mut local, [ids, &[]]);
+        self.head_local(&mut local, out);
     }
 
     /// Raw logits of a pair model for the token ids of its two texts.
@@ -162,26 +218,220 @@ impl Predictor {
         if !self.is_pair() {
             return Err(not_pair());
         }
-        Ok(self.pair_head(a, b))
+        let mut out = vec![0.0; self.num_outputs()];
+        let mut local = self.local();
+        self.read_local(&mut local, [a, b]);
+        self.head_local(&mut local, &mut out);
+        Ok(out)
     }
 
-    /// `fc.2(ReLU(fc.0([h1; h2; h1⊙h2; |h1−h2|])))`; a pair model only.
-    fn pair_head(&self, a: &[u32], b: &[u32]) -> Vec<f32> {
-        let Head::Pair(fc0, fc2) = &self.head else {
-            unreachable!("pair_head on a single-text model")
+    /// Label and probabilities of one sentence.
+    pub fn predict(&self, text: &str) -> Prediction {
+        let mut out = vec![0.0; self.num_outputs()];
+        let mut local = self.local();
+        let l = &mut *local;
+        let mut ids = std::mem::take(&mut l.ids[0]);
+        ids.clear();
+        self.encode_into(text, &mut l.words, &mut ids);
+        self.read_local(l, [&ids, &[]]);
+        l.ids[0] = ids;
+        self.head_local(l, &mut out);
+        self.prediction(out)
+    }
+
+    /// Label and probabilities of a pair of texts (a pair model only).
+    pub fn predict_pair(&self, a: &str, b: &str) -> Result<Prediction> {
+        if !self.is_pair() {
+            return Err(not_pair());
+        }
+        let mut out = vec![0.0; self.num_outputs()];
+        let mut local = self.local();
+        let l = &mut *local;
+        let [mut ia, mut ib] = std::mem::take(&mut l.ids);
+        ia.clear();
+        ib.clear();
+        self.encode_into(a, &mut l.words, &mut ia);
+        self.encode_into(b, &mut l.words, &mut ib);
+        self.read_local(l, [&ia, &ib]);
+        l.ids = [ia, ib];
+        self.head_local(l, &mut out);
+        Ok(self.prediction(out))
+    }
+
+    /// Sentence vectors of `texts[0]` (and, for a pair model, `texts[1]`) into
+    /// `local.vectors`.
+    fn read_local(&self, local: &mut Local, texts: [&[u32]; 2]) {
+        let Local {
+            single,
+            vectors,
+            seq,
+            xg,
+            ..
+        } = local;
+        let n = if self.is_pair() { 2 } else { 1 };
+        for (ids, v) in texts.iter().zip(vectors.iter_mut()).take(n) {
+            v.resize(2 * self.hidden, 0.0);
+            self.sentence_vector_with(ids, single, seq, xg, v);
+        }
+    }
+
+    /// Logits from `local.vectors` into `out`.
+    fn head_local(&self, local: &mut Local, out: &mut [f32]) {
+        let Local { vectors, head, .. } = local;
+        let [a, b] = vectors;
+        self.head_into(a, b, head, out);
+    }
+
+    /// The classifier on sentence vectors `a` (and `b`, a pair model's second text; ignored
+    /// otherwise): `fc(a)`, or `fc.2(ReLU(fc.0([a; b; a⊙b; |a−b|])))`. `scratch` is reused.
+    pub(crate) fn head_into(&self, a: &[f32], b: &[f32], scratch: &mut Vec<f32>, out: &mut [f32]) {
+        match &self.head {
+            Head::Single(fc) => fc.forward_into(a, out),
+            Head::Pair(fc0, fc2) => {
+                let f = a.len();
+                scratch.clear();
+                scratch.extend_from_slice(a);
+                scratch.extend_from_slice(b);
+                scratch.extend(a.iter().zip(b).map(|(x, y)| x * y));
+                scratch.extend(a.iter().zip(b).map(|(x, y)| (x - y).abs()));
+                scratch.resize(5 * f, 0.0);
+                let (features, hidden) = scratch.split_at_mut(4 * f);
+                fc0.forward_into(features, hidden);
+                hidden.iter_mut().for_each(|v| *v = v.max(0.0));
+                fc2.forward_into(hidden, out);
+            }
+        }
+    }
+
+    /// The top layer's final forward ‖ backward states `[2H]` of one sentence into `out`,
+    /// both directions stepped together ([`single::both`]). `seq` and `xg` hold a
+    /// multi-layer model's intermediate sequences.
+    pub(crate) fn sentence_vector_with(
+        &self,
+        ids: &[u32],
+        s: &mut single::Scratch,
+        seq: &mut [Vec<f32>; 2],
+        xg: &mut [Vec<f32>; 2],
+        out: &mut [f32],
+    ) {
+        let h = self.hidden;
+        let len = ids.len().min(self.max_len);
+        let ids = &ids[..len];
+        for (l, [fwd, bwd]) in self.layers.iter().enumerate() {
+            let top = l + 1 == self.layers.len();
+            let [input, output] = seq;
+            if l > 0 {
+                for (d, dir) in [fwd, bwd].into_iter().enumerate() {
+                    xg[d].resize(len * 4 * h, 0.0);
+                    for (row, x) in xg[d].chunks_mut(4 * h).zip(input.chunks(2 * h)) {
+                        project(&dir.weight_ih, &dir.bias, x, row);
+                    }
+                }
+            }
+            let rows = if l == 0 {
+                [fwd, bwd].map(|d| Rows::Table {
+                    table: &d.table,
+                    ids,
+                })
+            } else {
+                [Rows::Dense(&xg[0]), Rows::Dense(&xg[1])]
+            };
+            let out_seq = if top {
+                None
+            } else {
+                output.resize(len * 2 * h, 0.0);
+                Some(&mut output[..])
+            };
+            single::both([&fwd.rec, &bwd.rec], rows, len, s, out_seq);
+            std::mem::swap(input, output);
+        }
+        out[..h].copy_from_slice(&s.h[0]);
+        out[h..2 * h].copy_from_slice(&s.h[1]);
+    }
+
+    /// Logits for many sequences, in input order: batched, over all cores (see the module
+    /// docs). The same logits as [`Self::logits`] of each.
+    pub fn logits_batch<S: AsRef<[u32]> + Sync>(&self, seqs: &[S]) -> Vec<Vec<f32>> {
+        let c = self.num_outputs();
+        self.logits_flat(seqs)
+            .chunks(c)
+            .map(<[f32]>::to_vec)
+            .collect()
+    }
+
+    /// Logits for many pairs (`a[i]` with `b[i]`), batched, in input order.
+    pub fn logits_pair_batch<S: AsRef<[u32]> + Sync>(
+        &self,
+        a: &[S],
+        b: &[S],
+    ) -> Result<Vec<Vec<f32>>> {
+        let c = self.num_outputs();
+        Ok(self
+            .logits_pair_flat(a, b)?
+            .chunks(c)
+            .map(<[f32]>::to_vec)
+            .collect())
+    }
+
+    /// Logits for many sequences one by one (each alone through [`forward_seq`], in
+    /// parallel over sequences): the original serving path, the reference for the others.
+    pub fn logits_batch_per_sentence(&self, seqs: &[Vec<u32>]) -> Vec<Vec<f32>> {
+        seqs.par_iter()
+            .with_min_len(64)
+            .map(|s| self.logits_per_sentence(s, &[]))
+            .collect()
+    }
+
+    /// Pairs one by one (see [`Self::logits_batch_per_sentence`]).
+    pub fn logits_pair_batch_per_sentence(
+        &self,
+        a: &[Vec<u32>],
+        b: &[Vec<u32>],
+    ) -> Result<Vec<Vec<f32>>> {
+        check_pairs(self, a.len(), b.len())?;
+        Ok(a.par_iter()
+            .zip(b)
+            .with_min_len(64)
+            .map(|(a, b)| self.logits_per_sentence(a, b))
+            .collect())
+    }
+
+    /// Logits of one sequence by the per-sentence path (see
+    /// [`Self::logits_batch_per_sentence`]); the same as [`Self::logits`], slower.
+    pub fn logits_one_per_sentence(&self, ids: &[u32]) -> Vec<f32> {
+        self.logits_per_sentence(ids, &[])
+    }
+
+    /// Logits of one pair by the per-sentence path; a pair model only.
+    pub fn logits_pair_one_per_sentence(&self, a: &[u32], b: &[u32]) -> Result<Vec<f32>> {
+        check_pairs(self, 1, 1)?;
+        Ok(self.logits_per_sentence(a, b))
+    }
+
+    /// Token ids of `text` computed afresh, without the word cache (the original path): the
+    /// same ids as [`Self::encode`].
+    pub fn encode_uncached(&self, text: &str) -> Vec<u32> {
+        let mut ids = self.encoder.encode(text);
+        ids.truncate(self.max_len);
+        ids
+    }
+
+    /// The per-sentence path for one text (or pair).
+    fn logits_per_sentence(&self, a: &[u32], b: &[u32]) -> Vec<f32> {
+        let mut out = vec![0.0; self.num_outputs()];
+        let va = self.sentence_vector_per_sentence(a);
+        let vb = if self.is_pair() {
+            self.sentence_vector_per_sentence(b)
+        } else {
+            Vec::new()
         };
-        let (h1, h2) = (self.sentence_vector(a), self.sentence_vector(b));
-        let mut features = Vec::with_capacity(4 * h1.len());
-        features.extend_from_slice(&h1);
-        features.extend_from_slice(&h2);
-        features.extend(h1.iter().zip(&h2).map(|(x, y)| x * y));
-        features.extend(h1.iter().zip(&h2).map(|(x, y)| (x - y).abs()));
-        let hidden: Vec<f32> = fc0.forward(&features).iter().map(|v| v.max(0.0)).collect();
-        fc2.forward(&hidden)
+        self.head_into(&va, &vb, &mut Vec::new(), &mut out);
+        out
     }
 
-    /// The top layer's final forward ‖ backward states `[2H]` for token ids.
-    fn sentence_vector(&self, ids: &[u32]) -> Vec<f32> {
+    /// The top layer's final states through [`forward_seq`], one direction at a time, with
+    /// fresh buffers (the original serving path).
+    fn sentence_vector_per_sentence(&self, ids: &[u32]) -> Vec<f32> {
         let h = self.hidden;
         let len = ids.len().min(self.max_len);
         let mut input: Vec<f32> = Vec::new();
@@ -196,8 +446,9 @@ impl Predictor {
             };
             for (d, dir) in layer.iter().enumerate() {
                 if l == 0 {
+                    let rows = dir.table.len() / (4 * h);
                     for (row, &id) in xg.chunks_mut(4 * h).zip(ids) {
-                        let id = (id as usize).min(self.encoder.vocab.len() - 1);
+                        let id = (id as usize).min(rows - 1);
                         row.copy_from_slice(&dir.table[id * 4 * h..(id + 1) * 4 * h]);
                     }
                 } else {
@@ -222,42 +473,59 @@ impl Predictor {
         features
     }
 
-    /// Logits for many sequences, in parallel, in input order.
-    pub fn logits_batch(&self, seqs: &[Vec<u32>]) -> Vec<Vec<f32>> {
-        seqs.par_iter()
+    /// Token ids of many texts, in parallel, each thread through its own cache.
+    pub fn encode_batch<T: AsRef<str> + Sync>(&self, texts: &[T]) -> Vec<Vec<u32>> {
+        texts
+            .par_iter()
             .with_min_len(64)
-            .map(|s| self.logits(s))
+            .map(|t| self.encode(t.as_ref()))
             .collect()
     }
 
-    /// Logits for many pairs (`a[i]` with `b[i]`), in parallel, in input order.
-    pub fn logits_pair_batch(&self, a: &[Vec<u32>], b: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
-        if !self.is_pair() {
-            return Err(not_pair());
-        }
-        if a.len() != b.len() {
-            return Err(Error::Config(format!(
-                "{} first texts but {} second texts",
-                a.len(),
-                b.len()
-            )));
-        }
-        Ok(a.par_iter()
-            .zip(b)
-            .with_min_len(64)
-            .map(|(a, b)| self.pair_head(a, b))
-            .collect())
+    /// Label and probabilities of many sentences, batched (see the module docs).
+    pub fn predict_batch<T: AsRef<str> + Sync>(&self, texts: &[T]) -> Vec<Prediction> {
+        let ids = self.encode_flat(texts);
+        let logits = self.logits_flat(&ids.slices());
+        self.predictions(&logits)
     }
 
-    /// Label and probabilities of one sentence.
-    pub fn predict(&self, text: &str) -> Prediction {
-        self.prediction(self.logits(&self.encode(text)))
+    /// Label and probabilities of many pairs (`a[i]` with `b[i]`), batched; a pair model only.
+    pub fn predict_pair_batch<T: AsRef<str> + Sync>(
+        &self,
+        a: &[T],
+        b: &[T],
+    ) -> Result<Vec<Prediction>> {
+        check_pairs(self, a.len(), b.len())?;
+        let (a, b) = (self.encode_flat(a), self.encode_flat(b));
+        let logits = self.logits_pair_flat(&a.slices(), &b.slices())?;
+        Ok(self.predictions(&logits))
     }
 
-    /// Label and probabilities of a pair of texts (a pair model only).
-    pub fn predict_pair(&self, a: &str, b: &str) -> Result<Prediction> {
-        let logits = self.logits_pair(&self.encode(a), &self.encode(b))?;
-        Ok(self.prediction(logits))
+    /// Predictions from flat logits `[N, C]`, in parallel.
+    fn predictions(&self, logits: &[f32]) -> Vec<Prediction> {
+        logits
+            .par_chunks(self.num_outputs().max(1))
+            .with_min_len(256)
+            .map(|l| self.prediction(l.to_vec()))
+            .collect()
+    }
+
+    /// Encodes texts in parallel chunks into flat id buffers.
+    fn encode_flat<T: AsRef<str> + Sync>(&self, texts: &[T]) -> FlatIds {
+        FlatIds(
+            texts
+                .par_chunks(256)
+                .map(|chunk| {
+                    let mut local = self.local();
+                    let (mut ids, mut ends) = (Vec::new(), Vec::with_capacity(chunk.len()));
+                    for t in chunk {
+                        self.encode_into(t.as_ref(), &mut local.words, &mut ids);
+                        ends.push(ids.len());
+                    }
+                    (ids, ends)
+                })
+                .collect(),
+        )
     }
 
     /// Turns this model's logits into a [`Prediction`] with its label names.
@@ -306,12 +574,42 @@ impl Predictor {
     }
 }
 
+/// Texts' ids in chunks: each chunk's ids back to back and where each text ends.
+struct FlatIds(Vec<(Vec<u32>, Vec<usize>)>);
+
+impl FlatIds {
+    fn slices(&self) -> Vec<&[u32]> {
+        let mut out = Vec::new();
+        for (ids, ends) in &self.0 {
+            let mut start = 0;
+            for &end in ends {
+                out.push(&ids[start..end]);
+                start = end;
+            }
+        }
+        out
+    }
+}
+
+/// Refuses pairs for a single-text model and lists of different lengths.
+pub(crate) fn check_pairs(p: &Predictor, a: usize, b: usize) -> Result<()> {
+    if !p.is_pair() {
+        return Err(not_pair());
+    }
+    if a != b {
+        return Err(Error::Config(format!(
+            "{a} first texts but {b} second texts"
+        )));
+    }
+    Ok(())
+}
+
 fn not_pair() -> Error {
     Error::Config("this student reads single texts, not pairs".into())
 }
 
 /// `out = W·x + b` with `W` `[out, in]`.
-fn project(w: &[f32], b: &[f32], x: &[f32], out: &mut [f32]) {
+pub(crate) fn project(w: &[f32], b: &[f32], x: &[f32], out: &mut [f32]) {
     let n = x.len();
     for (j, o) in out.iter_mut().enumerate() {
         *o = b[j]

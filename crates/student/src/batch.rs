@@ -1,0 +1,236 @@
+//! Many sentences at once: [`Predictor::logits_flat`] and [`Predictor::logits_pair_flat`].
+//!
+//! The sentences are sorted by length (longest first) and cut into blocks of
+//! [`LANES`]; each block runs every layer and direction through [`lanes::run`], one
+//! sentence per SIMD lane, so a block takes about as many steps as its longest sentence.
+//! Blocks are spread over the cores with rayon (each worker keeps its buffers across the
+//! blocks it takes), and the sentence vectors go back to input order before the head.
+//!
+//! A multi-layer model keeps each layer's outputs for the next, `[LANES, len, 2H]` per
+//! block; sentences longer than [`LONG`] tokens are read one at a time instead
+//! ([`crate::single`]), so a block's buffers stay bounded whatever the texts.
+
+// Lane loops index several arrays in step; an index reads plainer than zipped iterators.
+#![allow(clippy::needless_range_loop)]
+
+use std::cmp::Reverse;
+
+use rayon::prelude::*;
+
+use crate::lanes::{self, LANES};
+use crate::predictor::{check_pairs, project, Predictor};
+use crate::single;
+use crate::Result;
+
+/// Longest sentence a multi-layer block takes (tokens); longer ones are read alone.
+pub const LONG: usize = 1024;
+
+/// A worker's buffers for blocks (kept across the blocks it takes).
+#[derive(Default)]
+struct Scratch {
+    states: [lanes::State; 2],
+    offsets: [Vec<usize>; 2],
+    out_at: [Vec<usize>; 2],
+    /// `[LANES, steps, 4H]` projections of a layer above the first, per direction.
+    xg: [Vec<f32>; 2],
+    /// `[LANES, steps, H]` outputs of the layer below, per direction.
+    below: [Vec<f32>; 2],
+    /// `[LANES, steps, H]` outputs of this layer, per direction.
+    above: [Vec<f32>; 2],
+    single: single::Scratch,
+    seq: [Vec<f32>; 2],
+    xg1: [Vec<f32>; 2],
+    x: Vec<f32>,
+}
+
+impl Predictor {
+    /// Logits of many sequences `[N, C]` (row `i` for `seqs[i]`, `C` =
+    /// [`Predictor::num_outputs`]), batched over all cores. A pair model reads each
+    /// sequence as a pair whose second text is empty, as [`Predictor::logits`] does.
+    pub fn logits_flat<S: AsRef<[u32]> + Sync>(&self, seqs: &[S]) -> Vec<f32> {
+        let f = 2 * self.hidden;
+        let vectors = self.vectors(seqs);
+        let zeros = vec![0.0; f];
+        self.heads(seqs.len(), |i| (&vectors[i * f..(i + 1) * f], &zeros[..]))
+    }
+
+    /// Logits of many pairs `[N, C]` (row `i` for `a[i]` with `b[i]`), batched; a pair model
+    /// only.
+    pub fn logits_pair_flat<S: AsRef<[u32]> + Sync>(&self, a: &[S], b: &[S]) -> Result<Vec<f32>> {
+        check_pairs(self, a.len(), b.len())?;
+        let n = a.len();
+        let f = 2 * self.hidden;
+        let both: Vec<&[u32]> = a.iter().chain(b).map(AsRef::as_ref).collect();
+        let vectors = self.vectors(&both);
+        Ok(self.heads(n, |i| {
+            (
+                &vectors[i * f..(i + 1) * f],
+                &vectors[(n + i) * f..(n + i + 1) * f],
+            )
+        }))
+    }
+
+    /// The head over `n` rows of sentence vectors (`pair(i)` gives row `i`'s), in parallel.
+    fn heads<'v>(
+        &self,
+        n: usize,
+        pair: impl Fn(usize) -> (&'v [f32], &'v [f32]) + Sync,
+    ) -> Vec<f32> {
+        let c = self.num_outputs();
+        let mut logits = vec![0.0; n * c];
+        const ROWS: usize = 256;
+        logits.par_chunks_mut(ROWS * c).enumerate().for_each_init(
+            Vec::new,
+            |scratch, (chunk, out)| {
+                for (r, row) in out.chunks_mut(c).enumerate() {
+                    let (a, b) = pair(chunk * ROWS + r);
+                    self.head_into(a, b, scratch, row);
+                }
+            },
+        );
+        logits
+    }
+
+    /// Sentence vectors `[N, 2H]` of `seqs` in input order.
+    fn vectors<S: AsRef<[u32]> + Sync>(&self, seqs: &[S]) -> Vec<f32> {
+        let f = 2 * self.hidden;
+        let n = seqs.len();
+        let seqs: Vec<&[u32]> = seqs
+            .iter()
+            .map(|s| {
+                let s = s.as_ref();
+                &s[..s.len().min(self.max_len)]
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&i| Reverse(seqs[i].len()));
+        let mut sorted = vec![0.0f32; n * f];
+        sorted
+            .par_chunks_mut(LANES * f)
+            .zip(order.par_chunks(LANES))
+            .for_each_init(Scratch::default, |ws, (out, idx)| {
+                let block: Vec<&[u32]> = idx.iter().map(|&i| seqs[i]).collect();
+                if self.layers.len() > 1 && block[0].len() > LONG {
+                    for (ids, v) in block.iter().zip(out.chunks_mut(f)) {
+                        self.sentence_vector_one(ids, ws, v);
+                    }
+                } else {
+                    self.block(ws, &block, out);
+                }
+            });
+        let mut vectors = vec![0.0f32; n * f];
+        for (r, &i) in order.iter().enumerate() {
+            vectors[i * f..(i + 1) * f].copy_from_slice(&sorted[r * f..(r + 1) * f]);
+        }
+        vectors
+    }
+
+    fn sentence_vector_one(&self, ids: &[u32], ws: &mut Scratch, out: &mut [f32]) {
+        self.sentence_vector_with(ids, &mut ws.single, &mut ws.seq, &mut ws.xg1, out);
+    }
+
+    /// Sentence vectors `[n, 2H]` of a block of at most [`LANES`] sequences (truncated,
+    /// longest first) into `out`.
+    fn block(&self, ws: &mut Scratch, seqs: &[&[u32]], out: &mut [f32]) {
+        let h = self.hidden;
+        let (f, g4) = (2 * h, 4 * h);
+        let mut lens = [0usize; LANES];
+        for (l, s) in seqs.iter().enumerate() {
+            lens[l] = s.len();
+        }
+        let steps = lens[0];
+        // Lane l's position at step s in direction d (None once the lane is done).
+        let position = |d: usize, s: usize, l: usize| -> Option<usize> {
+            (s < lens[l]).then(|| if d == 1 { lens[l] - 1 - s } else { s })
+        };
+        let layers = self.layers.len();
+        for (li, layer) in self.layers.iter().enumerate() {
+            let top = li + 1 == layers;
+            for (d, dir) in layer.iter().enumerate() {
+                let offsets = &mut ws.offsets[d];
+                offsets.clear();
+                if li == 0 {
+                    // Layer 0 reads table rows by token id (a finished lane: row 0).
+                    let vocab = dir.table.len() / g4;
+                    for s in 0..steps {
+                        for l in 0..LANES {
+                            let id = position(d, s, l).map_or(0, |t| seqs[l][t] as usize);
+                            offsets.push(id.min(vocab - 1) * g4);
+                        }
+                    }
+                } else {
+                    // Deeper layers read W_ih·[h_fwd; h_bwd] + b of the layer below, projected
+                    // here per lane and position (project's order, as the per-sentence path).
+                    let xg = &mut ws.xg[d];
+                    xg.clear();
+                    xg.resize(LANES * steps * g4, 0.0);
+                    ws.x.resize(f, 0.0);
+                    for l in 0..LANES {
+                        for t in 0..lens[l] {
+                            let at = l * steps + t;
+                            for (half, below) in ws.below.iter().enumerate() {
+                                ws.x[half * h..(half + 1) * h]
+                                    .copy_from_slice(&below[at * h..(at + 1) * h]);
+                            }
+                            project(
+                                &dir.weight_ih,
+                                &dir.bias,
+                                &ws.x,
+                                &mut xg[at * g4..(at + 1) * g4],
+                            );
+                        }
+                    }
+                    for s in 0..steps {
+                        for l in 0..LANES {
+                            let at = position(d, s, l).map_or(0, |t| l * steps + t);
+                            offsets.push(at * g4);
+                        }
+                    }
+                }
+                if !top {
+                    let at = &mut ws.out_at[d];
+                    at.clear();
+                    for s in 0..steps {
+                        for l in 0..LANES {
+                            at.push(position(d, s, l).map_or(0, |t| (l * steps + t) * h));
+                        }
+                    }
+                }
+            }
+            // This layer's outputs replace the layer below's once both are read.
+            let mut above = std::mem::take(&mut ws.above);
+            let [a0, a1] = &mut above;
+            if !top {
+                for a in [&mut *a0, &mut *a1] {
+                    a.clear();
+                    a.resize(LANES * steps * h, 0.0);
+                }
+            }
+            let [x0, x1] = &ws.xg;
+            let [o0, o1] = &ws.offsets;
+            let [t0, t1] = &ws.out_at;
+            let dirs =
+                [(0, x0, o0, t0, a0), (1, x1, o1, t1, a1)].map(|(d, xg, offsets, at, above)| {
+                    lanes::Direction {
+                        w: &layer[d].rec.w,
+                        rows: if li == 0 { &layer[d].table } else { xg },
+                        offsets,
+                        out: (!top).then(|| lanes::Outputs { out: above, at }),
+                    }
+                });
+            lanes::run(h, &lens, dirs, &mut ws.states);
+            if top {
+                for (l, v) in out.chunks_mut(f).enumerate().take(seqs.len()) {
+                    for d in 0..2 {
+                        for k in 0..h {
+                            v[d * h + k] = ws.states[d].h[k].0[l];
+                        }
+                    }
+                }
+                ws.above = above;
+            } else {
+                ws.above = std::mem::replace(&mut ws.below, above);
+            }
+        }
+    }
+}
