@@ -775,7 +775,10 @@ mod tests {
                 let tv = _mm512_fmsub_ps(two, st, _mm512_set1_ps(1.0));
                 _mm512_storeu_ps(t.as_mut_ptr(), tv);
                 for l in 0..chunk.len() {
-                    let (ws, wt) = (distill_ops::math::sigmoid(x[l]), distill_ops::math::tanh(x[l]));
+                    let (ws, wt) = (
+                        distill_ops::math::sigmoid(x[l]),
+                        distill_ops::math::tanh(x[l]),
+                    );
                     assert!((s[l] - ws).abs() <= 2e-7, "σ({}) = {} vs {ws}", x[l], s[l]);
                     assert!(
                         (t[l] - wt).abs() <= 4e-7,
