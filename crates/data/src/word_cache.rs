@@ -110,6 +110,7 @@ impl TextEncoder {
                     }
                 }
             }
+            #[cfg(feature = "wordpiece")]
             Tokenization::WordPiece(_) => {
                 out.extend(self.encode(text).into_iter().take(limit));
             }
