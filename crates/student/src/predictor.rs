@@ -189,6 +189,11 @@ impl Predictor {
         self.local.get_or(Default::default).borrow_mut()
     }
 
+    /// This thread's word cache.
+    pub(crate) fn local_words(&self) -> RefMut<'_, WordCache> {
+        RefMut::map(self.local(), |l| &mut l.words)
+    }
+
     /// Token ids of `text` (tokenised as in training, truncated to `max_len`), through this
     /// thread's [`WordCache`]: the same ids as the model's [`TextEncoder::encode`].
     pub fn encode(&self, text: &str) -> Vec<u32> {
@@ -485,13 +490,6 @@ impl Predictor {
             .collect()
     }
 
-    /// Label and probabilities of many sentences, batched (see the module docs).
-    pub fn predict_batch<T: AsRef<str> + Sync>(&self, texts: &[T]) -> Vec<Prediction> {
-        let ids = self.encode_flat(texts);
-        let logits = self.logits_flat(&ids.slices());
-        self.predictions(&logits)
-    }
-
     /// Label and probabilities of many pairs (`a[i]` with `b[i]`), batched; a pair model only.
     pub fn predict_pair_batch<T: AsRef<str> + Sync>(
         &self,
@@ -505,7 +503,7 @@ impl Predictor {
     }
 
     /// Predictions from flat logits `[N, C]`, in parallel.
-    fn predictions(&self, logits: &[f32]) -> Vec<Prediction> {
+    pub(crate) fn predictions(&self, logits: &[f32]) -> Vec<Prediction> {
         logits
             .par_chunks(self.num_outputs().max(1))
             .with_min_len(256)

@@ -301,6 +301,27 @@ fn text_through_the_word_cache_equals_uncached_encoding() {
             }
         }
     }
+    // Many texts: chunks of 128 read on different threads, put back in order.
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let m = model(&mut rng, 1, 16, 8, 4, false);
+    let p = Predictor::new(&m).unwrap();
+    let many: Vec<String> = (0..300)
+        .map(|i| {
+            (0..i % 23)
+                .map(|k| format!("w{} ", (i * 5 + k * 3) % 41))
+                .collect()
+        })
+        .collect();
+    let batch = p.predict_batch(&many);
+    assert_eq!(batch.len(), many.len());
+    for (text, got) in many.iter().zip(&batch) {
+        let one = p.predict(text);
+        let e = max_rel(
+            std::slice::from_ref(&got.logits),
+            std::slice::from_ref(&one.logits),
+        );
+        assert!(e <= 1e-6, "{text:?}: {e:e}");
+    }
     // The cache itself is bounded (its own tests cover eviction).
     assert!(WordCache::default().capacity() > 0);
 }
