@@ -1,13 +1,17 @@
-//! Many sentences at once: [`Predictor::logits_flat`] and [`Predictor::logits_pair_flat`].
+//! Many sentences at once: [`Predictor::logits_flat`], [`Predictor::logits_pair_flat`] and
+//! [`Predictor::predict_batch`].
 //!
 //! The sentences are sorted by length (longest first) and cut into blocks of
 //! [`LANES`]; each block runs every layer and direction through [`lanes::run`], one
 //! sentence per SIMD lane, so a block takes about as many steps as its longest sentence.
 //! Blocks are spread over the cores with rayon (each worker keeps its buffers across the
-//! blocks it takes), and the sentence vectors go back to input order before the head.
+//! blocks it takes) in one parallel pass: a single-text model applies its head inside each
+//! block's task and only the logits go back to input order; a pair model's vectors go back
+//! first, since its head reads two. Raw text is read in chunks of [`TEXT_CHUNK`], each
+//! encoded, sorted and read on one thread.
 //!
-//! A multi-layer model keeps each layer's outputs for the next, `[LANES, len, 2H]` per
-//! block; sentences longer than [`LONG`] tokens are read one at a time instead
+//! A multi-layer model keeps each layer's outputs for the next, `[LANES, len, H]` per block
+//! and direction; sentences longer than [`LONG`] tokens are read one at a time instead
 //! ([`crate::single`]), so a block's buffers stay bounded whatever the texts.
 
 // Lane loops index several arrays in step; an index reads plainer than zipped iterators.
@@ -97,7 +101,7 @@ impl Predictor {
     }
 
     /// Label and probabilities of many sentences, batched (see [`crate::Predictor`]'s
-    /// docs): chunks of [`TEXT_CHUNK`] texts, each encoded through its thread's word cache,
+    /// docs): chunks of 128 texts, each encoded through its thread's word cache,
     /// sorted by length and read in blocks on that thread, the chunks spread over the cores.
     pub fn predict_batch<T: AsRef<str> + Sync>(&self, texts: &[T]) -> Vec<Prediction> {
         if self.is_pair() {

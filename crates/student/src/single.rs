@@ -220,7 +220,7 @@ fn cell_update(z: &[f32], h: &mut [f32], c: &mut [f32], hd: usize) {
 /// Hidden size 8 (the `original` preset) on AVX-512, everything in registers and shaped for
 /// latency: a direction's 32 gates are two 512-bit registers, its `h` and `c` one 256-bit
 /// register each; `W·h` sums even and odd `k` apart (half the dependent chain) and `σ` is
-/// [`sigmoid_fast`]. Within a few roundings of the portable loops, not bit for bit.
+/// [`h8::sigmoid_fast`]. Within a few roundings of the portable loops, not bit for bit.
 #[cfg(target_arch = "x86_64")]
 pub mod h8 {
     // Direction loops index several arrays in step.
