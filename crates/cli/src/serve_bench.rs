@@ -312,7 +312,7 @@ impl CompareArgs {
 /// The serving figures (and PyTorch's, with ratios) as a Markdown table.
 pub fn table(i: &Inference, torch: Option<&Torch>, epoch_s: Option<f64>) -> String {
     let mut s = format!(
-        "student {}/{} ({} layer{}), {} sentences, median of {} passes, {} threads{}\n\n",
+        "student {}/{} ({} layer{}), {} sentences, median of {} passes, {} thread{}{}\n\n",
         i.embedding_dim,
         i.hidden_size,
         i.num_layers,
@@ -320,6 +320,7 @@ pub fn table(i: &Inference, torch: Option<&Torch>, epoch_s: Option<f64>) -> Stri
         i.sentences,
         i.repeat,
         i.threads,
+        if i.threads == 1 { "" } else { "s" },
         torch.map_or(String::new(), |t| format!(
             "; PyTorch {} ({}, {}, {}/{}, batches of 256)",
             t.torch,

@@ -1,7 +1,7 @@
 //! A bounded raw-word → token-id cache for the `words` tokenization.
 //!
 //! The word path maps each whitespace-separated word on its own ([`Normalizer::word`]:
-//! punctuation, number spelling, lower-casing, Snowball stemming; then [`Vocab::id`]), so a
+//! punctuation, number spelling, lower-casing, Snowball stemming; then [`crate::Vocab::id`]), so a
 //! sentence's ids are its words' ids in order and a word's id can be remembered. Stemming is
 //! the expensive part of reading text and a corpus repeats a few thousand words, so
 //! [`TextEncoder::encode_into`] looks each word up here first and normalises it only on a

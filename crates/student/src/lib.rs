@@ -6,7 +6,7 @@
 //! the one encoder and classifies `[h1; h2; h1⊙h2; |h1−h2|]` through a two-layer head:
 //! [`BiLstmClassifier::forward_pair`]. The label names live in the config
 //! ([`StudentConfig::label_set`]). The recurrence runs as one fused candle op per layer and
-//! direction ([`kernel`]), checked against the plain-op [`reference`]. A trained model lives in
+//! direction ([`kernel`]), checked against the plain-op [`reference`](mod@reference). A trained model lives in
 //! a folder ([`StudentModel`]) with PyTorch state-dict names, and serves through
 //! [`Predictor`], which needs no tensors at all: one sentence with both directions stepped
 //! together ([`single`]), many sentences sixteen to a block in SIMD lanes ([`lanes`]).

@@ -5,8 +5,8 @@
 //! table lookup per token plus the `W_hh·h` recurrence. No tensors and, once a thread has
 //! served its first sentence, no allocation inside the model.
 //!
-//! Three ways through the recurrence, with the same arithmetic in the same order, so all
-//! three give the same logits bit for bit:
+//! Three ways through the recurrence, with the same equations and results within float
+//! rounding of each other (1e-6 relative on the logits, tested):
 //! - one sentence ([`Predictor::logits`], [`Predictor::predict`]): both directions stepped
 //!   together ([`crate::single`]), for latency;
 //! - many sentences ([`Predictor::logits_batch`], [`Predictor::predict_batch`]): sorted by
@@ -16,6 +16,9 @@
 //!   through [`crate::cell::forward_seq`], one direction after the other — the original
 //!   serving path, kept as the reference the other two are tested against and as the
 //!   benchmark's baseline.
+//!
+//! The first two run hand-written AVX-512 kernels where the CPU has them; elsewhere their
+//! portable loops do the per-sentence arithmetic bit for bit.
 //!
 //! Text is read through a per-thread [`WordCache`], so each distinct raw word is normalised
 //! and stemmed once per thread (bounded; see its docs). A pair model reads each text of a
@@ -184,6 +187,11 @@ impl Predictor {
     /// This thread's cache and buffers.
     fn local(&self) -> RefMut<'_, Local> {
         self.local.get_or(Default::default).borrow_mut()
+    }
+
+    /// This thread's word cache.
+    pub(crate) fn local_words(&self) -> RefMut<'_, WordCache> {
+        RefMut::map(self.local(), |l| &mut l.words)
     }
 
     /// Token ids of `text` (tokenised as in training, truncated to `max_len`), through this
@@ -482,13 +490,6 @@ impl Predictor {
             .collect()
     }
 
-    /// Label and probabilities of many sentences, batched (see the module docs).
-    pub fn predict_batch<T: AsRef<str> + Sync>(&self, texts: &[T]) -> Vec<Prediction> {
-        let ids = self.encode_flat(texts);
-        let logits = self.logits_flat(&ids.slices());
-        self.predictions(&logits)
-    }
-
     /// Label and probabilities of many pairs (`a[i]` with `b[i]`), batched; a pair model only.
     pub fn predict_pair_batch<T: AsRef<str> + Sync>(
         &self,
@@ -502,7 +503,7 @@ impl Predictor {
     }
 
     /// Predictions from flat logits `[N, C]`, in parallel.
-    fn predictions(&self, logits: &[f32]) -> Vec<Prediction> {
+    pub(crate) fn predictions(&self, logits: &[f32]) -> Vec<Prediction> {
         logits
             .par_chunks(self.num_outputs().max(1))
             .with_min_len(256)

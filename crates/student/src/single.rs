@@ -4,8 +4,10 @@
 //! token) of a sentence do not depend on each other. [`crate::cell::forward_seq`] runs one
 //! after the other, each a chain of dependent operations the CPU mostly waits on; stepping
 //! both in one loop lets it overlap the two, which is what a single sentence's latency is
-//! made of. The step is the one of [`crate::cell`], with the same operations in the same
-//! order, so the states are `forward_seq`'s bit for bit:
+//! made of. The step is the one of [`crate::cell`]; the portable loops ([`both_portable`])
+//! do the same operations in the same order, so their states are `forward_seq`'s bit for
+//! bit, and hidden size 8 on AVX-512 has a kernel of its own for latency ([`h8`]), within a
+//! few roundings of them:
 //! ```text
 //! z = xg_t + W_hh·h      i = σ(z_i)  f = σ(z_f)  g = tanh(z_g)  o = σ(z_o)
 //! c = f⊙c + i⊙g          h = o⊙tanh(c)
@@ -69,6 +71,46 @@ pub fn both(
             v.resize(hidden, 0.0);
         }
     }
+    #[cfg(target_arch = "x86_64")]
+    if hidden == 8
+        && rec[1].hidden == 8
+        && std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512dq")
+    {
+        // SAFETY: the features were just detected; `h8::both` bounds-checks its rows.
+        return unsafe { h8::both(rec, rows, len, scratch, out) };
+    }
+    portable(rec, rows, len, scratch, out)
+}
+
+/// [`both`] with the portable loops (compiled for AVX-512 or AVX2 where present): the
+/// per-sentence arithmetic of [`crate::cell`] bit for bit, for any hidden size.
+pub fn both_portable(
+    rec: [&Recurrent; 2],
+    rows: [Rows<'_>; 2],
+    len: usize,
+    scratch: &mut Scratch,
+    out: Option<&mut [f32]>,
+) {
+    let hidden = rec[0].hidden;
+    for d in 0..2 {
+        scratch.z[d].clear();
+        scratch.z[d].resize(4 * hidden, 0.0);
+        for v in [&mut scratch.h[d], &mut scratch.c[d]] {
+            v.clear();
+            v.resize(hidden, 0.0);
+        }
+    }
+    portable(rec, rows, len, scratch, out)
+}
+
+fn portable(
+    rec: [&Recurrent; 2],
+    rows: [Rows<'_>; 2],
+    len: usize,
+    scratch: &mut Scratch,
+    out: Option<&mut [f32]>,
+) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
@@ -173,5 +215,300 @@ fn cell_update(z: &[f32], h: &mut [f32], c: &mut [f32], hd: usize) {
         let o = sigmoid(z[3 * hd + k]);
         c[k] = f * c[k] + i * g;
         h[k] = o * tanh(c[k]);
+    }
+}
+
+/// Hidden size 8 (the `original` preset) on AVX-512, everything in registers and shaped for
+/// latency: a direction's 32 gates are two 512-bit registers, its `h` and `c` one 256-bit
+/// register each; `W·h` sums even and odd `k` apart (half the dependent chain) and `σ` is
+/// [`h8::sigmoid_fast`]. Within a few roundings of the portable loops, not bit for bit.
+#[cfg(target_arch = "x86_64")]
+pub mod h8 {
+    // Direction loops index several arrays in step.
+    #![allow(clippy::needless_range_loop)]
+
+    use std::arch::x86_64::*;
+
+    use super::{Rows, Scratch};
+    use crate::cell::Recurrent;
+
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    /// 1.5·2²³: adding it rounds to an integer, kept in the low mantissa bits.
+    const ROUND: f32 = 12_582_912.0;
+
+    /// `σ(x) = 1 / (1 + e⁻ˣ)` of two vectors with a short dependent chain: `e⁻ˣ` as
+    /// [`crate::cell::exp`] (Cephes range reduction and polynomial, `−x` clamped to
+    /// [−87, 88]) with the rounding by the 1.5·2²³ trick, the polynomial evaluated in
+    /// Estrin's order, the power of two built in the exponent bits; the division as a 14-bit
+    /// reciprocal estimate and one Newton step.
+    ///
+    /// # Safety
+    /// AVX-512F must be present.
+    #[inline(always)]
+    pub unsafe fn sigmoid_fast(x: [__m512; 2]) -> [__m512; 2] {
+        // Loops, not closures: a closure would not inherit the caller's target features and
+        // every intrinsic in it would become a call.
+        let one = _mm512_set1_ps(1.0);
+        let mut out = x;
+        for v in &mut out {
+            // NaN stays NaN through max/min (they return the second operand then).
+            let xc = _mm512_max_ps(
+                _mm512_set1_ps(-88.0),
+                _mm512_min_ps(_mm512_set1_ps(87.0), *v),
+            );
+            let shifted = _mm512_fmadd_ps(xc, _mm512_set1_ps(-LOG2E), _mm512_set1_ps(ROUND));
+            let n = _mm512_sub_ps(shifted, _mm512_set1_ps(ROUND));
+            // r = −x − n·ln2
+            let r = _mm512_fnmsub_ps(n, _mm512_set1_ps(LN2_HI), xc);
+            let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
+            // P(r) = c0 + c1·r + … + c5·r⁵, Estrin: three pairs, then r² and r⁴.
+            let r2 = _mm512_mul_ps(r, r);
+            let p01 = _mm512_fmadd_ps(_mm512_set1_ps(1.666_666_5e-1), r, _mm512_set1_ps(0.5));
+            let p23 = _mm512_fmadd_ps(
+                _mm512_set1_ps(8.333_452e-3),
+                r,
+                _mm512_set1_ps(4.166_579_6e-2),
+            );
+            let p45 = _mm512_fmadd_ps(
+                _mm512_set1_ps(1.987_569_1e-4),
+                r,
+                _mm512_set1_ps(1.398_199_9e-3),
+            );
+            let r4 = _mm512_mul_ps(r2, r2);
+            let p = _mm512_fmadd_ps(p23, r2, p01);
+            let p = _mm512_fmadd_ps(p45, r4, p);
+            // e^r = 1 + r + r²·P(r)
+            let er = _mm512_add_ps(_mm512_fmadd_ps(p, r2, r), one);
+            // 2ⁿ from the rounded sum's low bits: (n + 127) << 23.
+            let bits = _mm512_sub_epi32(
+                _mm512_castps_si512(shifted),
+                _mm512_set1_epi32(ROUND.to_bits() as i32 - 127),
+            );
+            let e = _mm512_mul_ps(er, _mm512_castsi512_ps(_mm512_slli_epi32::<23>(bits)));
+            let d = _mm512_add_ps(one, e);
+            let y = _mm512_rcp14_ps(d);
+            *v = _mm512_mul_ps(y, _mm512_fnmadd_ps(d, y, _mm512_set1_ps(2.0)));
+        }
+        out
+    }
+
+    /// [`super::both`] for `H = 8`.
+    ///
+    /// # Safety
+    /// AVX-512F and AVX-512DQ must be present; the scratch reset to `H = 8`.
+    #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+    pub unsafe fn both(
+        rec: [&Recurrent; 2],
+        rows: [Rows<'_>; 2],
+        len: usize,
+        scratch: &mut Scratch,
+        mut out: Option<&mut [f32]>,
+    ) {
+        const G4: usize = 32;
+        // Loops, not closures: a closure would not inherit this function's target features.
+        // Per direction, k: W_hh's column k as gates 0..16 and 16..32 (wt is [H, 4H]).
+        let mut w = [[[_mm512_setzero_ps(); 2]; 8]; 2];
+        for d in 0..2 {
+            let wt = &rec[d].wt[..8 * G4];
+            for k in 0..8 {
+                w[d][k] = [
+                    _mm512_loadu_ps(wt[k * G4..k * G4 + 16].as_ptr()),
+                    _mm512_loadu_ps(wt[k * G4 + 16..(k + 1) * G4].as_ptr()),
+                ];
+            }
+        }
+        let mut k_index = [_mm512_setzero_si512(); 8];
+        for (k, v) in k_index.iter_mut().enumerate() {
+            *v = _mm512_set1_epi32(k as i32);
+        }
+        // The g half of the second gate register is doubled (tanh g = 2σ(2g) − 1).
+        let scale = _mm512_insertf32x8::<1>(
+            _mm512_castps256_ps512(_mm256_set1_ps(2.0)),
+            _mm256_set1_ps(1.0),
+        );
+        let minus = _mm512_insertf32x8::<1>(
+            _mm512_castps256_ps512(_mm256_set1_ps(1.0)),
+            _mm256_set1_ps(0.0),
+        );
+        let two = _mm256_set1_ps(2.0);
+        let mut h = [_mm256_setzero_ps(); 2];
+        let mut c = [_mm256_setzero_ps(); 2];
+        for step in 0..len {
+            let t = [step, len - 1 - step];
+            let mut z = [[_mm512_setzero_ps(); 2]; 2];
+            for d in 0..2 {
+                let row = rows[d].row(t[d], G4);
+                let hz = _mm512_castps256_ps512(h[d]);
+                let mut acc = [
+                    _mm512_loadu_ps(row[..16].as_ptr()),
+                    _mm512_loadu_ps(row[16..].as_ptr()),
+                    _mm512_setzero_ps(),
+                    _mm512_setzero_ps(),
+                ];
+                for k in 0..8 {
+                    let hk = _mm512_permutexvar_ps(k_index[k], hz);
+                    let a = 2 * (k % 2);
+                    acc[a] = _mm512_fmadd_ps(w[d][k][0], hk, acc[a]);
+                    acc[a + 1] = _mm512_fmadd_ps(w[d][k][1], hk, acc[a + 1]);
+                }
+                z[d] = [
+                    _mm512_add_ps(acc[0], acc[2]),
+                    _mm512_mul_ps(_mm512_add_ps(acc[1], acc[3]), scale),
+                ];
+            }
+            let s = [sigmoid_fast(z[0]), sigmoid_fast(z[1])];
+            let mut tc_in = [_mm512_setzero_ps(); 2];
+            let mut o = [_mm256_setzero_ps(); 2];
+            for d in 0..2 {
+                let [s0, s1] = s[d];
+                // (i, f) and (2σ(2g) − 1, o)
+                let s1 = _mm512_fmsub_ps(scale, s1, minus);
+                let (i, f) = (_mm512_castps512_ps256(s0), _mm512_extractf32x8_ps::<1>(s0));
+                let (g, od) = (_mm512_castps512_ps256(s1), _mm512_extractf32x8_ps::<1>(s1));
+                c[d] = _mm256_fmadd_ps(f, c[d], _mm256_mul_ps(i, g));
+                tc_in[d] = _mm512_castps256_ps512(_mm256_mul_ps(two, c[d]));
+                o[d] = od;
+            }
+            let tc = sigmoid_fast(tc_in);
+            for d in 0..2 {
+                let tanh_c =
+                    _mm256_fmsub_ps(two, _mm512_castps512_ps256(tc[d]), _mm256_set1_ps(1.0));
+                h[d] = _mm256_mul_ps(o[d], tanh_c);
+            }
+            if let Some(out) = out.as_deref_mut() {
+                for d in 0..2 {
+                    let at = &mut out[t[d] * 16 + d * 8..t[d] * 16 + d * 8 + 8];
+                    _mm256_storeu_ps(at.as_mut_ptr(), h[d]);
+                }
+            }
+        }
+        for d in 0..2 {
+            _mm256_storeu_ps(scratch.h[d][..8].as_mut_ptr(), h[d]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cell::forward_seq;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    type Both = fn([&Recurrent; 2], [Rows<'_>; 2], usize, &mut Scratch, Option<&mut [f32]>);
+
+    /// Both directions of random sentences through `cell::forward_seq` one at a time, and
+    /// through `both` and `both_portable`: final states and per-position outputs.
+    #[test]
+    fn both_directions_together_match_each_alone() {
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        for hidden in [8, 3, 16] {
+            let g4 = 4 * hidden;
+            let vocab = 13;
+            let rec: Vec<Recurrent> = (0..2)
+                .map(|_| {
+                    let w = (0..g4 * hidden).map(|_| rng.gen_range(-0.8..0.8)).collect();
+                    Recurrent::new(w, hidden)
+                })
+                .collect();
+            let tables: Vec<Vec<f32>> = (0..2)
+                .map(|_| (0..vocab * g4).map(|_| rng.gen_range(-3.0..3.0)).collect())
+                .collect();
+            for len in [0, 1, 2, 7, 40] {
+                // Ids past the table read its last row.
+                let ids: Vec<u32> = (0..len)
+                    .map(|_| rng.gen_range(0..vocab as u32 + 2))
+                    .collect();
+                let mut want_h = Vec::new();
+                let mut want_out = vec![0.0; len * 2 * hidden];
+                for d in 0..2 {
+                    let xg: Vec<f32> = ids
+                        .iter()
+                        .flat_map(|&i| {
+                            let i = (i as usize).min(vocab - 1);
+                            tables[d][i * g4..(i + 1) * g4].iter().copied()
+                        })
+                        .collect();
+                    let (mut h, mut c) = (vec![0.0; hidden], vec![0.0; hidden]);
+                    let mut seq = vec![0.0; len * hidden];
+                    forward_seq(
+                        &rec[d],
+                        &xg,
+                        len,
+                        d == 1,
+                        &mut h,
+                        &mut c,
+                        Some(&mut seq),
+                        None,
+                    );
+                    for t in 0..len {
+                        want_out[t * 2 * hidden + d * hidden..t * 2 * hidden + (d + 1) * hidden]
+                            .copy_from_slice(&seq[t * hidden..(t + 1) * hidden]);
+                    }
+                    want_h.push(h);
+                }
+                let rows = [0, 1].map(|d| Rows::Table {
+                    table: &tables[d],
+                    ids: &ids,
+                });
+                let run = |f: Both| {
+                    let mut s = Scratch::default();
+                    let mut out = vec![f32::NAN; len * 2 * hidden];
+                    f([&rec[0], &rec[1]], rows, len, &mut s, Some(&mut out));
+                    (s.h.to_vec(), out)
+                };
+                let (h, out) = run(both_portable);
+                assert_eq!(h, want_h, "portable, bit for bit: H {hidden}, len {len}");
+                assert_eq!(out, want_out, "portable outputs: H {hidden}, len {len}");
+                let (h, out) = run(both);
+                let diff = h
+                    .iter()
+                    .flatten()
+                    .zip(want_h.iter().flatten())
+                    .chain(out.iter().zip(&want_out))
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0f32, f32::max);
+                assert!(diff <= 2e-6, "H {hidden}, len {len}: {diff:e}");
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_fast_sigmoid_matches_the_scalar_one() {
+        use std::arch::x86_64::*;
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            eprintln!("no AVX-512 here: the portable loops are what runs");
+            return;
+        }
+        let xs: Vec<f32> = (-120 * 64..=100 * 64)
+            .map(|i| i as f32 / 64.0)
+            .chain([f32::INFINITY, f32::NEG_INFINITY, 1e30, -1e30, f32::NAN])
+            .collect();
+        for chunk in xs.chunks(32) {
+            let mut x = [0.0f32; 32];
+            x[..chunk.len()].copy_from_slice(chunk);
+            let mut y = [0.0f32; 32];
+            // SAFETY: AVX-512F was detected above.
+            unsafe {
+                let v = [
+                    _mm512_loadu_ps(x.as_ptr()),
+                    _mm512_loadu_ps(x[16..].as_ptr()),
+                ];
+                let s = h8::sigmoid_fast(v);
+                _mm512_storeu_ps(y.as_mut_ptr(), s[0]);
+                _mm512_storeu_ps(y[16..].as_mut_ptr(), s[1]);
+            }
+            for (x, y) in x.iter().zip(&y).take(chunk.len()) {
+                let want = crate::cell::sigmoid(*x);
+                if x.is_nan() {
+                    assert!(y.is_nan(), "σ(NaN) = {y}");
+                } else {
+                    assert!((y - want).abs() <= 2e-7, "σ({x}) = {y} vs {want}");
+                }
+            }
+        }
     }
 }

@@ -173,10 +173,12 @@ fn predictor_pair_logits_match_the_model_and_the_folder_round_trips() {
     let e = rel_err(&fast, &g["logits"]);
     assert!(e < 1e-5, "predictor vs PyTorch: {e:e}");
     let one = predictor.logits_pair(&a[1], &b[1]).unwrap();
-    // One pair alone runs the per-sentence arithmetic bit for bit; the batch is within float
-    // rounding of it (its AVX-512 kernel fuses multiply-adds).
+    // One pair alone and the batch are within float rounding of the per-sentence path (their
+    // AVX-512 kernels fuse multiply-adds and sum in another order).
     let per = predictor.logits_pair_batch_per_sentence(&a, &b).unwrap();
-    assert_eq!(one, per[1]);
+    let per1 = Tensor::new(per[1].as_slice(), &Device::Cpu).unwrap();
+    let e = rel_err(&Tensor::new(one.as_slice(), &Device::Cpu).unwrap(), &per1);
+    assert!(e < 1e-6, "one pair vs per-sentence: {e:e}");
     let row = Tensor::new(one.as_slice(), &Device::Cpu).unwrap();
     let e = rel_err(&fast.get(1).unwrap(), &row);
     assert!(e < 1e-6, "batched vs one pair: {e:e}");
