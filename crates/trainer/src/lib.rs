@@ -19,6 +19,7 @@ mod encoded;
 mod error;
 mod evaluate;
 mod fingerprint;
+pub mod fused;
 mod loss;
 pub mod optim;
 pub mod row_adam;

@@ -6,7 +6,8 @@
 //! ```
 //! candle-nn's `Adam` runs about ten tensor ops per parameter per step; on the student's
 //! 160k-entry embedding that costs more than the whole forward pass, so the update is one loop
-//! over host slices here. The moments are plain vectors, saved with the checkpoint for resume.
+//! over host slices here ([`SliceAdam`], which the fused step also uses). The moments are
+//! plain vectors, saved with the checkpoint for resume.
 
 use std::collections::HashMap;
 
@@ -36,34 +37,31 @@ impl Default for AdamConfig {
     }
 }
 
-/// One named parameter with its moments.
-struct Slot {
+/// One named parameter's moments.
+struct Moments {
     name: String,
-    var: Var,
     m: Vec<f32>,
     v: Vec<f32>,
 }
 
-/// Adam over a fixed list of named variables.
-pub struct Adam {
+/// Adam over named parameters held as plain `f32` slices: the update and the state that a
+/// checkpoint saves. [`Adam`] applies it to candle variables, the fused step to its own
+/// vectors; both save the same tensors, so a run resumes on either.
+pub struct SliceAdam {
     config: AdamConfig,
-    slots: Vec<Slot>,
+    slots: Vec<Moments>,
     step: u64,
 }
 
-impl Adam {
-    /// Starts with zero moments.
-    pub fn new(vars: Vec<(String, Var)>, config: AdamConfig) -> Self {
-        let slots = vars
+impl SliceAdam {
+    /// Zero moments for parameters of these names and sizes.
+    pub fn new(params: impl IntoIterator<Item = (String, usize)>, config: AdamConfig) -> Self {
+        let slots = params
             .into_iter()
-            .map(|(name, var)| {
-                let n = var.elem_count();
-                Slot {
-                    name,
-                    var,
-                    m: vec![0.0; n],
-                    v: vec![0.0; n],
-                }
+            .map(|(name, n)| Moments {
+                name,
+                m: vec![0.0; n],
+                v: vec![0.0; n],
             })
             .collect();
         Self {
@@ -88,50 +86,48 @@ impl Adam {
         self.step
     }
 
-    /// Applies one update from `grads`; variables without a gradient are left alone.
-    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+    /// Counts a step and returns its constants.
+    fn begin_step(&mut self) -> Hyper {
         self.step += 1;
         let c = self.config;
         let t = self.step as i32;
-        let (b1, b2) = (c.beta1 as f32, c.beta2 as f32);
         let bc1 = 1.0 - c.beta1.powi(t);
         let bc2 = 1.0 - c.beta2.powi(t);
-        let step_size = (c.lr / bc1) as f32;
-        let inv_sqrt_bc2 = (1.0 / bc2.sqrt()) as f32;
-        let eps = c.eps as f32;
-        let hp = Hyper {
-            b1,
-            b2,
+        Hyper {
+            b1: c.beta1 as f32,
+            b2: c.beta2 as f32,
             one_minus_b1: (1.0 - c.beta1) as f32,
             one_minus_b2: (1.0 - c.beta2) as f32,
-            step_size,
-            inv_sqrt_bc2,
-            eps,
-        };
-        for slot in &mut self.slots {
-            let Some(grad) = grads.get(slot.var.as_tensor()) else {
-                continue;
-            };
-            if slot.var.device().is_cpu() {
-                let op = AdamUpdate {
-                    hp,
-                    moments: RefCell::new((&mut slot.m, &mut slot.v)),
-                };
-                slot.var.as_tensor().inplace_op2(&grad.contiguous()?, &op)?;
-            } else {
-                // Other devices: through the host (correct, not fast).
-                let g = grad.flatten_all()?.to_vec1::<f32>()?;
-                let mut p = slot.var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
-                hp.update(&mut p, &mut slot.m, &mut slot.v, &g);
-                let shape = slot.var.shape().clone();
-                slot.var
-                    .set(&Tensor::from_vec(p, shape, slot.var.device())?)?;
-            }
+            step_size: (c.lr / bc1) as f32,
+            inv_sqrt_bc2: (1.0 / bc2.sqrt()) as f32,
+            eps: c.eps as f32,
         }
-        Ok(())
     }
 
-    /// Moments and step count, as tensors named `m.<param>`, `v.<param>`, `step`.
+    /// One update of every parameter: `params` yields `(values, gradient)` in the order the
+    /// parameters were named.
+    ///
+    /// # Panics
+    /// If a slice's length is not its parameter's size, or the count differs.
+    pub fn step<'a>(&mut self, params: impl IntoIterator<Item = (&'a mut [f32], &'a [f32])>) {
+        let hp = self.begin_step();
+        let mut seen = 0;
+        for (slot, (p, g)) in self.slots.iter_mut().zip(params) {
+            assert!(
+                p.len() == slot.m.len() && g.len() == slot.m.len(),
+                "adam: `{}` has {} values and {} gradients, not {}",
+                slot.name,
+                p.len(),
+                g.len(),
+                slot.m.len()
+            );
+            hp.update(p, &mut slot.m, &mut slot.v, g);
+            seen += 1;
+        }
+        assert_eq!(seen, self.slots.len(), "adam: one slice per parameter");
+    }
+
+    /// Moments and step count, as tensors named `m.<param>`, `v.<param>`, `step`, `lr`.
     pub fn state(&self) -> Result<HashMap<String, Tensor>> {
         let dev = candle_core::Device::Cpu;
         let mut out = HashMap::new();
@@ -150,7 +146,7 @@ impl Adam {
         Ok(out)
     }
 
-    /// Restores what [`Adam::state`] saved.
+    /// Restores what [`SliceAdam::state`] saved.
     pub fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
         let get = |k: &str| {
             state
@@ -175,6 +171,76 @@ impl Adam {
         self.step = scalar("step")? as u64;
         self.config.lr = scalar("lr")?;
         Ok(())
+    }
+}
+
+/// Adam over a fixed list of named candle variables.
+pub struct Adam {
+    inner: SliceAdam,
+    vars: Vec<Var>,
+}
+
+impl Adam {
+    /// Starts with zero moments.
+    pub fn new(vars: Vec<(String, Var)>, config: AdamConfig) -> Self {
+        let inner = SliceAdam::new(
+            vars.iter().map(|(n, v)| (n.clone(), v.elem_count())),
+            config,
+        );
+        Self {
+            inner,
+            vars: vars.into_iter().map(|(_, v)| v).collect(),
+        }
+    }
+
+    /// Current learning rate.
+    pub fn lr(&self) -> f64 {
+        self.inner.lr()
+    }
+
+    /// Sets the learning rate (the scheduler's job).
+    pub fn set_lr(&mut self, lr: f64) {
+        self.inner.set_lr(lr);
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> u64 {
+        self.inner.steps()
+    }
+
+    /// Applies one update from `grads`; variables without a gradient are left alone.
+    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        let hp = self.inner.begin_step();
+        for (slot, var) in self.inner.slots.iter_mut().zip(&self.vars) {
+            let Some(grad) = grads.get(var.as_tensor()) else {
+                continue;
+            };
+            if var.device().is_cpu() {
+                let op = AdamUpdate {
+                    hp,
+                    moments: RefCell::new((&mut slot.m, &mut slot.v)),
+                };
+                var.as_tensor().inplace_op2(&grad.contiguous()?, &op)?;
+            } else {
+                // Other devices: through the host (correct, not fast).
+                let g = grad.flatten_all()?.to_vec1::<f32>()?;
+                let mut p = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+                hp.update(&mut p, &mut slot.m, &mut slot.v, &g);
+                let shape = var.shape().clone();
+                var.set(&Tensor::from_vec(p, shape, var.device())?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moments and step count, as tensors named `m.<param>`, `v.<param>`, `step`.
+    pub fn state(&self) -> Result<HashMap<String, Tensor>> {
+        self.inner.state()
+    }
+
+    /// Restores what [`Adam::state`] saved.
+    pub fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
+        self.inner.load_state(state)
     }
 }
 

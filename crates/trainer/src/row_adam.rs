@@ -61,6 +61,19 @@ impl RowAdam {
         table.inplace_op1(&op)
     }
 
+    /// [`RowAdam::step`] on a table held as a plain row-major slice.
+    pub fn step_slice(&mut self, table: &mut [f32], lr: f64, rows: &[u32], grads: &[f32]) {
+        self.lrs.push(lr);
+        let t = self.steps();
+        self.apply(table, Work::Step { t, rows, grads });
+    }
+
+    /// [`RowAdam::sync`] on a table held as a plain row-major slice.
+    pub fn sync_slice(&mut self, table: &mut [f32]) {
+        let t = self.steps();
+        self.apply(table, Work::Sync { t });
+    }
+
     /// Brings every row up to date (before reading or saving the table).
     pub fn sync(&mut self, table: &Tensor) -> Result<()> {
         let t = self.steps();
@@ -172,6 +185,7 @@ fn hyper(c: &AdamConfig, lr: f64, t: u64) -> StepHyper {
     }
 }
 
+#[derive(Clone, Copy)]
 enum Work<'a> {
     Step {
         t: u64,
@@ -202,36 +216,41 @@ impl InplaceOp1 for RowUpdate<'_, '_> {
             candle_core::bail!("row-adam: f32 tables only");
         };
         let table = &mut data[a..b];
-        let mut guard = self.adam.borrow_mut();
-        let adam: &mut RowAdam = &mut guard;
-        let d = adam.dim;
-        match self.work {
+        self.adam.borrow_mut().apply(table, self.work);
+        Ok(())
+    }
+}
+
+impl RowAdam {
+    /// Does `work` on the table's values.
+    fn apply(&mut self, table: &mut [f32], work: Work) {
+        let d = self.dim;
+        match work {
             Work::Sync { t } => {
-                for row in 0..adam.last.len() {
-                    adam.catch_up(&mut table[row * d..(row + 1) * d], row, t);
+                for row in 0..self.last.len() {
+                    self.catch_up(&mut table[row * d..(row + 1) * d], row, t);
                 }
             }
             Work::Step { t, rows, grads } => {
-                let h = hyper(&adam.config, adam.lrs[t as usize - 1], t);
+                let h = hyper(&self.config, self.lrs[t as usize - 1], t);
                 for (k, &row) in rows.iter().enumerate() {
                     let row = row as usize;
                     let p = &mut table[row * d..(row + 1) * d];
-                    adam.catch_up(p, row, t - 1);
+                    self.catch_up(p, row, t - 1);
                     let g = &grads[k * d..(k + 1) * d];
                     let (m, v) = (
-                        &mut adam.m[row * d..(row + 1) * d],
-                        &mut adam.v[row * d..(row + 1) * d],
+                        &mut self.m[row * d..(row + 1) * d],
+                        &mut self.v[row * d..(row + 1) * d],
                     );
                     for i in 0..d {
                         m[i] = h.b1 * m[i] + h.one_minus_b1 * g[i];
                         v[i] = h.b2 * v[i] + h.one_minus_b2 * g[i] * g[i];
                         p[i] -= h.step_size * m[i] / (v[i].sqrt() * h.inv_sqrt_bc2 + h.eps);
                     }
-                    adam.last[row] = t;
+                    self.last[row] = t;
                 }
             }
         }
-        Ok(())
     }
 }
 

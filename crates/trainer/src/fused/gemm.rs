@@ -1,0 +1,275 @@
+//! Dense products of small row-major matrices, the only linear algebra the fused step needs.
+//!
+//! `C (n×m) = [C +] A (n×k) · B (k×m)`, every matrix row-major with its own row stride
+//! (`lda`, `ldb`, `ldc` ≥ the row length), so a block of rows of a larger buffer is a matrix
+//! as is. The shapes here are the student's: `n` a batch's rows or tokens (up to a few
+//! thousand), `k` and `m` between 1 and `8H`. That is too small for a library GEMM's packing
+//! to pay and too large for a naive triple loop: the product runs in register tiles of
+//! `4 × NR` outputs (`NR` = 32, 16 or 8 columns, then single columns) over the whole `k`, so
+//! each loaded row of `B` feeds four rows of `A`. Compiled three times (AVX-512, AVX2 + FMA,
+//! baseline SSE2) and picked at run time; the result of one machine does not depend on `n`
+//! or on how the rows are blocked, only on the instruction set.
+
+/// Rows of `A` per register tile.
+const MR: usize = 4;
+
+/// `C = [C +] A·B`; see the module docs. `accumulate` adds to `C` instead of overwriting.
+///
+/// # Panics
+/// If a slice is too short for its shape and stride.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm(
+    n: usize,
+    k: usize,
+    m: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
+    if n == 0 || m == 0 {
+        return;
+    }
+    let need = |rows: usize, cols: usize, ld: usize| (rows - 1) * ld + cols;
+    assert!(
+        lda >= k && ldb >= m && ldc >= m,
+        "gemm: strides shorter than rows"
+    );
+    assert!(
+        a.len() >= need(n, k, lda) && c.len() >= need(n, m, ldc),
+        "gemm: A or C too short"
+    );
+    assert!(k == 0 || b.len() >= need(k, m, ldb), "gemm: B too short");
+    let args = Args {
+        n,
+        k,
+        m,
+        a,
+        lda,
+        b,
+        ldb,
+        ldc,
+        accumulate,
+    };
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the features were just detected on this CPU.
+            return unsafe { gemm_avx512(&args, c) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: as above.
+            return unsafe { gemm_avx2(&args, c) };
+        }
+    }
+    gemm_impl::<false>(&args, c)
+}
+
+/// `Aᵀ`: `a` is `rows × cols` (stride `lda`), `out` becomes `cols × rows` (stride `rows`).
+pub fn transpose(rows: usize, cols: usize, a: &[f32], lda: usize, out: &mut [f32]) {
+    // Blocks of 8×8 keep both sides in cache lines for the larger shapes.
+    const BLK: usize = 8;
+    for r0 in (0..rows).step_by(BLK) {
+        for c0 in (0..cols).step_by(BLK) {
+            for r in r0..(r0 + BLK).min(rows) {
+                let row = &a[r * lda..r * lda + cols];
+                for c in c0..(c0 + BLK).min(cols) {
+                    out[c * rows + r] = row[c];
+                }
+            }
+        }
+    }
+}
+
+struct Args<'a> {
+    n: usize,
+    k: usize,
+    m: usize,
+    a: &'a [f32],
+    lda: usize,
+    b: &'a [f32],
+    ldb: usize,
+    ldc: usize,
+    accumulate: bool,
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn gemm_avx512(args: &Args, c: &mut [f32]) {
+    gemm_impl::<true>(args, c)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemm_avx2(args: &Args, c: &mut [f32]) {
+    gemm_impl::<true>(args, c)
+}
+
+/// `x·y + z`, fused where the caller was compiled with FMA (else `mul_add` would be a libm call).
+#[inline(always)]
+fn madd<const FMA: bool>(x: f32, y: f32, z: f32) -> f32 {
+    if FMA {
+        x.mul_add(y, z)
+    } else {
+        x * y + z
+    }
+}
+
+#[inline(always)]
+fn gemm_impl<const FMA: bool>(p: &Args, c: &mut [f32]) {
+    let mut j = 0;
+    while j + 32 <= p.m {
+        column_block::<FMA, 32>(p, c, j);
+        j += 32;
+    }
+    if j + 16 <= p.m {
+        column_block::<FMA, 16>(p, c, j);
+        j += 16;
+    }
+    if j + 8 <= p.m {
+        column_block::<FMA, 8>(p, c, j);
+        j += 8;
+    }
+    while j < p.m {
+        column_block::<FMA, 1>(p, c, j);
+        j += 1;
+    }
+}
+
+/// Columns `j..j + NR` of `C`, all rows.
+#[inline(always)]
+fn column_block<const FMA: bool, const NR: usize>(p: &Args, c: &mut [f32], j: usize) {
+    let mut i = 0;
+    while i + MR <= p.n {
+        tile::<FMA, MR, NR>(p, c, i, j);
+        i += MR;
+    }
+    while i < p.n {
+        tile::<FMA, 1, NR>(p, c, i, j);
+        i += 1;
+    }
+}
+
+/// The `R × NR` block of `C` at row `i`, column `j`, held in registers over the whole `k`.
+#[inline(always)]
+fn tile<const FMA: bool, const R: usize, const NR: usize>(
+    p: &Args,
+    c: &mut [f32],
+    i: usize,
+    j: usize,
+) {
+    let k = p.k;
+    let mut acc = [[0.0f32; NR]; R];
+    if p.accumulate {
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let o = (i + r) * p.ldc + j;
+            acc.copy_from_slice(&c[o..o + NR]);
+        }
+    }
+    let rows: [&[f32]; R] = std::array::from_fn(|r| &p.a[(i + r) * p.lda..(i + r) * p.lda + k]);
+    for q in 0..k {
+        let o = q * p.ldb + j;
+        let brow: &[f32; NR] = p.b[o..o + NR].try_into().expect("NR columns");
+        for r in 0..R {
+            let x = rows[r][q];
+            for (acc, &y) in acc[r].iter_mut().zip(brow) {
+                *acc = madd::<FMA>(x, y, *acc);
+            }
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        let o = (i + r) * p.ldc + j;
+        c[o..o + NR].copy_from_slice(acc);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn naive(
+        n: usize,
+        k: usize,
+        m: usize,
+        a: &[f32],
+        b: &[f32],
+        c0: &[f32],
+        acc: bool,
+    ) -> Vec<f64> {
+        let mut c = vec![0.0f64; n * m];
+        for i in 0..n {
+            for j in 0..m {
+                let mut s = if acc { c0[i * m + j] as f64 } else { 0.0 };
+                for q in 0..k {
+                    s += a[i * k + q] as f64 * b[q * m + j] as f64;
+                }
+                c[i * m + j] = s;
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn matches_a_naive_product_over_awkward_shapes() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for &(n, k, m) in &[
+            (1, 1, 1),
+            (3, 5, 7),
+            (4, 8, 32),
+            (9, 16, 57),
+            (33, 64, 256),
+            (5, 0, 9),
+            (7, 130, 8),
+        ] {
+            let a: Vec<f32> = (0..n * k).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let b: Vec<f32> = (0..k * m).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let c0: Vec<f32> = (0..n * m).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            for acc in [false, true] {
+                let mut c = c0.clone();
+                gemm(n, k, m, &a, k, &b, m, &mut c, m, acc);
+                let want = naive(n, k, m, &a, &b, &c0, acc);
+                for (x, y) in c.iter().zip(&want) {
+                    assert!(
+                        (*x as f64 - y).abs() <= 1e-5 * (1.0 + k as f64).sqrt(),
+                        "{n}×{k}×{m} acc {acc}: {x} vs {y}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn strided_blocks_leave_the_rest_untouched() {
+        // A 3×2 block of a 3×5 C, from a 3×4 block of A with stride 6.
+        let a: Vec<f32> = (0..18).map(|x| x as f32).collect();
+        let b: Vec<f32> = (0..8).map(|x| (x % 3) as f32).collect();
+        let mut c = vec![-1.0f32; 15];
+        gemm(3, 4, 2, &a, 6, &b, 2, &mut c[1..], 5, false);
+        for i in 0..3 {
+            assert_eq!(c[i * 5], -1.0);
+            for j in 0..2 {
+                let want: f32 = (0..4).map(|q| a[i * 6 + q] * b[q * 2 + j]).sum();
+                assert_eq!(c[i * 5 + 1 + j], want);
+            }
+            assert_eq!(&c[i * 5 + 3..i * 5 + 5], &[-1.0, -1.0]);
+        }
+    }
+
+    #[test]
+    fn transpose_round_trips() {
+        let a: Vec<f32> = (0..35).map(|x| x as f32).collect();
+        let mut t = vec![0.0; 35];
+        transpose(5, 7, &a, 7, &mut t);
+        let mut back = vec![0.0; 35];
+        transpose(7, 5, &t, 5, &mut back);
+        assert_eq!(a, back);
+        assert_eq!(t[1], a[7]);
+    }
+}
