@@ -16,6 +16,7 @@
 //! ```
 
 mod encoded;
+mod engine;
 mod error;
 mod evaluate;
 mod fingerprint;
@@ -28,6 +29,7 @@ mod teacher_init;
 mod train;
 
 pub use encoded::EncodedSet;
+pub use engine::Engine;
 pub use error::{Error, Result};
 pub use evaluate::{evaluate, predict_logits, scores, Evaluation};
 pub use fingerprint::{DataChange, DataFingerprint};

@@ -1,17 +1,14 @@
 //! Dense products of small row-major matrices, the only linear algebra the fused step needs.
 //!
-//! `C (n×m) = [C +] A (n×k) · B (k×m)`, every matrix row-major with its own row stride
-//! (`lda`, `ldb`, `ldc` ≥ the row length), so a block of rows of a larger buffer is a matrix
-//! as is. The shapes here are the student's: `n` a batch's rows or tokens (up to a few
+//! `C (n×m) = [C +] A (n×k) · B (k×m)` ([`gemm`]), or `Aᵀ·B` with `A` stored `k×n`
+//! ([`gemm_tn`]), every matrix row-major with its own row stride (`lda`, `ldb`, `ldc` ≥ the
+//! row length), so a block of rows of a larger buffer is a matrix as is. The shapes here are the student's: `n` a batch's rows or tokens (up to a few
 //! thousand), `k` and `m` between 1 and `8H`. That is too small for a library GEMM's packing
 //! to pay and too large for a naive triple loop: the product runs in register tiles of
-//! `4 × NR` outputs (`NR` = 32, 16 or 8 columns, then single columns) over the whole `k`, so
-//! each loaded row of `B` feeds four rows of `A`. Compiled three times (AVX-512, AVX2 + FMA,
+//! `4 × NR` outputs (`NR` = 32 or 16 columns; `8 × 8` and `8 × 1` for the narrow rest) over
+//! the whole `k`, so each loaded row of `B` feeds several rows of `A`. Compiled three times (AVX-512, AVX2 + FMA,
 //! baseline SSE2) and picked at run time; the result of one machine does not depend on `n`
 //! or on how the rows are blocked, only on the instruction set.
-
-/// Rows of `A` per register tile.
-const MR: usize = 4;
 
 /// `C = [C +] A·B`; see the module docs. `accumulate` adds to `C` instead of overwriting.
 ///
@@ -30,16 +27,54 @@ pub fn gemm(
     ldc: usize,
     accumulate: bool,
 ) {
+    run::<false>(n, k, m, a, lda, b, ldb, c, ldc, accumulate)
+}
+
+/// `C = [C +] Aᵀ·B` with `A` stored `k × n` (stride `lda`): the weight gradients `dzᵀ·x`
+/// without transposing `dz`.
+///
+/// # Panics
+/// If a slice is too short for its shape and stride.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_tn(
+    n: usize,
+    k: usize,
+    m: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
+    run::<true>(n, k, m, a, lda, b, ldb, c, ldc, accumulate)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run<const AT: bool>(
+    n: usize,
+    k: usize,
+    m: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
     if n == 0 || m == 0 {
         return;
     }
     let need = |rows: usize, cols: usize, ld: usize| (rows - 1) * ld + cols;
+    let (a_rows, a_cols) = if AT { (k, n) } else { (n, k) };
     assert!(
-        lda >= k && ldb >= m && ldc >= m,
+        lda >= a_cols && ldb >= m && ldc >= m,
         "gemm: strides shorter than rows"
     );
     assert!(
-        a.len() >= need(n, k, lda) && c.len() >= need(n, m, ldc),
+        (a_rows == 0 || a.len() >= need(a_rows, a_cols, lda)) && c.len() >= need(n, m, ldc),
         "gemm: A or C too short"
     );
     assert!(k == 0 || b.len() >= need(k, m, ldb), "gemm: B too short");
@@ -60,15 +95,15 @@ pub fn gemm(
             && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the features were just detected on this CPU.
-            return unsafe { gemm_avx512(&args, c) };
+            return unsafe { gemm_avx512::<AT>(&args, c) };
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: as above.
-            return unsafe { gemm_avx2(&args, c) };
+            return unsafe { gemm_avx2::<AT>(&args, c) };
         }
     }
-    gemm_impl::<false>(&args, c)
+    gemm_impl::<false, AT>(&args, c)
 }
 
 /// `Aᵀ`: `a` is `rows × cols` (stride `lda`), `out` becomes `cols × rows` (stride `rows`).
@@ -101,14 +136,14 @@ struct Args<'a> {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn gemm_avx512(args: &Args, c: &mut [f32]) {
-    gemm_impl::<true>(args, c)
+unsafe fn gemm_avx512<const AT: bool>(args: &Args, c: &mut [f32]) {
+    gemm_impl::<true, AT>(args, c)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn gemm_avx2(args: &Args, c: &mut [f32]) {
-    gemm_impl::<true>(args, c)
+unsafe fn gemm_avx2<const AT: bool>(args: &Args, c: &mut [f32]) {
+    gemm_impl::<true, AT>(args, c)
 }
 
 /// `x·y + z`, fused where the caller was compiled with FMA (else `mul_add` would be a libm call).
@@ -122,43 +157,49 @@ fn madd<const FMA: bool>(x: f32, y: f32, z: f32) -> f32 {
 }
 
 #[inline(always)]
-fn gemm_impl<const FMA: bool>(p: &Args, c: &mut [f32]) {
+fn gemm_impl<const FMA: bool, const AT: bool>(p: &Args, c: &mut [f32]) {
     let mut j = 0;
     while j + 32 <= p.m {
-        column_block::<FMA, 32>(p, c, j);
+        column_block::<FMA, AT, 4, 32>(p, c, j);
         j += 32;
     }
     if j + 16 <= p.m {
-        column_block::<FMA, 16>(p, c, j);
+        column_block::<FMA, AT, 4, 16>(p, c, j);
         j += 16;
     }
+    // Narrow blocks take more rows per tile, so that enough independent sums are in flight
+    // to hide the latency of the multiply-adds.
     if j + 8 <= p.m {
-        column_block::<FMA, 8>(p, c, j);
+        column_block::<FMA, AT, 8, 8>(p, c, j);
         j += 8;
     }
     while j < p.m {
-        column_block::<FMA, 1>(p, c, j);
+        column_block::<FMA, AT, 8, 1>(p, c, j);
         j += 1;
     }
 }
 
-/// Columns `j..j + NR` of `C`, all rows.
+/// Columns `j..j + NR` of `C`, all rows, in tiles of `MR` rows.
 #[inline(always)]
-fn column_block<const FMA: bool, const NR: usize>(p: &Args, c: &mut [f32], j: usize) {
+fn column_block<const FMA: bool, const AT: bool, const MR: usize, const NR: usize>(
+    p: &Args,
+    c: &mut [f32],
+    j: usize,
+) {
     let mut i = 0;
     while i + MR <= p.n {
-        tile::<FMA, MR, NR>(p, c, i, j);
+        tile::<FMA, AT, MR, NR>(p, c, i, j);
         i += MR;
     }
     while i < p.n {
-        tile::<FMA, 1, NR>(p, c, i, j);
+        tile::<FMA, AT, 1, NR>(p, c, i, j);
         i += 1;
     }
 }
 
 /// The `R × NR` block of `C` at row `i`, column `j`, held in registers over the whole `k`.
 #[inline(always)]
-fn tile<const FMA: bool, const R: usize, const NR: usize>(
+fn tile<const FMA: bool, const AT: bool, const R: usize, const NR: usize>(
     p: &Args,
     c: &mut [f32],
     i: usize,
@@ -172,12 +213,24 @@ fn tile<const FMA: bool, const R: usize, const NR: usize>(
             acc.copy_from_slice(&c[o..o + NR]);
         }
     }
-    let rows: [&[f32]; R] = std::array::from_fn(|r| &p.a[(i + r) * p.lda..(i + r) * p.lda + k]);
+    // Row `r` of the tile's A: contiguous (A·B), or a column read with stride (Aᵀ·B).
+    let rows: [&[f32]; R] = if AT {
+        [&[][..]; R]
+    } else {
+        std::array::from_fn(|r| &p.a[(i + r) * p.lda..(i + r) * p.lda + k])
+    };
     for q in 0..k {
         let o = q * p.ldb + j;
         let brow: &[f32; NR] = p.b[o..o + NR].try_into().expect("NR columns");
+        let a_col: [f32; R] = if AT {
+            p.a[q * p.lda + i..q * p.lda + i + R]
+                .try_into()
+                .expect("R rows")
+        } else {
+            std::array::from_fn(|r| rows[r][q])
+        };
         for r in 0..R {
-            let x = rows[r][q];
+            let x = a_col[r];
             for (acc, &y) in acc[r].iter_mut().zip(brow) {
                 *acc = madd::<FMA>(x, y, *acc);
             }
@@ -242,6 +295,21 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn transposed_a_matches_the_product_with_a_transposed_copy() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        for &(n, k, m) in &[(1, 1, 1), (32, 300, 8), (9, 17, 57), (64, 33, 16)] {
+            let at: Vec<f32> = (0..k * n).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let b: Vec<f32> = (0..k * m).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let mut a = vec![0.0; n * k];
+            transpose(k, n, &at, n, &mut a);
+            let (mut want, mut got) = (vec![0.0; n * m], vec![0.0; n * m]);
+            gemm(n, k, m, &a, k, &b, m, &mut want, m, false);
+            gemm_tn(n, k, m, &at, n, &b, m, &mut got, m, false);
+            assert_eq!(got, want, "{n}×{k}×{m}");
         }
     }
 

@@ -12,7 +12,7 @@
 
 use rand::{Rng, RngCore};
 
-use super::gemm::{gemm, transpose};
+use super::gemm::{gemm, gemm_tn, transpose};
 
 /// A linear layer's weight `(out, inp)` (PyTorch layout) and bias `(out)`.
 pub struct Linear<'a> {
@@ -43,7 +43,20 @@ pub struct HeadCache {
     scratch2: Vec<f32>,
 }
 
-/// Inverted-dropout multipliers for `len` features, drawn as the candle model draws them.
+/// Draws the dropout multipliers of `examples` rows of `width` features into the cache,
+/// as the candle model draws them (none without `rng` or with `p ≤ 0`). Drawn before the
+/// forward pass, so that the rest of the step needs no generator.
+pub fn draw_dropout(
+    cache: &mut HeadCache,
+    examples: usize,
+    width: usize,
+    p: f32,
+    rng: Option<&mut dyn RngCore>,
+) {
+    dropout_mask(examples * width, p, rng, &mut cache.mask);
+}
+
+/// Inverted-dropout multipliers for `len` features.
 fn dropout_mask(len: usize, p: f32, rng: Option<&mut dyn RngCore>, mask: &mut Vec<f32>) {
     mask.clear();
     let Some(rng) = rng else { return };
@@ -71,7 +84,6 @@ fn linear_back(
     rows: usize,
     l: &Linear,
     dy: &[f32],
-    dyt: &mut Vec<f32>,
     g: &mut LinearGrads,
     dx: Option<&mut Vec<f32>>,
 ) {
@@ -82,11 +94,9 @@ fn linear_back(
             *b += d;
         }
     }
-    dyt.resize(rows * l.out, 0.0);
-    transpose(rows, l.out, dy, l.out, dyt);
     g.w.resize(l.out * l.inp, 0.0);
-    gemm(
-        l.out, rows, l.inp, dyt, rows, x, l.inp, &mut g.w, l.inp, false,
+    gemm_tn(
+        l.out, rows, l.inp, dy, l.out, x, l.inp, &mut g.w, l.inp, false,
     );
     if let Some(dx) = dx {
         dx.resize(rows * l.inp, 0.0);
@@ -94,19 +104,16 @@ fn linear_back(
     }
 }
 
-/// Single-text head: `states` `(B, 2H)` → `logits` `(B, C)`.
+/// Single-text head: `states` `(B, 2H)` → `logits` `(B, C)`, with the drawn dropout.
 pub fn single_forward(
     states: &[f32],
     rows: usize,
     fc: &Linear,
-    p: f32,
-    rng: Option<&mut dyn RngCore>,
     cache: &mut HeadCache,
     logits: &mut Vec<f32>,
 ) {
     cache.features.clear();
     cache.features.extend_from_slice(&states[..rows * fc.inp]);
-    dropout_mask(rows * fc.inp, p, rng, &mut cache.mask);
     apply_mask(&mut cache.features, &cache.mask);
     linear(&cache.features, rows, fc, &mut cache.scratch, logits);
 }
@@ -120,27 +127,17 @@ pub fn single_backward(
     g: &mut LinearGrads,
     d_states: &mut Vec<f32>,
 ) {
-    linear_back(
-        &cache.features,
-        rows,
-        fc,
-        d_logits,
-        &mut cache.scratch,
-        g,
-        Some(d_states),
-    );
+    linear_back(&cache.features, rows, fc, d_logits, g, Some(d_states));
     apply_mask(d_states, &cache.mask);
 }
 
-/// Pair head: `states` `(2B, 2H)` (first texts, then second texts) → `logits` `(B, C)`.
-#[allow(clippy::too_many_arguments)]
+/// Pair head: `states` `(2B, 2H)` (first texts, then second texts) → `logits` `(B, C)`,
+/// with the drawn dropout.
 pub fn pair_forward(
     states: &[f32],
     pairs: usize,
     fc0: &Linear,
     fc2: &Linear,
-    p: f32,
-    rng: Option<&mut dyn RngCore>,
     cache: &mut HeadCache,
     logits: &mut Vec<f32>,
 ) {
@@ -157,7 +154,6 @@ pub fn pair_forward(
         f.extend(h1.iter().zip(h2).map(|(a, b)| a * b));
         f.extend(h1.iter().zip(h2).map(|(a, b)| (a - b).abs()));
     }
-    dropout_mask(pairs * fc0.inp, p, rng, &mut cache.mask);
     apply_mask(f, &cache.mask);
     linear(f, pairs, fc0, &mut cache.scratch, &mut cache.hidden);
     cache.relu.clear();
@@ -181,15 +177,7 @@ pub fn pair_backward(
     d_states: &mut Vec<f32>,
 ) {
     let mut d_relu = std::mem::take(&mut cache.scratch2);
-    linear_back(
-        &cache.relu,
-        pairs,
-        fc2,
-        d_logits,
-        &mut cache.scratch,
-        g2,
-        Some(&mut d_relu),
-    );
+    linear_back(&cache.relu, pairs, fc2, d_logits, g2, Some(&mut d_relu));
     for (dr, &x) in d_relu.iter_mut().zip(&cache.hidden) {
         if x <= 0.0 {
             *dr = 0.0;
@@ -201,7 +189,6 @@ pub fn pair_backward(
         pairs,
         fc0,
         &d_relu,
-        &mut cache.scratch,
         g0,
         Some(&mut d_features),
     );

@@ -22,7 +22,7 @@
 
 use distill_student::cell::{sigmoid, tanh};
 
-use super::gemm::{gemm, transpose};
+use super::gemm::{gemm, gemm_tn};
 use super::pack::Pack;
 
 /// The weights of one direction, PyTorch layout plus the transposes the products read.
@@ -66,7 +66,6 @@ pub struct Scratch {
     dh: Vec<f32>,
     dc: Vec<f32>,
     dz: Vec<f32>,
-    dzt: Vec<f32>,
     h_prev: Vec<f32>,
 }
 
@@ -159,15 +158,13 @@ pub fn backward(
             *b += d;
         }
     }
-    resize(&mut sc.dzt, n * g4);
-    transpose(n, g4, &sc.dz, g4, &mut sc.dzt);
     resize(&mut g.w_ih, g4 * input);
-    gemm(
+    gemm_tn(
         g4,
         n,
         input,
-        &sc.dzt,
-        n,
+        &sc.dz,
+        g4,
         x,
         input,
         &mut g.w_ih,
@@ -183,13 +180,12 @@ pub fn backward(
             .copy_from_slice(&tr.h[p * hidden..(p + active) * hidden]);
     }
     resize(&mut g.w_hh, g4 * hidden);
-    let dzt_late = &sc.dzt[first.min(sc.dzt.len())..];
-    gemm(
+    gemm_tn(
         g4,
         n - first,
         hidden,
-        dzt_late,
-        n,
+        &sc.dz[first * g4..],
+        g4,
         &sc.h_prev,
         hidden,
         &mut g.w_hh,

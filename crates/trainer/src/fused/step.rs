@@ -25,6 +25,7 @@ pub struct FusedTrainer {
     adam: SliceAdam,
     rows: RowAdam,
     grads: Gradients,
+    touched: Vec<u32>,
 }
 
 impl FusedTrainer {
@@ -40,6 +41,7 @@ impl FusedTrainer {
             rows: RowAdam::new(config.vocab_size, config.embedding_dim, adam),
             student: FusedStudent::new(config, params),
             grads: Gradients::default(),
+            touched: Vec::new(),
         })
     }
 
@@ -67,9 +69,20 @@ impl FusedTrainer {
         batch: &StepBatch,
         dropout_rng: Option<&mut dyn RngCore>,
     ) -> Result<f64> {
-        let value = self
-            .student
-            .gradients(loss, batch, dropout_rng, &mut self.grads)?;
+        self.student.prepare(batch, dropout_rng)?;
+        // The rows this batch touches are brought up to date (as the update would first do)
+        // while the rest of the step computes their gradient: that replay does not depend
+        // on the gradient, and the forward pass has already read the rows.
+        self.touched.clear();
+        self.touched.extend_from_slice(self.student.touched());
+        let FusedStudent { config, params, ws } = &mut self.student;
+        let (embedding, dense) = (&mut params.embedding, &params.dense);
+        let (rows, touched, grads) = (&mut self.rows, &self.touched, &mut self.grads);
+        let (_, value) = rayon::join(
+            || rows.catch_up_slice(embedding, touched),
+            || ws.gradients(config, dense, loss, batch, grads),
+        );
+        let value = value?;
         if !value.is_finite() {
             return Ok(value);
         }

@@ -15,6 +15,7 @@ use rand::RngCore;
 
 use distill_student::StudentConfig;
 
+use super::gemm::transpose;
 use super::head::{self, HeadCache, Linear, LinearGrads};
 use super::loss::loss_and_grad;
 use super::lstm::{self, Scratch, Trace, Weights};
@@ -71,7 +72,7 @@ struct Direction {
 
 /// Buffers of a step, kept so that steps allocate nothing once warm.
 #[derive(Default)]
-struct Workspace {
+pub(super) struct Workspace {
     pack: Pack,
     /// Token id of each forward packed row.
     tokens: Vec<u32>,
@@ -83,15 +84,22 @@ struct Workspace {
     d_states: Vec<f32>,
     head: HeadCache,
     head_grads: [LinearGrads; 2],
-    /// Per vocabulary row, its index in the batch's gradient rows (`u32::MAX`: none).
+    /// Per vocabulary row, its index in `touched` while a batch is prepared (`u32::MAX`:
+    /// none; reset after).
     slot: Vec<u32>,
+    /// Distinct token ids of the batch, in order of first appearance.
+    touched: Vec<u32>,
+    /// For each forward packed row, the index of its token in `touched`.
+    token_slot: Vec<u32>,
+    /// Examples in the batch.
+    examples: usize,
 }
 
 /// A student's parameters with the buffers to train them; see the module docs.
 pub struct FusedStudent {
-    config: StudentConfig,
-    pub(crate) params: Params,
-    ws: Workspace,
+    pub(super) config: StudentConfig,
+    pub(super) params: Params,
+    pub(super) ws: Workspace,
 }
 
 impl FusedStudent {
@@ -123,20 +131,9 @@ impl FusedStudent {
         dropout_rng: Option<&mut dyn RngCore>,
         grads: &mut Gradients,
     ) -> Result<f64> {
-        self.forward(batch, dropout_rng)?;
-        let c = self.config.num_outputs;
-        let ws = &mut self.ws;
-        ws.d_logits.resize(ws.logits.len(), 0.0);
-        let value = loss_and_grad(
-            loss,
-            &ws.logits,
-            c,
-            batch.labels,
-            batch.teacher,
-            &mut ws.d_logits,
-        )?;
-        self.backward(grads);
-        Ok(value)
+        self.prepare(batch, dropout_rng)?;
+        self.ws
+            .gradients(&self.config, &self.params.dense, loss, batch, grads)
     }
 
     /// Logits `(B, C)` of `batch` (training mode when `dropout_rng` is given).
@@ -145,21 +142,25 @@ impl FusedStudent {
         batch: &StepBatch,
         dropout_rng: Option<&mut dyn RngCore>,
     ) -> Result<&[f32]> {
-        self.forward(batch, dropout_rng)?;
+        self.prepare(batch, dropout_rng)?;
+        self.ws.forward(&self.config, &self.params.dense);
         Ok(&self.ws.logits)
     }
 
-    fn check(&self, batch: &StepBatch) -> Result<usize> {
+    /// The first part of a step, the only one that reads the embedding table and the
+    /// generator: packs the batch, gathers its embedding rows and draws the dropout.
+    pub(super) fn prepare(
+        &mut self,
+        batch: &StepBatch,
+        rng: Option<&mut dyn RngCore>,
+    ) -> Result<()> {
+        let cfg = &self.config;
         let rows = batch.lengths.len();
         let examples = if batch.pair { rows / 2 } else { rows };
-        if batch.pair != self.config.pair || (batch.pair && rows % 2 != 0) {
+        if batch.pair != cfg.pair || (batch.pair && rows % 2 != 0) {
             return Err(Error::Config(format!(
                 "the student reads {}, the batch has {rows} rows of {}",
-                if self.config.pair {
-                    "pairs"
-                } else {
-                    "single texts"
-                },
+                if cfg.pair { "pairs" } else { "single texts" },
                 if batch.pair { "pairs" } else { "single texts" },
             )));
         }
@@ -171,17 +172,11 @@ impl FusedStudent {
                 batch.labels.len()
             )));
         }
-        Ok(examples)
-    }
-
-    fn forward(&mut self, batch: &StepBatch, rng: Option<&mut dyn RngCore>) -> Result<()> {
-        let examples = self.check(batch)?;
-        let cfg = &self.config;
-        let (e, h) = (cfg.embedding_dim, cfg.hidden_size);
+        let e = cfg.embedding_dim;
         let ws = &mut self.ws;
+        ws.examples = examples;
         ws.pack = Pack::new(batch.lengths, batch.time);
         let pack = &ws.pack;
-        let n = pack.tokens();
         ws.tokens.clear();
         ws.tokens.extend(
             pack.forward_positions()
@@ -193,36 +188,90 @@ impl FusedStudent {
                 cfg.vocab_size
             )));
         }
+        // The distinct rows the batch reads, which its gradient touches.
+        ws.slot.resize(cfg.vocab_size, u32::MAX);
+        ws.touched.clear();
+        ws.token_slot.clear();
+        for &t in &ws.tokens {
+            let slot = &mut ws.slot[t as usize];
+            if *slot == u32::MAX {
+                *slot = ws.touched.len() as u32;
+                ws.touched.push(t);
+            }
+            ws.token_slot.push(*slot);
+        }
+        for &t in &ws.touched {
+            ws.slot[t as usize] = u32::MAX;
+        }
         ws.layers.resize_with(cfg.num_layers, Default::default);
         // Layer 0 reads the embedding rows, in each direction's order.
-        {
-            let [f, r] = &mut ws.layers[0];
-            f.x.clear();
-            for &t in &ws.tokens {
-                f.x.extend_from_slice(&self.params.embedding[t as usize * e..(t as usize + 1) * e]);
-            }
-            reorder(&f.x, e, &pack.rev, &mut r.x);
+        let [f, r] = &mut ws.layers[0];
+        f.x.clear();
+        for &t in &ws.tokens {
+            let t = t as usize;
+            f.x.extend_from_slice(&self.params.embedding[t * e..(t + 1) * e]);
         }
+        reorder(&f.x, e, &pack.rev, &mut r.x);
+        let width = if cfg.pair { 8 } else { 2 } * cfg.hidden_size;
+        head::draw_dropout(&mut ws.head, examples, width, cfg.dropout, rng);
+        Ok(())
+    }
+
+    /// Distinct token ids of the prepared batch: the embedding rows its gradient touches.
+    pub(super) fn touched(&self) -> &[u32] {
+        &self.ws.touched
+    }
+}
+
+impl Workspace {
+    /// The rest of a step after [`FusedStudent::prepare`]: forward, loss, backward.
+    pub(super) fn gradients(
+        &mut self,
+        cfg: &StudentConfig,
+        dense: &[Vec<f32>],
+        loss: &Loss,
+        batch: &StepBatch,
+        grads: &mut Gradients,
+    ) -> Result<f64> {
+        self.forward(cfg, dense);
+        let c = cfg.num_outputs;
+        self.d_logits.resize(self.logits.len(), 0.0);
+        let value = loss_and_grad(
+            loss,
+            &self.logits,
+            c,
+            batch.labels,
+            batch.teacher,
+            &mut self.d_logits,
+        )?;
+        self.backward(cfg, dense, grads);
+        Ok(value)
+    }
+
+    /// Logits of the prepared batch into `self.logits`.
+    fn forward(&mut self, cfg: &StudentConfig, dense: &[Vec<f32>]) {
+        let (e, h) = (cfg.embedding_dim, cfg.hidden_size);
+        let ws = self;
+        let pack = &ws.pack;
+        let n = pack.tokens();
         for l in 0..cfg.num_layers {
             let input = if l == 0 { e } else { 2 * h };
             let [f, r] = &mut ws.layers[l];
             for (d, dir) in [(&mut *f, false), (&mut *r, true)] {
                 let k = direction_index(l, dir);
-                let p = &self.params.dense;
                 d.w_ih_t.resize(input * 4 * h, 0.0);
-                super::gemm::transpose(4 * h, input, &p[k], input, &mut d.w_ih_t);
+                transpose(4 * h, input, &dense[k], input, &mut d.w_ih_t);
                 d.w_hh_t.resize(h * 4 * h, 0.0);
-                super::gemm::transpose(4 * h, h, &p[k + 1], h, &mut d.w_hh_t);
+                transpose(4 * h, h, &dense[k + 1], h, &mut d.w_hh_t);
                 d.bias.clear();
                 d.bias
-                    .extend(p[k + 2].iter().zip(&p[k + 3]).map(|(a, b)| a + b));
+                    .extend(dense[k + 2].iter().zip(&dense[k + 3]).map(|(a, b)| a + b));
             }
-            let params = &self.params.dense;
             let run = |d: &mut Direction, reverse: bool| {
                 let k = direction_index(l, reverse);
                 let w = Weights {
-                    w_ih: &params[k],
-                    w_hh: &params[k + 1],
+                    w_ih: &dense[k],
+                    w_hh: &dense[k + 1],
                     w_ih_t: &d.w_ih_t,
                     w_hh_t: &d.w_hh_t,
                     bias: &d.bias,
@@ -259,62 +308,48 @@ impl FusedStudent {
                 row[h..].copy_from_slice(&r.trace.h[i * h..(i + 1) * h]);
             }
         }
-        let hi = self.params.head_index(cfg);
-        let p = &self.params.dense;
+        let hi = direction_index(cfg.num_layers, false);
         let c = cfg.num_outputs;
         if cfg.pair {
             let fc0 = Linear {
-                w: &p[hi],
-                b: &p[hi + 1],
+                w: &dense[hi],
+                b: &dense[hi + 1],
                 inp: 8 * h,
                 out: 2 * h,
             };
             let fc2 = Linear {
-                w: &p[hi + 2],
-                b: &p[hi + 3],
+                w: &dense[hi + 2],
+                b: &dense[hi + 3],
                 inp: 2 * h,
                 out: c,
             };
             head::pair_forward(
                 &ws.states,
-                examples,
+                ws.examples,
                 &fc0,
                 &fc2,
-                cfg.dropout,
-                rng,
                 &mut ws.head,
                 &mut ws.logits,
             );
         } else {
             let fc = Linear {
-                w: &p[hi],
-                b: &p[hi + 1],
+                w: &dense[hi],
+                b: &dense[hi + 1],
                 inp: 2 * h,
                 out: c,
             };
-            head::single_forward(
-                &ws.states,
-                examples,
-                &fc,
-                cfg.dropout,
-                rng,
-                &mut ws.head,
-                &mut ws.logits,
-            );
+            head::single_forward(&ws.states, ws.examples, &fc, &mut ws.head, &mut ws.logits);
         }
-        Ok(())
     }
 
-    /// Back-propagates `ws.d_logits` through the batch of the last [`Self::forward`].
-    fn backward(&mut self, grads: &mut Gradients) {
-        let cfg = &self.config;
+    /// Back-propagates `d_logits` through the batch of the last [`Self::forward`].
+    fn backward(&mut self, cfg: &StudentConfig, p: &[Vec<f32>], grads: &mut Gradients) {
         let (e, h, c) = (cfg.embedding_dim, cfg.hidden_size, cfg.num_outputs);
-        let ws = &mut self.ws;
+        let ws = self;
         let pack = &ws.pack;
         let n = pack.tokens();
         let rows = pack.rows();
-        let hi = self.params.head_index(cfg);
-        let p = &self.params.dense;
+        let hi = direction_index(cfg.num_layers, false);
         grads.dense.resize_with(p.len(), Vec::new);
         if cfg.pair {
             let examples = rows / 2;
@@ -433,25 +468,17 @@ impl FusedStudent {
 
         // Embedding rows: both directions' input gradients of each token, summed per id.
         let [f, r] = &ws.layers[0];
-        ws.slot.resize(cfg.vocab_size, u32::MAX);
-        grads.rows.clear();
+        grads.rows.clone_from(&ws.touched);
         grads.row_grads.clear();
-        for (i, &t) in ws.tokens.iter().enumerate() {
-            let slot = &mut ws.slot[t as usize];
-            if *slot == u32::MAX {
-                *slot = grads.rows.len() as u32;
-                grads.rows.push(t);
-                grads.row_grads.resize(grads.rows.len() * e, 0.0);
-            }
-            let s = *slot as usize;
+        grads.row_grads.resize(ws.touched.len() * e, 0.0);
+        for (i, &s) in ws.token_slot.iter().enumerate() {
+            let s = s as usize;
             let j = pack.rev[i];
             let g = &mut grads.row_grads[s * e..(s + 1) * e];
+            let (a, b) = (&f.dx[i * e..(i + 1) * e], &r.dx[j * e..(j + 1) * e]);
             for k in 0..e {
-                g[k] += f.dx[i * e + k] + r.dx[j * e + k];
+                g[k] += a[k] + b[k];
             }
-        }
-        for &t in &grads.rows {
-            ws.slot[t as usize] = u32::MAX;
         }
     }
 }
