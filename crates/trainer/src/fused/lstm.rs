@@ -3,7 +3,7 @@
 //! Forward, for every packed row `r = (s, b)` (gate order i, f, g, o as PyTorch; `p` the
 //! row `(s − 1, b)`, zero state at `s = 0`):
 //! ```text
-//! z_r = x_r·W_ihᵀ + b_ih + b_hh + h_p·W_hhᵀ        (4H)
+//! z_r = x_r·W_ihᵀ + h_p·W_hhᵀ + (b_ih + b_hh)       (4H)
 //! i, f, o = σ(z_i, z_f, z_o)   g = tanh z_g
 //! c_r = f⊙c_p + i⊙g            h_r = o⊙tanh c_r
 //! ```
@@ -76,9 +76,7 @@ pub fn forward(pack: &Pack, hidden: usize, input: usize, x: &[f32], w: &Weights,
     resize(&mut tr.c, n * hidden);
     resize(&mut tr.tanh_c, n * hidden);
     resize(&mut tr.h, n * hidden);
-    for row in tr.gates.chunks_exact_mut(g4) {
-        row.copy_from_slice(w.bias);
-    }
+    // The biases are added with the activations (see `cell_forward`).
     gemm(
         n,
         input,
@@ -89,7 +87,7 @@ pub fn forward(pack: &Pack, hidden: usize, input: usize, x: &[f32], w: &Weights,
         g4,
         &mut tr.gates,
         g4,
-        true,
+        false,
     );
     for s in 0..pack.steps() {
         let (o, rows) = (pack.offset[s], pack.count[s]);
@@ -99,16 +97,17 @@ pub fn forward(pack: &Pack, hidden: usize, input: usize, x: &[f32], w: &Weights,
             let h_prev = &tr.h[p * hidden..(p + rows) * hidden];
             gemm(rows, hidden, g4, h_prev, hidden, w.w_hh_t, g4, z, g4, true);
         }
-        cell_forward(
-            hidden,
+        let step = StepForward {
             z,
+            bias: w.bias,
             prev,
             o,
             rows,
-            &mut tr.c,
-            &mut tr.tanh_c,
-            &mut tr.h,
-        );
+            c: &mut tr.c,
+            tanh_c: &mut tr.tanh_c,
+            h: &mut tr.h,
+        };
+        cell_forward(hidden, step);
     }
 }
 
@@ -139,9 +138,17 @@ pub fn backward(
     for s in (0..pack.steps()).rev() {
         let (o, active) = (pack.offset[s], pack.count[s]);
         let prev = s.checked_sub(1).map(|p| pack.offset[p]);
-        cell_backward(
-            hidden, tr, prev, o, active, d_out, &mut sc.dh, &mut sc.dc, &mut sc.dz,
-        );
+        let step = StepBackward {
+            tr,
+            prev,
+            o,
+            rows: active,
+            d_out,
+            dh: &mut sc.dh,
+            dc: &mut sc.dc,
+            dz: &mut sc.dz,
+        };
+        cell_backward(hidden, step);
         if s > 0 {
             let dz = &sc.dz[o * g4..(o + active) * g4];
             gemm(
@@ -214,71 +221,77 @@ macro_rules! specialised {
     };
 }
 
-/// Gates → states for the `rows` packed rows from `o` (previous step's rows from `prev`).
-#[allow(clippy::too_many_arguments)]
-fn cell_forward(
-    hidden: usize,
-    z: &mut [f32],
+/// One step of the forward recurrence: the `rows` packed rows from `o`, whose previous
+/// step's rows start at `prev`.
+struct StepForward<'a> {
+    /// `x·W_ihᵀ + h·W_hhᵀ` of the step's rows `(rows, 4H)`; becomes the gate activations.
+    z: &'a mut [f32],
+    /// `b_ih + b_hh`, added here.
+    bias: &'a [f32],
     prev: Option<usize>,
     o: usize,
     rows: usize,
-    c: &mut [f32],
-    tanh_c: &mut [f32],
-    h: &mut [f32],
-) {
+    c: &'a mut [f32],
+    tanh_c: &'a mut [f32],
+    h: &'a mut [f32],
+}
+
+/// Gates → states for one step.
+fn cell_forward(hidden: usize, st: StepForward) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the features were just detected on this CPU.
-        return unsafe { cell_forward_avx2(hidden, z, prev, o, rows, c, tanh_c, h) };
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the feature was just detected on this CPU.
+            return unsafe { cell_forward_avx512(hidden, st) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: as above.
+            return unsafe { cell_forward_avx2(hidden, st) };
+        }
     }
-    specialised!(
-        hidden,
-        cell_forward_impl(hidden, z, prev, o, rows, c, tanh_c, h)
-    )
+    specialised!(hidden, cell_forward_impl(hidden, st))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn cell_forward_avx512(hidden: usize, st: StepForward) {
+    specialised!(hidden, cell_forward_impl(hidden, st))
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn cell_forward_avx2(
-    hidden: usize,
-    z: &mut [f32],
-    prev: Option<usize>,
-    o: usize,
-    rows: usize,
-    c: &mut [f32],
-    tanh_c: &mut [f32],
-    h: &mut [f32],
-) {
-    specialised!(
-        hidden,
-        cell_forward_impl(hidden, z, prev, o, rows, c, tanh_c, h)
-    )
+unsafe fn cell_forward_avx2(hidden: usize, st: StepForward) {
+    specialised!(hidden, cell_forward_impl(hidden, st))
 }
 
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn cell_forward_impl<const HC: usize>(
-    hidden: usize,
-    z: &mut [f32],
-    prev: Option<usize>,
-    o: usize,
-    rows: usize,
-    c: &mut [f32],
-    tanh_c: &mut [f32],
-    h: &mut [f32],
-) {
+fn cell_forward_impl<const HC: usize>(hidden: usize, st: StepForward) {
+    let StepForward {
+        z,
+        bias,
+        prev,
+        o,
+        rows,
+        c,
+        tanh_c,
+        h,
+    } = st;
     // A compile-time width for the presets' sizes lets the per-unit loops unroll.
     let hd = if HC > 0 { HC } else { hidden };
     let g4 = 4 * hd;
     let (c_before, c_now) = c.split_at_mut(o * hd);
-    for (b, gates) in z.chunks_exact_mut(g4).take(rows).enumerate() {
-        // One uniform loop (tanh x = 2σ(2x) − 1 for the g block) so it vectorises.
-        for (j, v) in gates.iter_mut().enumerate() {
-            let is_g = j >= 2 * hd && j < 3 * hd;
-            let s = sigmoid(if is_g { 2.0 * *v } else { *v });
-            *v = if is_g { 2.0 * s - 1.0 } else { s };
-        }
+    // All the step's gates in one uniform loop (tanh x = 2σ(2x) − 1 for the g block), so
+    // it vectorises across rows as well as gates.
+    let bias = &bias[..g4];
+    for (j, v) in z[..rows * g4].iter_mut().enumerate() {
+        let j = j % g4;
+        let is_g = j >= 2 * hd && j < 3 * hd;
+        let x = *v + bias[j];
+        let s = sigmoid(if is_g { 2.0 * x } else { x });
+        *v = if is_g { 2.0 * s - 1.0 } else { s };
+    }
+    for (b, gates) in z.chunks_exact(g4).take(rows).enumerate() {
         let (i, rest) = gates.split_at(hd);
         let (f, rest) = rest.split_at(hd);
         let (g, og) = rest.split_at(hd);
@@ -306,64 +319,62 @@ fn cell_forward_impl<const HC: usize>(
     }
 }
 
-/// One step of the backward recurrence over the `rows` packed rows from `o`: writes their
-/// `dz` and leaves `dc` of the previous step in `dc` (`dh` is the caller's: `dz·W_hh`).
-#[allow(clippy::too_many_arguments)]
-fn cell_backward(
-    hidden: usize,
-    tr: &Trace,
+/// One step of the backward recurrence: the `rows` packed rows from `o` (previous step's
+/// rows from `prev`). Writes their `dz` and leaves `dc` of the previous step in `dc`; `dh`
+/// on entry is the gradient flowing into each row's `h` from its next step (the caller
+/// then sets it to `dz·W_hh`).
+struct StepBackward<'a> {
+    tr: &'a Trace,
     prev: Option<usize>,
     o: usize,
     rows: usize,
-    d_out: Option<&[f32]>,
-    dh: &mut [f32],
-    dc: &mut [f32],
-    dz: &mut [f32],
-) {
+    /// Gradient of every output from the layer above `(N, H)`, if any.
+    d_out: Option<&'a [f32]>,
+    dh: &'a mut [f32],
+    dc: &'a mut [f32],
+    dz: &'a mut [f32],
+}
+
+fn cell_backward(hidden: usize, st: StepBackward) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the features were just detected on this CPU.
-        return unsafe { cell_backward_avx2(hidden, tr, prev, o, rows, d_out, dh, dc, dz) };
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the feature was just detected on this CPU.
+            return unsafe { cell_backward_avx512(hidden, st) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: as above.
+            return unsafe { cell_backward_avx2(hidden, st) };
+        }
     }
-    specialised!(
-        hidden,
-        cell_backward_impl(hidden, tr, prev, o, rows, d_out, dh, dc, dz)
-    )
+    specialised!(hidden, cell_backward_impl(hidden, st))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn cell_backward_avx512(hidden: usize, st: StepBackward) {
+    specialised!(hidden, cell_backward_impl(hidden, st))
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn cell_backward_avx2(
-    hidden: usize,
-    tr: &Trace,
-    prev: Option<usize>,
-    o: usize,
-    rows: usize,
-    d_out: Option<&[f32]>,
-    dh: &mut [f32],
-    dc: &mut [f32],
-    dz: &mut [f32],
-) {
-    specialised!(
-        hidden,
-        cell_backward_impl(hidden, tr, prev, o, rows, d_out, dh, dc, dz)
-    )
+unsafe fn cell_backward_avx2(hidden: usize, st: StepBackward) {
+    specialised!(hidden, cell_backward_impl(hidden, st))
 }
 
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn cell_backward_impl<const HC: usize>(
-    hidden: usize,
-    tr: &Trace,
-    prev: Option<usize>,
-    o: usize,
-    rows: usize,
-    d_out: Option<&[f32]>,
-    dh: &mut [f32],
-    dc: &mut [f32],
-    dz: &mut [f32],
-) {
+fn cell_backward_impl<const HC: usize>(hidden: usize, st: StepBackward) {
+    let StepBackward {
+        tr,
+        prev,
+        o,
+        rows,
+        d_out,
+        dh,
+        dc,
+        dz,
+    } = st;
     let hd = if HC > 0 { HC } else { hidden };
     let g4 = 4 * hd;
     let zeros = [0.0f32; 64];

@@ -2,13 +2,15 @@
 //!
 //! `C (n×m) = [C +] A (n×k) · B (k×m)` ([`gemm`]), or `Aᵀ·B` with `A` stored `k×n`
 //! ([`gemm_tn`]), every matrix row-major with its own row stride (`lda`, `ldb`, `ldc` ≥ the
-//! row length), so a block of rows of a larger buffer is a matrix as is. The shapes here are the student's: `n` a batch's rows or tokens (up to a few
-//! thousand), `k` and `m` between 1 and `8H`. That is too small for a library GEMM's packing
-//! to pay and too large for a naive triple loop: the product runs in register tiles of
-//! `4 × NR` outputs (`NR` = 32 or 16 columns; `8 × 8` and `8 × 1` for the narrow rest) over
-//! the whole `k`, so each loaded row of `B` feeds several rows of `A`. Compiled three times (AVX-512, AVX2 + FMA,
-//! baseline SSE2) and picked at run time; the result of one machine does not depend on `n`
-//! or on how the rows are blocked, only on the instruction set.
+//! row length), so a block of rows of a larger buffer is a matrix as is.
+//!
+//! The shapes are the student's: `n` a batch's rows or tokens (up to a few thousand), `k`
+//! and `m` between 1 and `8H`. That is too small for a library GEMM's packing to pay and too
+//! large for a naive triple loop: the product runs in register tiles (up to 8 rows × 32
+//! columns) held over the whole `k`, so each loaded row of `B` feeds several rows of `A`.
+//! With AVX-512 or AVX2 + FMA the tiles are written with intrinsics (`x86`), otherwise a
+//! portable auto-vectorised version runs. On one machine the result depends on neither `n`
+//! nor the blocking, only on the instruction set: every output is one sum in `k` order.
 
 /// `C = [C +] A·B`; see the module docs. `accumulate` adds to `C` instead of overwriting.
 ///
@@ -94,16 +96,17 @@ fn run<const AT: bool>(
         if std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("fma")
         {
-            // SAFETY: the features were just detected on this CPU.
-            return unsafe { gemm_avx512::<AT>(&args, c) };
+            // SAFETY: the features were just detected on this CPU, and every slice was
+            // checked above to hold its matrix.
+            return unsafe { x86::gemm_avx512::<AT>(&args, c) };
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: as above.
-            return unsafe { gemm_avx2::<AT>(&args, c) };
+            return unsafe { x86::gemm_avx2::<AT>(&args, c) };
         }
     }
-    gemm_impl::<false, AT>(&args, c)
+    gemm_impl::<AT>(&args, c)
 }
 
 /// `Aᵀ`: `a` is `rows × cols` (stride `lda`), `out` becomes `cols × rows` (stride `rows`).
@@ -122,6 +125,7 @@ pub fn transpose(rows: usize, cols: usize, a: &[f32], lda: usize, out: &mut [f32
     }
 }
 
+/// One product's shapes and operands.
 struct Args<'a> {
     n: usize,
     k: usize,
@@ -135,71 +139,52 @@ struct Args<'a> {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn gemm_avx512<const AT: bool>(args: &Args, c: &mut [f32]) {
-    gemm_impl::<true, AT>(args, c)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn gemm_avx2<const AT: bool>(args: &Args, c: &mut [f32]) {
-    gemm_impl::<true, AT>(args, c)
-}
-
-/// `x·y + z`, fused where the caller was compiled with FMA (else `mul_add` would be a libm call).
-#[inline(always)]
-fn madd<const FMA: bool>(x: f32, y: f32, z: f32) -> f32 {
-    if FMA {
-        x.mul_add(y, z)
-    } else {
-        x * y + z
-    }
-}
+mod x86;
 
 #[inline(always)]
-fn gemm_impl<const FMA: bool, const AT: bool>(p: &Args, c: &mut [f32]) {
+fn gemm_impl<const AT: bool>(p: &Args, c: &mut [f32]) {
     let mut j = 0;
     while j + 32 <= p.m {
-        column_block::<FMA, AT, 4, 32>(p, c, j);
+        column_block::<AT, 4, 32>(p, c, j);
         j += 32;
     }
     if j + 16 <= p.m {
-        column_block::<FMA, AT, 4, 16>(p, c, j);
+        column_block::<AT, 4, 16>(p, c, j);
         j += 16;
     }
     // Narrow blocks take more rows per tile, so that enough independent sums are in flight
     // to hide the latency of the multiply-adds.
     if j + 8 <= p.m {
-        column_block::<FMA, AT, 8, 8>(p, c, j);
+        column_block::<AT, 8, 8>(p, c, j);
         j += 8;
     }
     while j < p.m {
-        column_block::<FMA, AT, 8, 1>(p, c, j);
+        column_block::<AT, 8, 1>(p, c, j);
         j += 1;
     }
 }
 
 /// Columns `j..j + NR` of `C`, all rows, in tiles of `MR` rows.
 #[inline(always)]
-fn column_block<const FMA: bool, const AT: bool, const MR: usize, const NR: usize>(
+fn column_block<const AT: bool, const MR: usize, const NR: usize>(
     p: &Args,
     c: &mut [f32],
     j: usize,
 ) {
     let mut i = 0;
     while i + MR <= p.n {
-        tile::<FMA, AT, MR, NR>(p, c, i, j);
+        tile::<AT, MR, NR>(p, c, i, j);
         i += MR;
     }
     while i < p.n {
-        tile::<FMA, AT, 1, NR>(p, c, i, j);
+        tile::<AT, 1, NR>(p, c, i, j);
         i += 1;
     }
 }
 
 /// The `R × NR` block of `C` at row `i`, column `j`, held in registers over the whole `k`.
 #[inline(always)]
-fn tile<const FMA: bool, const AT: bool, const R: usize, const NR: usize>(
+fn tile<const AT: bool, const R: usize, const NR: usize>(
     p: &Args,
     c: &mut [f32],
     i: usize,
@@ -232,7 +217,7 @@ fn tile<const FMA: bool, const AT: bool, const R: usize, const NR: usize>(
         for r in 0..R {
             let x = a_col[r];
             for (acc, &y) in acc[r].iter_mut().zip(brow) {
-                *acc = madd::<FMA>(x, y, *acc);
+                *acc += x * y;
             }
         }
     }
@@ -293,6 +278,70 @@ mod tests {
                         (*x as f64 - y).abs() <= 1e-5 * (1.0 + k as f64).sqrt(),
                         "{n}×{k}×{m} acc {acc}: {x} vs {y}"
                     );
+                }
+            }
+        }
+    }
+
+    /// Each implementation this CPU can run, on the same awkward shapes.
+    #[test]
+    fn every_instruction_set_path_matches_the_naive_product() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        type Path = fn(&Args, &mut [f32]);
+        let mut paths: Vec<(&str, Path)> = vec![("portable", |a, c| gemm_impl::<false>(a, c))];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY (both): features detected; the shapes below fit their slices.
+                paths.push(("avx2", |a, c| unsafe { x86::gemm_avx2::<false>(a, c) }));
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                paths.push(("avx512", |a, c| unsafe { x86::gemm_avx512::<false>(a, c) }));
+            }
+        }
+        for &(n, k, m) in &[
+            (1, 1, 1),
+            (3, 5, 7),
+            (15, 9, 33),
+            (9, 16, 57),
+            (33, 64, 256),
+            (11, 3, 8),
+        ] {
+            let a: Vec<f32> = (0..n * k).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let b: Vec<f32> = (0..k * m).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let c0: Vec<f32> = (0..n * m).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            for accumulate in [false, true] {
+                let want = naive(n, k, m, &a, &b, &c0, accumulate);
+                for (name, path) in &paths {
+                    // A trailing guard column must stay as it was.
+                    let mut c = vec![7.0f32; n * (m + 1)];
+                    for i in 0..n {
+                        c[i * (m + 1)..i * (m + 1) + m].copy_from_slice(&c0[i * m..(i + 1) * m]);
+                    }
+                    let args = Args {
+                        n,
+                        k,
+                        m,
+                        a: &a,
+                        lda: k,
+                        b: &b,
+                        ldb: m,
+                        ldc: m + 1,
+                        accumulate,
+                    };
+                    path(&args, &mut c);
+                    for i in 0..n {
+                        assert_eq!(c[i * (m + 1) + m], 7.0, "{name}: guard overwritten");
+                        for j in 0..m {
+                            let (x, y) = (c[i * (m + 1) + j] as f64, want[i * m + j]);
+                            assert!(
+                                (x - y).abs() <= 1e-5 * (1.0 + k as f64).sqrt(),
+                                "{name} {n}×{k}×{m}: {x} vs {y}"
+                            );
+                        }
+                    }
                 }
             }
         }
