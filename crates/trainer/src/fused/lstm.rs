@@ -223,39 +223,30 @@ macro_rules! specialised {
 
 /// One step of the forward recurrence: the `rows` packed rows from `o`, whose previous
 /// step's rows start at `prev`.
-struct StepForward<'a> {
+pub(super) struct StepForward<'a> {
     /// `x·W_ihᵀ + h·W_hhᵀ` of the step's rows `(rows, 4H)`; becomes the gate activations.
-    z: &'a mut [f32],
+    pub(super) z: &'a mut [f32],
     /// `b_ih + b_hh`, added here.
-    bias: &'a [f32],
-    prev: Option<usize>,
-    o: usize,
-    rows: usize,
-    c: &'a mut [f32],
-    tanh_c: &'a mut [f32],
-    h: &'a mut [f32],
+    pub(super) bias: &'a [f32],
+    pub(super) prev: Option<usize>,
+    pub(super) o: usize,
+    pub(super) rows: usize,
+    pub(super) c: &'a mut [f32],
+    pub(super) tanh_c: &'a mut [f32],
+    pub(super) h: &'a mut [f32],
 }
 
 /// Gates → states for one step.
 fn cell_forward(hidden: usize, st: StepForward) {
     #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the feature was just detected on this CPU.
-            return unsafe { cell_forward_avx512(hidden, st) };
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if hidden % 8 == 0 {
+            // SAFETY: the features were just detected on this CPU.
+            return unsafe { super::cell_x86::cell_forward(hidden, st) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: as above.
-            return unsafe { cell_forward_avx2(hidden, st) };
-        }
+        // SAFETY: as above.
+        return unsafe { cell_forward_avx2(hidden, st) };
     }
-    specialised!(hidden, cell_forward_impl(hidden, st))
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn cell_forward_avx512(hidden: usize, st: StepForward) {
     specialised!(hidden, cell_forward_impl(hidden, st))
 }
 
@@ -281,15 +272,16 @@ fn cell_forward_impl<const HC: usize>(hidden: usize, st: StepForward) {
     let hd = if HC > 0 { HC } else { hidden };
     let g4 = 4 * hd;
     let (c_before, c_now) = c.split_at_mut(o * hd);
-    // All the step's gates in one uniform loop (tanh x = 2σ(2x) − 1 for the g block), so
-    // it vectorises across rows as well as gates.
     let bias = &bias[..g4];
-    for (j, v) in z[..rows * g4].iter_mut().enumerate() {
-        let j = j % g4;
-        let is_g = j >= 2 * hd && j < 3 * hd;
-        let x = *v + bias[j];
-        let s = sigmoid(if is_g { 2.0 * x } else { x });
-        *v = if is_g { 2.0 * s - 1.0 } else { s };
+    for gates in z.chunks_exact_mut(g4).take(rows) {
+        // One uniform loop (tanh x = 2σ(2x) − 1 for the g block) so it vectorises. (One
+        // flat loop over all the step's rows, with `j % 4H`, did not.)
+        for ((j, v), b) in gates.iter_mut().enumerate().zip(bias) {
+            let is_g = j >= 2 * hd && j < 3 * hd;
+            let x = *v + b;
+            let s = sigmoid(if is_g { 2.0 * x } else { x });
+            *v = if is_g { 2.0 * s - 1.0 } else { s };
+        }
     }
     for (b, gates) in z.chunks_exact(g4).take(rows).enumerate() {
         let (i, rest) = gates.split_at(hd);
@@ -323,37 +315,28 @@ fn cell_forward_impl<const HC: usize>(hidden: usize, st: StepForward) {
 /// rows from `prev`). Writes their `dz` and leaves `dc` of the previous step in `dc`; `dh`
 /// on entry is the gradient flowing into each row's `h` from its next step (the caller
 /// then sets it to `dz·W_hh`).
-struct StepBackward<'a> {
-    tr: &'a Trace,
-    prev: Option<usize>,
-    o: usize,
-    rows: usize,
+pub(super) struct StepBackward<'a> {
+    pub(super) tr: &'a Trace,
+    pub(super) prev: Option<usize>,
+    pub(super) o: usize,
+    pub(super) rows: usize,
     /// Gradient of every output from the layer above `(N, H)`, if any.
-    d_out: Option<&'a [f32]>,
-    dh: &'a mut [f32],
-    dc: &'a mut [f32],
-    dz: &'a mut [f32],
+    pub(super) d_out: Option<&'a [f32]>,
+    pub(super) dh: &'a mut [f32],
+    pub(super) dc: &'a mut [f32],
+    pub(super) dz: &'a mut [f32],
 }
 
 fn cell_backward(hidden: usize, st: StepBackward) {
     #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the feature was just detected on this CPU.
-            return unsafe { cell_backward_avx512(hidden, st) };
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if hidden % 8 == 0 {
+            // SAFETY: the features were just detected on this CPU.
+            return unsafe { super::cell_x86::cell_backward(hidden, st) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: as above.
-            return unsafe { cell_backward_avx2(hidden, st) };
-        }
+        // SAFETY: as above.
+        return unsafe { cell_backward_avx2(hidden, st) };
     }
-    specialised!(hidden, cell_backward_impl(hidden, st))
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn cell_backward_avx512(hidden: usize, st: StepBackward) {
     specialised!(hidden, cell_backward_impl(hidden, st))
 }
 

@@ -8,7 +8,8 @@
 //! - `pack`: the batch packed step by step (rows sorted by length), so each step of the
 //!   recurrence is one product over the rows still reading, and no padding is computed;
 //! - `gemm`: the small row-major matrix products, in register tiles (AVX-512 / AVX2);
-//! - `lstm`: one direction of one layer, forward and backward;
+//! - `lstm`: one direction of one layer, forward and backward (its cell in AVX2 intrinsics
+//!   in `cell_x86`);
 //! - `head`: dropout and the linear head (single text, or the siamese pair head);
 //! - `loss`: every [`crate::Loss`] and its gradient;
 //! - `student`: the whole model over a batch ([`FusedStudent`]), the two directions of a
@@ -19,6 +20,8 @@
 //! loss and every gradient agree to float rounding (tests/fused.rs), and both save the same
 //! checkpoint, so a run resumes on either engine.
 
+#[cfg(target_arch = "x86_64")]
+mod cell_x86;
 mod gemm;
 mod head;
 mod loss;
