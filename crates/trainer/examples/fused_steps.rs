@@ -74,7 +74,10 @@ fn main() {
     }
     if repeats > 1 {
         for (epoch, f) in fastest.iter().enumerate() {
-            println!("epoch {epoch}: sum of fastest steps {:.3} s", f.iter().sum::<f64>());
+            println!(
+                "epoch {epoch}: sum of fastest steps {:.3} s",
+                f.iter().sum::<f64>()
+            );
         }
     }
 }

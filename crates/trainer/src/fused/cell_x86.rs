@@ -27,10 +27,20 @@ unsafe fn exp8(x: __m256) -> __m256 {
     let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
     let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
     let mut p = _mm256_set1_ps(1.987_569_1e-4);
-    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
+    for c in [
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        0.5,
+    ] {
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
     }
-    let p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0)));
+    let p = _mm256_fmadd_ps(
+        p,
+        _mm256_mul_ps(r, r),
+        _mm256_add_ps(r, _mm256_set1_ps(1.0)),
+    );
     let bits = _mm256_sub_epi32(_mm256_castps_si256(shifted), _mm256_castps_si256(round));
     let scale = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(
         bits,
@@ -166,10 +176,22 @@ pub unsafe fn cell_backward(hd: usize, st: StepBackward) {
             let dtanh = _mm256_fnmadd_ps(tc, tc, one);
             let dck = _mm256_fmadd_ps(_mm256_mul_ps(dhk, og), dtanh, load(dc, b * hd + k));
             store(dz, gr + k, _mm256_mul_ps(_mm256_mul_ps(dck, g), dsig(i)));
-            store(dz, gr + hd + k, _mm256_mul_ps(_mm256_mul_ps(dck, cp), dsig(f)));
+            store(
+                dz,
+                gr + hd + k,
+                _mm256_mul_ps(_mm256_mul_ps(dck, cp), dsig(f)),
+            );
             let dg = _mm256_fnmadd_ps(g, g, one);
-            store(dz, gr + 2 * hd + k, _mm256_mul_ps(_mm256_mul_ps(dck, i), dg));
-            store(dz, gr + 3 * hd + k, _mm256_mul_ps(_mm256_mul_ps(dhk, tc), dsig(og)));
+            store(
+                dz,
+                gr + 2 * hd + k,
+                _mm256_mul_ps(_mm256_mul_ps(dck, i), dg),
+            );
+            store(
+                dz,
+                gr + 3 * hd + k,
+                _mm256_mul_ps(_mm256_mul_ps(dhk, tc), dsig(og)),
+            );
             store(dc, b * hd + k, _mm256_mul_ps(dck, f));
         }
     }

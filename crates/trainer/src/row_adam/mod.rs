@@ -17,6 +17,9 @@ use rayon::prelude::*;
 
 use crate::optim::AdamConfig;
 
+mod replay;
+use replay::replay;
+
 /// Skipped steps replayed exactly when a row catches up.
 pub const EXACT_STEPS: u64 = 200;
 
@@ -195,38 +198,8 @@ fn catch_up(
     *last = target;
 }
 
-/// Zero-gradient Adam steps with constants `steps` on one row (`p`, `m`, `v` of one length).
-fn replay(p: &mut [f32], m: &mut [f32], v: &mut [f32], steps: &[StepHyper]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the feature was just detected on this CPU.
-        return unsafe { replay_avx2(p, m, v, steps) };
-    }
-    replay_generic(p, m, v, steps)
-}
-
-/// Compiled again with AVX2: a row of 16 is two 8-lane vectors instead of four of 4.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn replay_avx2(p: &mut [f32], m: &mut [f32], v: &mut [f32], steps: &[StepHyper]) {
-    replay_generic(p, m, v, steps)
-}
-
-#[inline(always)]
-fn replay_generic(p: &mut [f32], m: &mut [f32], v: &mut [f32], steps: &[StepHyper]) {
-    let n = p.len();
-    let (m, v) = (&mut m[..n], &mut v[..n]);
-    for h in steps {
-        for i in 0..n {
-            m[i] *= h.b1;
-            v[i] *= h.b2;
-            p[i] -= h.step_size * m[i] / (v[i].sqrt() * h.inv_sqrt_bc2 + h.eps);
-        }
-    }
-}
-
 /// The constants of step `t` (1-based) at learning rate `lr`.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct StepHyper {
     b1: f32,
     b2: f32,
