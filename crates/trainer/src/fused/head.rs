@@ -40,7 +40,9 @@ pub struct HeadCache {
     hidden: Vec<f32>,
     relu: Vec<f32>,
     scratch: Vec<f32>,
-    scratch2: Vec<f32>,
+    /// Pair backward: gradients of the ReLU's output and of the features.
+    d_relu: Vec<f32>,
+    d_features: Vec<f32>,
 }
 
 /// Draws the dropout multipliers of `examples` rows of `width` features into the cache,
@@ -176,24 +178,23 @@ pub fn pair_backward(
     g2: &mut LinearGrads,
     d_states: &mut Vec<f32>,
 ) {
-    let mut d_relu = std::mem::take(&mut cache.scratch2);
-    linear_back(&cache.relu, pairs, fc2, d_logits, g2, Some(&mut d_relu));
-    for (dr, &x) in d_relu.iter_mut().zip(&cache.hidden) {
+    let HeadCache {
+        features,
+        mask,
+        hidden,
+        relu,
+        d_relu,
+        d_features,
+        ..
+    } = cache;
+    linear_back(relu, pairs, fc2, d_logits, g2, Some(d_relu));
+    for (dr, &x) in d_relu.iter_mut().zip(hidden.iter()) {
         if x <= 0.0 {
             *dr = 0.0;
         }
     }
-    let mut d_features = Vec::new();
-    linear_back(
-        &cache.features,
-        pairs,
-        fc0,
-        &d_relu,
-        g0,
-        Some(&mut d_features),
-    );
-    cache.scratch2 = d_relu;
-    apply_mask(&mut d_features, &cache.mask);
+    linear_back(features, pairs, fc0, d_relu, g0, Some(d_features));
+    apply_mask(d_features, mask);
     let d = fc0.inp / 4;
     d_states.clear();
     d_states.resize(2 * pairs * d, 0.0);

@@ -12,8 +12,9 @@
 //!   in `cell_x86`);
 //! - `head`: dropout and the linear head (single text, or the siamese pair head);
 //! - `loss`: every [`crate::Loss`] and its gradient;
-//! - `student`: the whole model over a batch ([`FusedStudent`]), the two directions of a
-//!   layer on two threads when the batch is large enough;
+//! - `student`: the whole model over a batch ([`FusedStudent`]) and the step's first part;
+//! - `pass`: the forward and backward pass, the two directions of a layer on two threads
+//!   when the batch is large enough;
 //! - `step`: with the optimiser ([`FusedTrainer`]).
 //!
 //! The candle model is the reference: for the same parameters, batch and dropout draws the
@@ -28,6 +29,7 @@ mod loss;
 mod lstm;
 mod pack;
 mod params;
+mod pass;
 mod step;
 mod student;
 

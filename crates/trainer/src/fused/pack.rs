@@ -28,36 +28,44 @@ pub struct Pack {
 
 impl Pack {
     /// Packs rows of `lengths` (each clamped to `time`).
+    #[cfg(test)]
     pub fn new(lengths: &[usize], time: usize) -> Self {
-        let mut perm: Vec<usize> = (0..lengths.len()).collect();
-        perm.sort_by_key(|&r| std::cmp::Reverse(lengths[r].min(time)));
-        let lens: Vec<usize> = perm.iter().map(|&r| lengths[r].min(time)).collect();
-        let steps = lens.first().copied().unwrap_or(0);
-        let mut count = vec![0; steps];
-        for &l in &lens {
-            for c in &mut count[..l] {
+        let mut pack = Self::default();
+        pack.fill(lengths, time);
+        pack
+    }
+
+    /// Packs rows of `lengths` (each clamped to `time`) into this packing's buffers (a
+    /// training step allocates nothing).
+    pub fn fill(&mut self, lengths: &[usize], time: usize) {
+        self.perm.clear();
+        self.perm.extend(0..lengths.len());
+        self.perm
+            .sort_by_key(|&r| std::cmp::Reverse(lengths[r].min(time)));
+        self.lens.clear();
+        self.lens
+            .extend(self.perm.iter().map(|&r| lengths[r].min(time)));
+        let steps = self.lens.first().copied().unwrap_or(0);
+        self.count.clear();
+        self.count.resize(steps, 0);
+        for &l in &self.lens {
+            for c in &mut self.count[..l] {
                 *c += 1;
             }
         }
-        let mut offset = Vec::with_capacity(steps + 1);
+        self.offset.clear();
         let mut total = 0;
-        for &c in &count {
-            offset.push(total);
+        for &c in &self.count {
+            self.offset.push(total);
             total += c;
         }
-        offset.push(total);
-        let mut rev = vec![0; total];
+        self.offset.push(total);
+        self.rev.clear();
+        self.rev.resize(total, 0);
         for s in 0..steps {
-            for (b, &len) in lens[..count[s]].iter().enumerate() {
-                rev[offset[s] + b] = offset[len - 1 - s] + b;
+            for (b, &len) in self.lens[..self.count[s]].iter().enumerate() {
+                self.rev[self.offset[s] + b] = self.offset[len - 1 - s] + b;
             }
-        }
-        Self {
-            perm,
-            lens,
-            count,
-            offset,
-            rev,
         }
     }
 

@@ -95,9 +95,4 @@ impl Params {
             .zip(&self.dense)
             .map(|(n, v)| (n.clone(), v.len()))
     }
-
-    /// Index of the head's first tensor in [`Params::dense`].
-    pub fn head_index(&self, config: &StudentConfig) -> usize {
-        direction_index(config.num_layers, false)
-    }
 }
