@@ -1,11 +1,11 @@
-//! The two training engines in the trainer: the fused step is deterministic for a seed, a
+//! The two training engines in the trainer: each is deterministic for a seed, a
 //! run resumes on the other engine (both ways) and ends close to an uninterrupted one, the
 //! engines train to the same numbers up to rounding, and a checkpoint from before the
 //! engine was recorded still resumes.
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use common::{records, sst2_slice};
@@ -79,19 +79,23 @@ fn both_engines_train_to_the_same_numbers_and_resume_on_each_other() {
 }
 
 #[test]
-fn the_fused_engine_repeats_itself_for_a_seed() {
+fn each_engine_repeats_itself_for_a_seed() {
     let tmp = tempfile::tempdir().unwrap();
     let train = sst2_slice(tmp.path(), 800);
-    let a = run(&train, &tmp.path().join("a"), 2, Engine::Fused);
-    let b = run(&train, &tmp.path().join("b"), 2, Engine::Fused);
-    for (x, y) in a.iter().zip(&b) {
-        assert_eq!(
-            (x.train_loss, x.val_loss, x.val_acc),
-            (y.train_loss, y.val_loss, y.val_acc)
-        );
+    for engine in [Engine::Fused, Engine::Candle] {
+        let dir = |run: &str| tmp.path().join(format!("{engine}-{run}"));
+        let a = run(&train, &dir("a"), 2, engine);
+        let b = run(&train, &dir("b"), 2, engine);
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(
+                (x.train_loss, x.val_loss, x.val_acc),
+                (y.train_loss, y.val_loss, y.val_acc),
+                "{engine}"
+            );
+        }
+        let weights = |d: PathBuf| std::fs::read(d.join("last/model.safetensors")).unwrap();
+        assert_eq!(weights(dir("a")), weights(dir("b")), "{engine}");
     }
-    let weights = |d: &str| std::fs::read(tmp.path().join(d).join("last/model.safetensors"));
-    assert_eq!(weights("a").unwrap(), weights("b").unwrap());
 }
 
 #[test]
