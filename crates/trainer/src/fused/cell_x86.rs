@@ -94,7 +94,7 @@ pub unsafe fn cell_forward(hd: usize, st: StepForward) {
         h,
     } = st;
     let g4 = 4 * hd;
-    assert!(hd % 8 == 0, "whole vectors per gate");
+    assert!(hd.is_multiple_of(8), "whole vectors per gate");
     assert!(z.len() >= rows * g4 && bias.len() >= g4);
     assert!(c.len() >= (o + rows) * hd && tanh_c.len() >= (o + rows) * hd);
     assert!(h.len() >= (o + rows) * hd);
@@ -146,7 +146,7 @@ pub unsafe fn cell_backward(hd: usize, st: StepBackward) {
         dz,
     } = st;
     let g4 = 4 * hd;
-    assert!(hd % 8 == 0, "whole vectors per gate");
+    assert!(hd.is_multiple_of(8), "whole vectors per gate");
     assert!(tr.gates.len() >= (o + rows) * g4 && tr.tanh_c.len() >= (o + rows) * hd);
     assert!(dz.len() >= (o + rows) * g4 && dh.len() >= rows * hd && dc.len() >= rows * hd);
     if let Some(d) = d_out {

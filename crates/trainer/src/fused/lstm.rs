@@ -240,7 +240,7 @@ pub(super) struct StepForward<'a> {
 fn cell_forward(hidden: usize, st: StepForward) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        if hidden % 8 == 0 {
+        if hidden.is_multiple_of(8) {
             // SAFETY: the features were just detected on this CPU.
             return unsafe { super::cell_x86::cell_forward(hidden, st) };
         }
@@ -330,7 +330,7 @@ pub(super) struct StepBackward<'a> {
 fn cell_backward(hidden: usize, st: StepBackward) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        if hidden % 8 == 0 {
+        if hidden.is_multiple_of(8) {
             // SAFETY: the features were just detected on this CPU.
             return unsafe { super::cell_x86::cell_backward(hidden, st) };
         }

@@ -110,7 +110,7 @@ impl FusedStudent {
         let cfg = &self.config;
         let rows = batch.lengths.len();
         let examples = if batch.pair { rows / 2 } else { rows };
-        if batch.pair != cfg.pair || (batch.pair && rows % 2 != 0) {
+        if batch.pair != cfg.pair || (batch.pair && !rows.is_multiple_of(2)) {
             return Err(Error::Config(format!(
                 "the student reads {}, the batch has {rows} rows of {}",
                 if cfg.pair { "pairs" } else { "single texts" },

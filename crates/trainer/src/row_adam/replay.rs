@@ -83,7 +83,8 @@ fn decay(m: &mut [f32], v: &mut [f32], steps: &[StepHyper]) {
 fn settle_bound(steps: &[StepHyper]) -> Option<f64> {
     let first = steps.first()?;
     let rho = first.b1 as f64 / (first.b2 as f64).sqrt();
-    if !(rho < 0.999) {
+    // (Also refuses a NaN ratio.)
+    if rho.partial_cmp(&0.999) != Some(std::cmp::Ordering::Less) {
         return None;
     }
     let k = steps

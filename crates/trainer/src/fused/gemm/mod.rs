@@ -204,6 +204,8 @@ fn tile<const AT: bool, const R: usize, const NR: usize>(
     } else {
         std::array::from_fn(|r| &p.a[(i + r) * p.lda..(i + r) * p.lda + k])
     };
+    // `q` walks A's columns and B's rows together.
+    #[allow(clippy::needless_range_loop)]
     for q in 0..k {
         let o = q * p.ldb + j;
         let brow: &[f32; NR] = p.b[o..o + NR].try_into().expect("NR columns");
@@ -367,7 +369,7 @@ mod tests {
         // A 3×2 block of a 3×5 C, from a 3×4 block of A with stride 6.
         let a: Vec<f32> = (0..18).map(|x| x as f32).collect();
         let b: Vec<f32> = (0..8).map(|x| (x % 3) as f32).collect();
-        let mut c = vec![-1.0f32; 15];
+        let mut c = [-1.0f32; 15];
         gemm(3, 4, 2, &a, 6, &b, 2, &mut c[1..], 5, false);
         for i in 0..3 {
             assert_eq!(c[i * 5], -1.0);
