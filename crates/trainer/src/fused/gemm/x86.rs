@@ -171,3 +171,49 @@ unsafe fn tile256<const AT: bool, const R: usize, const NV: usize>(
         }
     }
 }
+
+/// The 8×8 block of `a` (stride `lda`) at row `r0`, column `c0`, transposed into `out`
+/// (stride `rows`): unpack pairs of rows, shuffle quads, swap the 128-bit halves.
+#[target_feature(enable = "avx")]
+pub unsafe fn transpose8(
+    a: &[f32],
+    lda: usize,
+    r0: usize,
+    c0: usize,
+    out: &mut [f32],
+    rows: usize,
+) {
+    let src = a.as_ptr().add(r0 * lda + c0);
+    let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * lda)));
+    let t = [
+        _mm256_unpacklo_ps(r[0], r[1]),
+        _mm256_unpackhi_ps(r[0], r[1]),
+        _mm256_unpacklo_ps(r[2], r[3]),
+        _mm256_unpackhi_ps(r[2], r[3]),
+        _mm256_unpacklo_ps(r[4], r[5]),
+        _mm256_unpackhi_ps(r[4], r[5]),
+        _mm256_unpacklo_ps(r[6], r[7]),
+        _mm256_unpackhi_ps(r[6], r[7]),
+    ];
+    let u = [
+        _mm256_shuffle_ps::<0x44>(t[0], t[2]),
+        _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
+        _mm256_shuffle_ps::<0x44>(t[1], t[3]),
+        _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
+        _mm256_shuffle_ps::<0x44>(t[4], t[6]),
+        _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
+        _mm256_shuffle_ps::<0x44>(t[5], t[7]),
+        _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
+    ];
+    let dst = out.as_mut_ptr().add(c0 * rows + r0);
+    for i in 0..4 {
+        _mm256_storeu_ps(
+            dst.add(i * rows),
+            _mm256_permute2f128_ps::<0x20>(u[i], u[i + 4]),
+        );
+        _mm256_storeu_ps(
+            dst.add((i + 4) * rows),
+            _mm256_permute2f128_ps::<0x31>(u[i], u[i + 4]),
+        );
+    }
+}
