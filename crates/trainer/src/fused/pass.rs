@@ -280,10 +280,11 @@ impl Workspace {
                 run(f, false);
                 run(r, true);
             }
-            for (d, reverse) in [(&*f, false), (&*r, true)] {
+            for (d, reverse) in [(&mut *f, false), (&mut *r, true)] {
                 let k = direction_index(l, reverse);
-                copy_into(&mut grads.dense[k], &d.grads.w_ih);
-                copy_into(&mut grads.dense[k + 1], &d.grads.w_hh);
+                // Swapped, not copied: the next backward overwrites every element.
+                std::mem::swap(&mut grads.dense[k], &mut d.grads.w_ih);
+                std::mem::swap(&mut grads.dense[k + 1], &mut d.grads.w_hh);
                 copy_into(&mut grads.dense[k + 2], &d.grads.bias);
                 copy_into(&mut grads.dense[k + 3], &d.grads.bias);
             }
