@@ -311,6 +311,16 @@ fn pair_gradients_match_the_candle_path() {
 }
 
 #[test]
+fn a_batch_of_empty_texts_reads_the_zero_states() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for (layers, pair) in [(1, false), (2, false), (1, true)] {
+        let cfg = config(layers, 16, 8, 2, pair);
+        let batch = Owned::random(&[0, 0, 0, 0], pair, 2, 0.0, &mut rng);
+        compare("all empty", &cfg, &Loss::Distill { alpha: 0.5 }, &batch, 8);
+    }
+}
+
+#[test]
 fn a_batch_without_labels_trains_on_the_teacher_alone() {
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     let cfg = config(1, 16, 8, 3, false);

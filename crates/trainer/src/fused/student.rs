@@ -159,11 +159,12 @@ impl FusedStudent {
         ws.layers.resize_with(cfg.num_layers, Default::default);
         // Layer 0 reads the embedding rows, in each direction's order.
         let [f, r] = &mut ws.layers[0];
-        f.x.clear();
-        for &t in &ws.tokens {
-            let t = t as usize;
-            f.x.extend_from_slice(&self.params.embedding[t * e..(t + 1) * e]);
-        }
+        gather_rows(
+            &self.params.embedding,
+            e,
+            ws.tokens.iter().map(|&t| t as usize),
+            &mut f.x,
+        );
         reorder(&f.x, e, &pack.rev, &mut r.x);
         let width = if cfg.pair { 8 } else { 2 } * cfg.hidden_size;
         head::draw_dropout(&mut ws.head, examples, width, cfg.dropout, rng);
@@ -178,8 +179,33 @@ impl FusedStudent {
 
 /// `out[j] = x[rev[j]]`, rows of `width`.
 pub(super) fn reorder(x: &[f32], width: usize, rev: &[usize], out: &mut Vec<f32>) {
+    gather_rows(x, width, rev.iter().copied(), out);
+}
+
+/// `out` = the rows `rows` of `x` (rows of `width`), in that order. The presets' widths are
+/// copied as fixed-size arrays: a `memcpy` call per 64-byte row was 3% of a step.
+fn gather_rows(
+    x: &[f32],
+    width: usize,
+    rows: impl ExactSizeIterator<Item = usize>,
+    out: &mut Vec<f32>,
+) {
+    fn fixed<const W: usize>(x: &[f32], rows: impl Iterator<Item = usize>, out: &mut [f32]) {
+        for (dst, i) in out.chunks_exact_mut(W).zip(rows) {
+            let src: &[f32; W] = x[i * W..(i + 1) * W].try_into().expect("W wide");
+            let dst: &mut [f32; W] = dst.try_into().expect("W wide");
+            *dst = *src;
+        }
+    }
     out.clear();
-    for &i in rev {
-        out.extend_from_slice(&x[i * width..(i + 1) * width]);
+    out.resize(rows.len() * width, 0.0);
+    match width {
+        16 => fixed::<16>(x, rows, out),
+        64 => fixed::<64>(x, rows, out),
+        _ => {
+            for (dst, i) in out.chunks_exact_mut(width.max(1)).zip(rows) {
+                dst.copy_from_slice(&x[i * width..(i + 1) * width]);
+            }
+        }
     }
 }
