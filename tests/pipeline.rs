@@ -67,8 +67,8 @@ fn distill() -> PathBuf {
 
 /// `xtask pipeline --preset smoke --no-build …`; returns stdout. The xtask binary is the
 /// one `cargo test` built beside this test (xtask's own integration tests make it build
-/// it), so nothing is compiled here; run alone, it falls back to `cargo run` in xtask's
-/// own target folder, as `cargo xtask` does (see .cargo/config.toml).
+/// it), so nothing is compiled here; run alone, it falls back to `cargo run` with the
+/// xtask's own profile, as `cargo xtask` does (see .cargo/config.toml).
 fn smoke_pipeline(runs: &Path) -> String {
     smoke_pipeline_with(runs, &[])
 }
@@ -82,12 +82,7 @@ fn smoke_pipeline_with(runs: &Path, extra: &[&str]) -> String {
         cmd
     } else {
         let mut cmd = cargo();
-        cmd.arg("run");
-        if release() {
-            cmd.arg("--release");
-        }
-        cmd.arg("--target-dir").arg(root().join("target/xtask"));
-        cmd.args(["-p", "xtask", "--"]);
+        cmd.args(["run", "--profile", "xtask", "-p", "xtask", "--"]);
         cmd
     };
     // The CLI is the one these tests were built beside (`distill()`), hence --no-build.

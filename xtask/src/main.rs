@@ -1,6 +1,7 @@
-//! `cargo xtask <task>`: project chores that need more than cargo.
+//! `cargo xtask <task>`: project chores that need more than cargo. The xtask orchestrates
+//! and computes nothing: the pipeline's stages are `distill` commands, so it depends on no
+//! numeric crate and builds in seconds.
 
-mod assets;
 mod cuda;
 mod pipeline;
 
@@ -15,8 +16,6 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// Make sure the data and the default teacher base are on this machine.
-    Assets(assets::AssetsArgs),
     /// Install the pinned CUDA 13.0 wheels (when missing), make the link-time driver stub,
     /// and print the environment a `--features cuda` build needs.
     CudaToolchain(cuda::ToolchainArgs),
@@ -27,15 +26,7 @@ enum Task {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     match Cli::parse().task {
-        Task::Assets(args) => assets::run(&args),
         Task::CudaToolchain(args) => cuda::toolchain(&args),
         Task::CudaBuild(args) => cuda::build(&args),
         Task::Pipeline(args) => pipeline::run(&args),

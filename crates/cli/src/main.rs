@@ -6,6 +6,7 @@ mod bench;
 mod device;
 mod eval;
 mod logits;
+mod report;
 mod student;
 mod task;
 mod teacher;
@@ -43,6 +44,26 @@ enum Command {
     Augment(augment::AugmentArgs),
     /// Time training and inference.
     Bench(bench::BenchArgs),
+    /// Tables and pictures of a run folder: report.md, report.html, report.json, plots/
+    ///
+    /// Reads the run folder RUN and writes report.md, report.html (self-contained, pictures
+    /// embedded), report.json (the same numbers) and plots/{training,pr,confusion}.{png,svg}
+    /// into RUN, or into --out. RUN holds what the other commands wrote, in the layout
+    /// `cargo xtask pipeline` uses:
+    ///
+    ///   eval/teacher.json, eval/teacher.scores  distill teacher eval --json --scores FILE
+    ///   eval/<student>.json, .scores            distill eval --json --scores FILE
+    ///   eval/test/<model>.json                  the same on a test file (optional)
+    ///   bench/<student>.json                    distill bench --json (optional)
+    ///   teacher/, students/<student>/best/      the model folders (parameters, size)
+    ///   students/<student>/metrics.jsonl        training curves
+    ///   data/dev.tsv                            the dev file the models were scored on
+    ///   pipeline.json                           stage times, settings (optional)
+    ///
+    /// Per-label precision, recall and F1 come from each model's confusion matrix, per-label
+    /// AP from its scores against the dev file's labels.
+    #[command(verbatim_doc_comment)]
+    Report(report::ReportArgs),
 }
 
 fn main() -> Result<()> {
@@ -72,5 +93,6 @@ fn main() -> Result<()> {
         Command::Predict(a) => eval::predict(a),
         Command::Augment(a) => augment::augment(a),
         Command::Bench(a) => bench::bench(a),
+        Command::Report(a) => report::report(a),
     }
 }

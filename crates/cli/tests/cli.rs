@@ -427,3 +427,43 @@ fn labelling_or_evaluating_with_a_base_model_is_refused() {
     }
     assert!(!out.exists(), "no logits from a random head");
 }
+
+#[test]
+fn report_of_a_run_folder_and_a_clear_error_without_one() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../report/tests/fixtures/run");
+    let out = tempfile::tempdir().unwrap();
+    let o = distill(&[
+        "report",
+        "--run",
+        fixture.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    assert!(
+        md.contains("| distill-augment | distilled + augmentation |"),
+        "{md}"
+    );
+    assert!(out.path().join("report.html").is_file());
+    // A folder without the teacher's evaluation: the error names the file.
+    let empty = tempfile::tempdir().unwrap();
+    let o = distill(&["report", "--run", empty.path().to_str().unwrap()]);
+    fails_with(&o, &["eval/teacher.json"]);
+}
+
+#[test]
+fn teacher_fetch_checks_a_folder_and_refuses_a_missing_one() {
+    let teacher = tiny_teacher();
+    let o = distill(&["teacher", "fetch", "--teacher", teacher.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("a folder, nothing to fetch"));
+    let empty = tempfile::tempdir().unwrap();
+    let o = distill(&[
+        "teacher",
+        "fetch",
+        "--teacher",
+        empty.path().to_str().unwrap(),
+    ]);
+    fails_with(&o, &["config.json"]);
+}

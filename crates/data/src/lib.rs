@@ -17,7 +17,9 @@
 //! splits, [`logits`] stores teacher logits next to the fingerprint of the
 //! data they belong to, [`metrics`] computes accuracy, per-class and macro F1,
 //! the confusion matrix and average precision over C classes as scikit-learn
-//! does, and [`io`] writes files atomically.
+//! does, [`epoch`] is the per-epoch record of `metrics.jsonl` that training and
+//! fine-tuning write, [`eval`] what an evaluation writes (JSON, class probabilities,
+//! a table), and [`io`] writes files atomically.
 //!
 //! ```
 //! use distill_data::{Batcher, Dataset, Normalizer, Vocab, VocabBuilder};
@@ -48,7 +50,9 @@
 pub mod augment;
 pub mod batch;
 pub mod dataset;
+pub mod epoch;
 pub mod error;
+pub mod eval;
 pub mod io;
 pub mod logits;
 pub mod metrics;
@@ -65,13 +69,17 @@ pub mod vocab;
 pub use augment::{Augmenter, Substitutes, MASK};
 pub use batch::{padding_share, Batch, Batcher};
 pub use dataset::{Dataset, Example, LabelSet};
+pub use epoch::EpochRecord;
 pub use error::{Error, Result};
+pub use eval::EvalRecord;
 pub use io::{sha256_hex, write_atomic};
 pub use logits::{LogitsMeta, TeacherLogits};
 pub use metrics::{average_precision, pr_curve, probabilities, ClassMetrics, Metrics};
 pub use normalize::{Normalizer, MASK_TOKEN};
 pub use numwords::number_to_words;
 pub use split::{stratified_split, stratified_split_indices, stratified_subset};
+#[cfg(feature = "clap")]
+pub use task::TaskArgs;
 pub use task::{Format, TaskSpec};
 pub use text::{TextEncoder, Tokenization};
 pub use vocab::{Vocab, VocabBuilder};

@@ -43,7 +43,13 @@ pub struct LogitsMeta {
     pub count: usize,
     /// Set for a shard of the data (`distill teacher label --shard`): its place.
     pub shard: Option<ShardInfo>,
+    /// Arithmetic of the teacher's matrix products: `f32` (also every cache that predates
+    /// the field) or `bf16`. Caches of different precision do not mix.
+    pub precision: String,
 }
+
+/// The precision of caches that do not record one.
+pub const DEFAULT_PRECISION: &str = "f32";
 
 /// Teacher logits for a data set, row-major `[count, num_labels]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -170,6 +176,7 @@ impl TeacherLogits {
             ("labels".to_string(), labels),
             ("data_sha256".to_string(), self.meta.data_sha256.clone()),
             ("count".to_string(), self.meta.count.to_string()),
+            ("precision".to_string(), self.meta.precision.clone()),
         ]);
         let mut metadata = metadata;
         if let Some(s) = &self.meta.shard {
@@ -278,6 +285,10 @@ impl TeacherLogits {
                 data_sha256: field("data_sha256")?,
                 count,
                 shard: shard_info(meta, count).map_err(bad)?,
+                precision: meta
+                    .get("precision")
+                    .map_or(DEFAULT_PRECISION, String::as_str)
+                    .to_string(),
             },
             source: Some(path.to_path_buf()),
         };
@@ -346,6 +357,9 @@ impl TeacherLogits {
                 "{} vs {} columns",
                 self.num_labels, other.num_labels
             ));
+        }
+        if a.precision != b.precision {
+            diffs.push(format!("precision {} vs {}", a.precision, b.precision));
         }
         if a.labels != b.labels {
             diffs.push(format!(
@@ -421,6 +435,7 @@ mod tests {
             data_sha256: d.fingerprint(),
             count: d.len(),
             shard: None,
+            precision: DEFAULT_PRECISION.into(),
         };
         TeacherLogits::new(vec![1.5, -1.5, -2.0, 2.25, 0.0, f32::MIN_POSITIVE], 2, meta).unwrap()
     }
@@ -625,7 +640,12 @@ mod tests {
             }
         }
         cache_file(&p, &[0.5, -0.5, 1.0, 2.0], 2, &[]);
-        assert_eq!(TeacherLogits::load(&p).unwrap().len(), 2);
+        let clean = TeacherLogits::load(&p).unwrap();
+        assert_eq!(clean.len(), 2);
+        // A cache from before precision was recorded was computed in f32.
+        assert_eq!(clean.meta.precision, DEFAULT_PRECISION);
+        cache_file(&p, &[0.5, -0.5, 1.0, 2.0], 2, &[("precision", "bf16")]);
+        assert_eq!(TeacherLogits::load(&p).unwrap().meta.precision, "bf16");
     }
 
     #[test]

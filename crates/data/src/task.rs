@@ -183,6 +183,65 @@ impl TaskSpec {
     }
 }
 
+/// The task flags of every command that reads data files, as clap arguments (feature
+/// `clap`): `--format`, `--text-column`, `--text-pair-column`, `--label-column`. The
+/// `distill` CLI and `cargo xtask pipeline` flatten the same struct, so the flags read the
+/// same everywhere.
+#[cfg(feature = "clap")]
+#[derive(clap::Args, Clone, Debug, Default, PartialEq, Eq)]
+pub struct TaskArgs {
+    /// Data format: tsv, csv or jsonl [default: from each file's extension].
+    #[arg(long, value_parser = |s: &str| s.parse::<Format>())]
+    pub format: Option<Format>,
+    /// Column of the text [default: `sentence` or `text`, or `sentence1`/`question` for
+    /// pairs].
+    #[arg(long)]
+    pub text_column: Option<String>,
+    /// Column of the second text of a sentence pair [default: `sentence2`/`answer` when
+    /// present].
+    #[arg(long)]
+    pub text_pair_column: Option<String>,
+    /// Column of the label [default: `label`; a file without it is unlabelled].
+    #[arg(long)]
+    pub label_column: Option<String>,
+}
+
+#[cfg(feature = "clap")]
+impl TaskArgs {
+    /// The reading settings these flags name.
+    pub fn spec(&self) -> TaskSpec {
+        TaskSpec {
+            format: self.format,
+            text_column: self.text_column.clone(),
+            text_pair_column: self.text_pair_column.clone(),
+            label_column: self.label_column.clone(),
+        }
+    }
+
+    /// Reads `path` where every row needs a label (`purpose`: "evaluation", …).
+    pub fn read_labelled(
+        &self,
+        path: &Path,
+        labels: &crate::LabelSet,
+        purpose: &str,
+    ) -> Result<crate::Dataset> {
+        crate::Dataset::read_labelled(path, &self.spec(), labels, purpose)
+    }
+
+    /// Reads only the texts of `path` (its labels, if any, are not looked at).
+    pub fn read_texts(&self, path: &Path) -> Result<crate::Dataset> {
+        crate::Dataset::read_texts(path, &self.spec())
+    }
+
+    /// The label set: `given`, or the labels of the training file `train`.
+    pub fn labels(&self, given: Option<&crate::LabelSet>, train: &Path) -> Result<crate::LabelSet> {
+        match given {
+            Some(l) => Ok(l.clone()),
+            None => crate::Dataset::label_set_of(train, &self.spec()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@
 
 use std::path::Path;
 
+#[cfg(feature = "wordpiece")]
 use crate::augment::MASK;
 use crate::error::{Error, Result};
 use crate::normalize::{Normalizer, MASK_TOKEN};
@@ -24,11 +25,13 @@ pub enum Tokenization {
     /// Word tokens from the [`Normalizer`].
     Words(Normalizer),
     /// WordPiece tokens from a Hugging Face `tokenizer.json`.
+    #[cfg(feature = "wordpiece")]
     WordPiece(Box<tokenizers::Tokenizer>),
 }
 
 impl Tokenization {
     /// Reads a Hugging Face `tokenizer.json`.
+    #[cfg(feature = "wordpiece")]
     pub fn wordpiece(path: &Path) -> Result<Self> {
         let mut tok = tokenizers::Tokenizer::from_file(path).map_err(|e| Error::Format {
             path: path.to_path_buf(),
@@ -48,6 +51,7 @@ impl Tokenization {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Words(_) => "words",
+            #[cfg(feature = "wordpiece")]
             Self::WordPiece(_) => "wordpiece",
         }
     }
@@ -57,6 +61,7 @@ impl Tokenization {
     pub fn tokens(&self, text: &str) -> Vec<String> {
         match self {
             Self::Words(n) => n.tokens(text),
+            #[cfg(feature = "wordpiece")]
             Self::WordPiece(t) => t
                 .encode(text, false)
                 .map(|e| e.get_tokens().to_vec())
@@ -64,11 +69,12 @@ impl Tokenization {
         }
     }
 
-    /// The token that the augmentation's [`MASK`] becomes.
+    /// The token that the augmentation's [`MASK`](crate::augment::MASK) becomes.
     pub fn mask_token(&self) -> &'static str {
         match self {
             Self::Words(_) => MASK_TOKEN,
             // BERT's tokenizer keeps `[MASK]` whole: it is one of its special tokens.
+            #[cfg(feature = "wordpiece")]
             Self::WordPiece(_) => MASK,
         }
     }
@@ -97,6 +103,7 @@ impl TextEncoder {
     /// Writes `vocab.json` (and `tokenizer.json` for WordPiece) into `dir`.
     pub fn save(&self, dir: &Path) -> Result<()> {
         self.vocab.save(&dir.join(VOCAB_FILE))?;
+        #[cfg(feature = "wordpiece")]
         if let Tokenization::WordPiece(t) = &self.tokenization {
             let path = dir.join(TOKENIZER_FILE);
             let json = t.to_string(false).map_err(|e| Error::Format {
@@ -117,7 +124,17 @@ impl TextEncoder {
     pub fn load(dir: &Path, name: &str, normalize: bool) -> Result<Self> {
         let tokenization = match name {
             "words" => Tokenization::Words(Normalizer::new(normalize)),
+            #[cfg(feature = "wordpiece")]
             "wordpiece" => Tokenization::wordpiece(&dir.join(TOKENIZER_FILE))?,
+            #[cfg(not(feature = "wordpiece"))]
+            "wordpiece" => {
+                return Err(Error::Format {
+                    path: dir.to_path_buf(),
+                    reason: "a WordPiece student, and distill-data was built without its \
+                             `wordpiece` feature"
+                        .into(),
+                })
+            }
             other => {
                 return Err(Error::Format {
                     path: dir.to_path_buf(),

@@ -10,52 +10,10 @@
 //! the backward direction starts at the last *real* token, so padding never reaches a state.
 //! These functions are the fused kernel shared by training ([`crate::kernel`]) and serving
 //! ([`crate::Predictor`]); [`crate::reference`] is the plain candle-op version they are
-//! tested against.
+//! tested against. `σ` and `tanh` are [`distill_ops::math`]'s branch-free versions, which
+//! vectorise (libm's calls were a third of the training time).
 
-/// `eˣ` by range reduction and the Cephes polynomial (relative error ~1e-7), written
-/// without branches or calls so loops over gate arrays vectorise; libm's `expf`/`tanhf`
-/// calls were a third of the training time. Exactly 0 below −87 (and for −∞), `e⁸⁸`
-/// (≈ 1.65e38) above 88 (and for +∞), NaN for NaN.
-#[inline(always)]
-pub fn exp(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer
-    let underflow = x < -87.0;
-    let x = x.clamp(-87.0, 88.0); // NaN stays NaN
-    let shifted = x * LOG2E + ROUND;
-    let n = shifted - ROUND;
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
-        + 1.666_666_5e-1)
-        * r
-        + 0.5;
-    let p = p * r * r + r + 1.0;
-    // `n` as an integer without a float-to-int conversion (`as` saturates with branches
-    // that stop the loops vectorising): adding ROUND left it in the low mantissa bits.
-    // For x in [-87, 88], n is in [-126, 127], a normal exponent; for NaN the bits are
-    // garbage but `p` is NaN, and so is the product.
-    let n = (shifted.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
-    let y = p * f32::from_bits((n.wrapping_add(127) as u32) << 23);
-    if underflow {
-        0.0
-    } else {
-        y
-    }
-}
-
-/// Logistic sigmoid `1 / (1 + e⁻ˣ)`.
-#[inline(always)]
-pub fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + exp(-x))
-}
-
-/// `tanh x = 2σ(2x) − 1` (absolute error ~1e-7).
-#[inline(always)]
-pub fn tanh(x: f32) -> f32 {
-    2.0 * sigmoid(2.0 * x) - 1.0
-}
+use distill_ops::math::{sigmoid, tanh};
 
 /// Recurrent weights laid out for the step loops: `w` is PyTorch's `[4H, H]`,
 /// `wt` its transpose `[H, 4H]` so that `W·h` runs over contiguous rows.
@@ -291,64 +249,4 @@ dispatch! {
         dxg: &mut [f32],
         dw: &mut [f32],
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every 1/64 from −120 to 100: below −87 and above 88 the documented saturation.
-    fn grid() -> impl Iterator<Item = f32> {
-        (-120 * 64..=100 * 64).map(|i| i as f32 / 64.0)
-    }
-
-    #[test]
-    fn exp_matches_std_over_a_wide_range() {
-        let cap = 88f32.exp();
-        for x in grid() {
-            let (got, want) = (exp(x), x.exp());
-            if x < -87.0 {
-                assert_eq!(got, 0.0, "exp({x})");
-            } else if x > 88.0 {
-                assert_eq!(got, exp(88.0), "exp({x}) saturates");
-                assert!((got - cap).abs() <= cap * 2e-7, "exp(88) = {got} vs {cap}");
-            } else {
-                let rel = ((got - want) / want).abs();
-                assert!(rel <= 2e-7, "exp({x}) = {got} vs {want} (rel {rel})");
-            }
-        }
-    }
-
-    #[test]
-    fn exp_of_nan_and_infinities() {
-        assert!(exp(f32::NAN).is_nan());
-        assert!(exp(-f32::NAN).is_nan());
-        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
-        assert_eq!(exp(f32::INFINITY), exp(88.0));
-        assert!(exp(f32::INFINITY).is_finite());
-    }
-
-    #[test]
-    fn sigmoid_and_tanh_match_std_and_pass_nan() {
-        for x in grid() {
-            let want_s = 1.0 / (1.0 + (-x as f64).exp());
-            assert!(
-                (sigmoid(x) as f64 - want_s).abs() <= 2e-7,
-                "sigmoid({x}) = {} vs {want_s}",
-                sigmoid(x)
-            );
-            let want_t = (x as f64).tanh();
-            assert!(
-                (tanh(x) as f64 - want_t).abs() <= 5e-7,
-                "tanh({x}) = {} vs {want_t}",
-                tanh(x)
-            );
-        }
-        assert_eq!(sigmoid(f32::INFINITY), 1.0);
-        // 1 / (1 + e⁸⁸): the saturated exp leaves a subnormal, not 0.
-        assert_eq!(sigmoid(f32::NEG_INFINITY), 1.0 / (1.0 + exp(88.0)));
-        assert_eq!(tanh(f32::INFINITY), 1.0);
-        assert_eq!(tanh(f32::NEG_INFINITY), -1.0);
-        assert!(sigmoid(f32::NAN).is_nan() && tanh(f32::NAN).is_nan());
-    }
 }

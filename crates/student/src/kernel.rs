@@ -14,6 +14,7 @@
 use std::sync::{Arc, Mutex};
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
+use distill_ops::host;
 use rayon::prelude::*;
 
 use crate::cell::{backward_seq, forward_seq, Recurrent, TRACE};
@@ -78,14 +79,6 @@ impl LstmSeqOp {
     }
 }
 
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    let data = s.as_slice::<f32>()?;
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("lstm kernel: input must be contiguous"),
-    }
-}
-
 impl CustomOp2 for LstmSeqOp {
     fn name(&self) -> &'static str {
         "lstm-seq"
@@ -99,8 +92,8 @@ impl CustomOp2 for LstmSeqOp {
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (b, t, h) = self.dims(l1, l2)?;
-        let xg = f32_slice(s1, l1)?;
-        let rec = Recurrent::new(f32_slice(s2, l2)?.to_vec(), h);
+        let xg = host::slice(s1, l1, self.name())?;
+        let rec = Recurrent::new(host::slice(s2, l2, self.name())?.to_vec(), h);
         let mut out = vec![0.0f32; b * (t + 2) * h];
         let row_trace = t * TRACE * h;
         let mut trace = if self.record {

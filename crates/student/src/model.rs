@@ -325,10 +325,7 @@ fn dropout(x: &Tensor, p: f32, rng: &mut dyn rand::RngCore) -> Result<Tensor> {
     if p <= 0.0 {
         return Ok(x.clone());
     }
-    let scale = 1.0 / (1.0 - p);
-    let mask: Vec<f32> = (0..x.elem_count())
-        .map(|_| if rng.gen::<f32>() < p { 0.0 } else { scale })
-        .collect();
+    let mask = distill_ops::dropout::keep_mask(x.elem_count(), p, rng);
     let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(DType::F32)?;
     Ok((x * mask)?)
 }

@@ -7,7 +7,7 @@
 //! reads each text of a pair the same way and applies its head to both sentence vectors.
 
 use candle_core::Tensor;
-use distill_data::{LabelSet, TextEncoder};
+use distill_data::{Dataset, LabelSet, Metrics, TextEncoder};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -264,6 +264,46 @@ impl Predictor {
     pub fn prediction(&self, logits: Vec<f32>) -> Prediction {
         prediction(logits, &self.labels)
     }
+
+    /// Scores this student on labelled `data` (single texts or pairs, as the model reads):
+    /// the [`Metrics`] and the class probabilities `[N][C]` of every row in input order.
+    pub fn evaluate(&self, data: &Dataset) -> Result<(Metrics, Vec<Vec<f32>>)> {
+        let gold = data
+            .labels()
+            .ok_or_else(|| Error::Config("evaluation needs a label on every row".into()))?;
+        if data.is_pairs() != self.is_pair() {
+            let kind = |pairs: bool| {
+                if pairs {
+                    "sentence pairs"
+                } else {
+                    "single texts"
+                }
+            };
+            return Err(Error::Config(format!(
+                "the model reads {} but the data has {}",
+                kind(self.is_pair()),
+                kind(data.is_pairs())
+            )));
+        }
+        let encode =
+            |texts: Vec<&str>| -> Vec<Vec<u32>> { texts.iter().map(|t| self.encode(t)).collect() };
+        let ids = encode(data.texts());
+        let logits = match data.text_pairs().filter(|_| self.is_pair()) {
+            Some(b) => self.logits_pair_batch(&ids, &encode(b))?,
+            None => self.logits_batch(&ids),
+        };
+        let probs: Vec<Vec<f32>> = logits
+            .into_iter()
+            .map(|l| self.prediction(l).probabilities)
+            .collect();
+        let classes = probs.first().map_or(self.labels.len(), Vec::len);
+        if let Some(bad) = gold.iter().find(|&&g| g as usize >= classes) {
+            return Err(Error::Config(format!(
+                "label id {bad} is out of range for a model with {classes} classes"
+            )));
+        }
+        Ok((Metrics::compute(&probs.concat(), classes, &gold), probs))
+    }
 }
 
 fn not_pair() -> Error {
@@ -287,7 +327,7 @@ fn project(w: &[f32], b: &[f32], x: &[f32], out: &mut [f32]) {
 /// `z`, `[1 − σ(z), σ(z)]`.
 pub fn probabilities(logits: &[f32]) -> Vec<f32> {
     if let [z] = logits {
-        let p = crate::cell::sigmoid(*z);
+        let p = distill_ops::math::sigmoid(*z);
         return vec![1.0 - p, p];
     }
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);

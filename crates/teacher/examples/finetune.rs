@@ -70,7 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cfg.teacher,
         report.steps,
         report.mean_step_seconds,
-        b.step,
+        b.step.unwrap_or_default(),
         b.val_acc,
         b.val_ap,
         b.val_f1,

@@ -17,8 +17,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use distill_data::{Dataset, LabelSet};
-use serde::Serialize;
+use distill_data::{Dataset, EpochRecord, LabelSet};
 
 use crate::batching::bucketed_batches;
 use crate::error::{Error, Result};
@@ -26,7 +25,7 @@ use crate::infer::{predict_encoded, progress_bar, score, InferOptions};
 use crate::layers::Mode;
 use crate::model::WORD_EMBEDDINGS;
 use crate::optim::{clip_factor, AdamW, AdamWConfig, LinearSchedule, SparseGrad};
-use crate::teacher::{check_replaceable, LoadOptions, Teacher};
+use crate::teacher::{check_replaceable, LoadOptions, Precision, Teacher};
 use crate::tokenize::{pair_texts, Batch};
 use crate::weights::HeadInit;
 
@@ -88,28 +87,13 @@ impl Default for FinetuneConfig {
     }
 }
 
-/// One dev evaluation (a line of `metrics.jsonl`).
-#[derive(Debug, Clone, Serialize)]
-pub struct EvalRecord {
-    pub epoch: usize,
-    pub step: usize,
-    /// Mean training loss since the previous evaluation.
-    pub train_loss: f64,
-    pub val_loss: f64,
-    pub val_acc: f64,
-    pub val_ap: f64,
-    pub val_f1: f64,
-    /// Learning rate of the last step.
-    pub lr: f64,
-    /// Seconds spent in training steps since the previous evaluation.
-    pub epoch_seconds: f64,
-}
-
 /// What a run did.
 #[derive(Debug, Clone)]
 pub struct FinetuneReport {
-    pub best: EvalRecord,
-    pub history: Vec<EvalRecord>,
+    /// The best dev evaluation (its `step` is always set).
+    pub best: EpochRecord,
+    /// Every dev evaluation, as written to `metrics.jsonl`.
+    pub history: Vec<EpochRecord>,
     pub steps: usize,
     /// Mean wall time of a training step (forward, backward, update), evaluation excluded.
     pub mean_step_seconds: f64,
@@ -147,6 +131,8 @@ pub fn finetune(
         head: HeadInit::Random,
         seed: cfg.seed,
         max_len: cfg.max_len,
+        // Training needs gradients: bf16 products have none.
+        precision: Precision::F32,
     };
     let teacher = Teacher::load(&cfg.teacher, &load, device)?;
     teacher.model.seed_dropout(cfg.seed);
@@ -180,8 +166,8 @@ pub fn finetune(
         batch_size: cfg.eval_batch_size,
         progress: false,
     };
-    let mut history: Vec<EvalRecord> = Vec::new();
-    let mut best: Option<EvalRecord> = None;
+    let mut history: Vec<EpochRecord> = Vec::new();
+    let mut best: Option<EpochRecord> = None;
     let mut lines = String::new();
     let (mut step, mut loss_sum, mut loss_n, mut span_seconds, mut all_seconds) =
         (0, 0f64, 0usize, 0f64, 0f64);
@@ -228,9 +214,9 @@ pub fn finetune(
             if end_of_epoch || asked {
                 let logits = predict_encoded(&teacher, &dev_encoded, &eval_opts)?;
                 let eval = score(&logits, teacher.model.num_labels(), &dev_labels)?;
-                let record = EvalRecord {
+                let record = EpochRecord {
                     epoch: step.div_ceil(per_epoch),
-                    step,
+                    step: Some(step),
                     train_loss: loss_sum / loss_n.max(1) as f64,
                     val_loss: eval.loss,
                     val_acc: eval.metrics.acc,

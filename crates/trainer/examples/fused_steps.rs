@@ -64,7 +64,7 @@ fn main() {
                     *best = best.min(t.elapsed().as_secs_f64());
                 }
             });
-            trainer.sync();
+            trainer.sync().unwrap();
             println!(
                 "epoch {epoch}: {:.3} s, loss {:.4}",
                 started.elapsed().as_secs_f64(),

@@ -208,7 +208,7 @@ impl Stepper {
     /// Brings lazily updated parameters up to date (before evaluating or saving).
     pub fn sync(&mut self) -> Result<()> {
         match self {
-            Stepper::Fused(f) => f.sync(),
+            Stepper::Fused(f) => f.sync()?,
             Stepper::Candle(c) => {
                 if let Some(rows) = c.rows.as_mut() {
                     rows.sync(&c.embedding)?;

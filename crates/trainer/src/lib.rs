@@ -31,6 +31,7 @@ mod run;
 mod teacher_init;
 mod train;
 
+pub use distill_data::EpochRecord;
 pub use encoded::EncodedSet;
 pub use engine::Engine;
 pub use error::{Error, Result};
@@ -39,4 +40,4 @@ pub use fingerprint::{DataChange, DataFingerprint};
 pub use loss::{bce_with_logits, cross_entropy, kl, mse, weighted_mse, Loss};
 pub use run::{Augmentation, StudentRun, MASK_TOKEN};
 pub use teacher_init::{BoxError, InitEmbeddings};
-pub use train::{train, EmbeddingTable, EpochRecord, TrainConfig, TrainOutcome};
+pub use train::{train, EmbeddingTable, TrainConfig, TrainOutcome};

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use distill_data::io::{partial_dir, recover_dir, replace_dir, write_atomic};
-use distill_data::{Batcher, TextEncoder};
+use distill_data::{Batcher, EpochRecord, TextEncoder};
 use distill_student::{BiLstmClassifier, StudentConfig, StudentModel};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
@@ -101,19 +101,6 @@ impl TrainConfig {
         }
         self.loss.validate()
     }
-}
-
-/// One line of `metrics.jsonl`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct EpochRecord {
-    pub epoch: usize,
-    pub train_loss: f64,
-    pub val_loss: f64,
-    pub val_acc: f64,
-    pub val_ap: f64,
-    pub val_f1: f64,
-    pub lr: f64,
-    pub epoch_seconds: f64,
 }
 
 /// `last/state.json`: where a resumed run picks up.
@@ -278,6 +265,7 @@ pub fn train(
             val_ap: eval.metrics.ap,
             val_f1: eval.metrics.f1,
             lr: stepper.lr(),
+            step: None,
             epoch_seconds: train_seconds,
         };
         tracing::info!(
@@ -479,25 +467,14 @@ fn read_records(path: &Path, keep: usize) -> Result<Vec<EpochRecord>> {
     if keep == 0 || !path.exists() {
         return Ok(Vec::new());
     }
+    // Only the records of the epochs the checkpoint holds; lines past them are replaced.
     let text = fs::read_to_string(path).map_err(io_err(path))?;
-    text.lines()
-        .take(keep)
-        .enumerate()
-        .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| Error::Format {
-                path: path.to_path_buf(),
-                reason: format!("line {}: {e}", i + 1),
-            })
-        })
-        .collect()
+    let kept: String = text.lines().take(keep).map(|l| format!("{l}\n")).collect();
+    Ok(EpochRecord::parse_jsonl(path, &kept)?)
 }
 
 fn write_records(path: &Path, records: &[EpochRecord]) -> Result<()> {
-    let mut text = String::new();
-    for r in records {
-        text.push_str(&serde_json::to_string(r).map_err(|e| Error::Config(e.to_string()))?);
-        text.push('\n');
-    }
+    let text = EpochRecord::to_jsonl(records);
     write_atomic(path, text.as_bytes()).map_err(io_err(path))
 }
 

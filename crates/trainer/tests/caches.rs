@@ -24,6 +24,7 @@ fn cache(data: &Path, out: &Path, labels: &[&str], teacher_sha256: &str) -> Path
         data_sha256: d.fingerprint(),
         count: d.len(),
         shard: None,
+        precision: "f32".into(),
     };
     TeacherLogits::new(values, c, meta)
         .unwrap()

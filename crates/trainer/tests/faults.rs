@@ -257,6 +257,7 @@ fn logits_file(train: &Path, path: &Path, scale: f32) -> PathBuf {
         data_sha256: data.fingerprint(),
         count: data.len(),
         shard: None,
+        precision: "f32".into(),
     };
     TeacherLogits::new(values, 2, meta)
         .unwrap()

@@ -50,6 +50,9 @@ pub struct PipelineFile {
     pub device: String,
     /// The resolved settings of the latest run.
     pub settings: serde_json::Value,
+    /// What `distill report` shows of the latest run (absent in records from before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<super::describe::Description>,
     /// In plan order.
     pub stages: Vec<StageRecord>,
 }

@@ -28,11 +28,15 @@ pub fn run_all(ctx: &RunContext, plan: &[Stage]) -> Result<Summary> {
     let layout = &ctx.layout;
     std::fs::create_dir_all(&layout.run)
         .with_context(|| format!("creating {}", layout.run.display()))?;
+    for path in layout.sources(&ctx.settings.task) {
+        ensure!(path.is_file(), "{} is missing", path.display());
+    }
     let json = layout.pipeline_json();
     let mut record = PipelineFile::load(&json)?;
     record.name = ctx.name.clone();
     record.device = ctx.device.to_string();
     record.settings = serde_json::to_value(&ctx.settings)?;
+    record.description = Some(super::describe::describe(ctx));
     record.save(&json)?;
     let names: Vec<String> = plan.iter().map(|s| s.name.clone()).collect();
     let mut hasher = FileHasher::default();
@@ -52,7 +56,7 @@ pub fn run_all(ctx: &RunContext, plan: &[Stage]) -> Result<Summary> {
             inputs.insert(ctx.paths.canonical(&path.display().to_string()), hash);
         }
         let mut settings = stage.settings.clone();
-        if matches!(stage.action, Action::Report) {
+        if stage.name == "report" {
             // The report shows every stage's wall time: a rerun stage reruns the report. Keyed
             // on the times as shown, since a float read back from JSON may differ in its last bit.
             for r in record.stages.iter().filter(|r| r.name != stage.name) {
@@ -110,7 +114,7 @@ pub fn run_all(ctx: &RunContext, plan: &[Stage]) -> Result<Summary> {
         record.put(rec.clone(), &names);
         record.save(&json)?;
         let start = Instant::now();
-        let outcome = execute(ctx, stage, &record).and_then(|()| {
+        let outcome = execute(ctx, stage).and_then(|()| {
             let missing: Vec<_> = stage.outputs.iter().filter(|p| !p.exists()).collect();
             ensure!(
                 missing.is_empty(),
@@ -179,13 +183,11 @@ fn remove_inside(path: &Path, run: &Path) -> Result<()> {
     result.with_context(|| format!("removing {}", path.display()))
 }
 
-fn execute(ctx: &RunContext, stage: &Stage, record: &PipelineFile) -> Result<()> {
+fn execute(ctx: &RunContext, stage: &Stage) -> Result<()> {
     match &stage.action {
         Action::Cli { args, stdout } => run_cli(&ctx.paths, args, stdout.as_deref()),
-        Action::Assets { hub_teacher } => assets(ctx, hub_teacher.as_deref()),
         Action::Data => data(&ctx.layout, &ctx.settings),
         Action::Transfer { parts, out } => transfer(parts, out),
-        Action::Report => super::report::write(ctx, record),
     }
 }
 
@@ -219,28 +221,6 @@ fn run_cli(paths: &Paths, args: &[String], stdout: Option<&Path>) -> Result<()> 
     let text = serde_json::to_string_pretty(&value)? + "\n";
     distill_data::write_atomic(out, text.as_bytes())
         .with_context(|| format!("writing {}", out.display()))
-}
-
-/// The task's files must exist (SST-2 ships with the checkout); a hub teacher must be (or
-/// get) into the cache.
-fn assets(ctx: &RunContext, hub_teacher: Option<&str>) -> Result<()> {
-    for path in ctx.layout.sources(&ctx.settings.task) {
-        ensure!(path.is_file(), "{} is missing", path.display());
-    }
-    match hub_teacher {
-        Some(id) if id == crate::assets::MODEL_ID => {
-            crate::assets::run(&crate::assets::AssetsArgs { no_hub: false })?;
-        }
-        Some(id) => {
-            if distill_teacher::hub::cached_snapshot(id).is_none() {
-                let dir =
-                    distill_teacher::hub::download(id).with_context(|| format!("fetching {id}"))?;
-                println!("{id}: downloaded into {}", dir.display());
-            }
-        }
-        None => println!("    teacher base is a local folder: nothing to fetch"),
-    }
-    Ok(())
 }
 
 /// Writes the task's files as TSV in `data/` (stratified subsets where the settings ask),

@@ -159,9 +159,6 @@ impl Layout {
     pub fn bench(&self, model: &str) -> PathBuf {
         self.run.join("bench").join(format!("{model}.json"))
     }
-    pub fn plots(&self) -> PathBuf {
-        self.run.join("plots")
-    }
     pub fn pipeline_json(&self) -> PathBuf {
         self.run.join("pipeline.json")
     }

@@ -1,22 +1,19 @@
-//! `cargo xtask pipeline`: the whole run in one command — assets, teacher fine-tuning and
-//! labelling, augmentation, students, evaluation, timing and a report — each stage a call
-//! of the `distill` CLI that can be run by hand, resumable and cached in
-//! `runs/<name>/pipeline.json`.
+//! `cargo xtask pipeline`: the whole run in one command — the teacher base, teacher
+//! fine-tuning and labelling, augmentation, students, evaluation, timing and a report —
+//! each stage a call of the `distill` CLI that can be run by hand (but for the two that
+//! only copy data files), resumable and cached in `runs/<name>/pipeline.json`.
 //!
 //! [`presets`] resolves the settings, [`stages`] turns them into a plan over the files of
-//! [`layout`], [`exec`] runs it with the keys of [`cache`], and [`report`] (with
-//! [`results`], [`plots`] and [`curves`]) writes `report.md`, a self-contained
-//! `report.html` and `plots/*.{png,svg}`.
+//! [`layout`], [`exec`] builds the CLI once and runs the plan with the keys of [`cache`];
+//! [`describe`] says in `pipeline.json` what `distill report`, the last stage, shows of
+//! the run.
 
 mod cache;
-mod curves;
+mod describe;
 mod device;
 mod exec;
 mod layout;
-mod plots;
 mod presets;
-mod report;
-mod results;
 mod stages;
 
 use std::path::{Path, PathBuf};
@@ -156,15 +153,11 @@ impl Paths {
                 }
                 parts.join(" ")
             }
-            Action::Assets { .. } => "cargo xtask assets".into(),
             Action::Data => {
                 "# in xtask: the task's files as TSV in data/ (stratified subsets)".into()
             }
             Action::Transfer { .. } => {
                 "# in xtask: data/augment.tsv and data/unlabelled.tsv into data/transfer.tsv".into()
-            }
-            Action::Report => {
-                "# in xtask: tables and plots from eval/, bench/ and students/".into()
             }
         }
     }

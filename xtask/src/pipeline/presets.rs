@@ -6,13 +6,15 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
-use distill_data::{Dataset, Format, LabelSet, TaskSpec};
+use distill_data::{Dataset, LabelSet, TaskArgs, TaskSpec};
 use serde::{Deserialize, Serialize};
 
 use super::layout::STUDENTS;
 
 /// The tiny random BERT used as the `smoke` teacher, relative to the workspace root.
 pub const SMOKE_TEACHER: &str = "crates/teacher/tests/fixtures/tiny-bert";
+/// The teacher base of the other presets (`distill teacher fetch`'s default).
+pub const DEFAULT_TEACHER: &str = "sentence-transformers/all-MiniLM-L6-v2";
 
 /// A preset's name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
@@ -151,7 +153,7 @@ impl Settings {
                 preset,
                 task: Task::default(),
                 size_rules: Vec::new(),
-                teacher: crate::assets::MODEL_ID.into(),
+                teacher: DEFAULT_TEACHER.into(),
                 train_size: Some(8_000),
                 dev_size: None,
                 seed: 0,
@@ -170,7 +172,7 @@ impl Settings {
                 preset,
                 task: Task::default(),
                 size_rules: Vec::new(),
-                teacher: crate::assets::MODEL_ID.into(),
+                teacher: DEFAULT_TEACHER.into(),
                 train_size: None,
                 dev_size: None,
                 seed: 0,
@@ -375,9 +377,10 @@ impl Settings {
     }
 }
 
-/// The task flags of `cargo xtask pipeline`.
+/// The task flags of `cargo xtask pipeline`: its files, how to read them (the flags every
+/// `distill` command that reads data shares) and the label names.
 #[derive(Debug, Default, clap::Args)]
-pub struct TaskArgs {
+pub struct TaskFiles {
     /// Training file: TSV, CSV or JSON lines [default: assets/sst2/train.tsv].
     #[arg(long, requires = "dev")]
     pub train: Option<PathBuf>,
@@ -390,31 +393,19 @@ pub struct TaskArgs {
     /// Unlabelled in-domain text: the teacher labels it, and it joins the transfer set.
     #[arg(long)]
     pub unlabelled: Option<PathBuf>,
-    /// Data format: tsv, csv or jsonl [default: from each file's extension].
-    #[arg(long, value_parser = |s: &str| s.parse::<Format>())]
-    pub format: Option<Format>,
-    #[arg(long)]
-    pub text_column: Option<String>,
-    #[arg(long)]
-    pub text_pair_column: Option<String>,
-    #[arg(long)]
-    pub label_column: Option<String>,
+    #[command(flatten)]
+    pub read: TaskArgs,
     /// Label names in id order, comma-separated [default: the training file's labels,
     /// numbers in numeric order, other names sorted].
-    #[arg(long, value_parser = |s: &str| LabelSet::parse_list(s))]
+    #[arg(long, value_parser = LabelSet::parse_list)]
     pub labels: Option<LabelSet>,
 }
 
-impl TaskArgs {
+impl TaskFiles {
     /// The task these flags name, with its label set and size read from the training file.
     fn resolve(&self, root: &Path, cwd: &Path) -> Result<Task> {
         let abs = |p: &Option<PathBuf>| p.as_ref().map(|p| cwd.join(p));
-        let spec = TaskSpec {
-            format: self.format,
-            text_column: self.text_column.clone(),
-            text_pair_column: self.text_pair_column.clone(),
-            label_column: self.label_column.clone(),
-        };
+        let spec: TaskSpec = self.read.spec();
         let train = abs(&self.train);
         let train_path = train
             .clone()
@@ -446,7 +437,7 @@ impl TaskArgs {
 #[derive(Debug, Default, clap::Args)]
 pub struct Overrides {
     #[command(flatten)]
-    pub task: TaskArgs,
+    pub task: TaskFiles,
     /// Teacher base: hub id or folder.
     #[arg(long)]
     pub teacher: Option<String>,
@@ -538,10 +529,10 @@ mod tests {
             resolve(
                 Preset::Full,
                 &Overrides {
-                    task: TaskArgs {
+                    task: TaskFiles {
                         train: Some(root().join("assets/sst5/train.csv")),
                         dev: Some(root().join("assets/sst5/dev.csv")),
-                        ..TaskArgs::default()
+                        ..TaskFiles::default()
                     },
                     ..o
                 },

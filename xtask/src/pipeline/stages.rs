@@ -22,14 +22,10 @@ pub enum Action {
         args: Vec<String>,
         stdout: Option<PathBuf>,
     },
-    /// SST-2 present; the teacher base in the hf-hub cache when it is a hub id.
-    Assets { hub_teacher: Option<String> },
     /// The task's files as TSV in `data/` (stratified subsets where asked).
     Data,
     /// Augmented samples and unlabelled text concatenated into one transfer file.
     Transfer { parts: Vec<PathBuf>, out: PathBuf },
-    /// Tables and plots from everything above.
-    Report,
 }
 
 /// One step of the pipeline.
@@ -175,14 +171,17 @@ impl Planner<'_> {
         let mut stages = vec![
             Stage {
                 name: "assets".into(),
-                what: "SST-2 in assets/, the teacher base in the hf-hub cache".into(),
-                action: Action::Assets {
-                    hub_teacher: hub.clone(),
+                what: "the teacher base in the hf-hub cache (a folder: checked)".into(),
+                action: Action::Cli {
+                    args: Args::new(&["teacher", "fetch"])
+                        .opt("--teacher", &base_arg)
+                        .0,
+                    stdout: None,
                 },
                 inputs: sources.clone(),
                 outputs: vec![],
                 clean: vec![],
-                settings: format!("teacher base {base_arg}"),
+                settings: String::new(),
             },
             Stage {
                 name: "data".into(),
@@ -497,15 +496,22 @@ impl Planner<'_> {
             .iter()
             .map(|f| l.run.join(f))
             .collect();
-        Stage {
-            name: "report".into(),
-            what: "report.md, report.html and plots/".into(),
-            action: Action::Report,
+        let args = Args::new(&["report"]).path("--run", &l.run);
+        let mut stage = Stage::cli(
+            "report".into(),
+            "report.md, report.html and plots/".into(),
+            args,
             inputs,
-            clean: outputs.clone(),
             outputs,
-            settings: serde_json::to_string(self.s).unwrap_or_default(),
-        }
+        );
+        // What pipeline.json's description says of the run is not in any input file.
+        stage.settings = format!(
+            "{} devices {} {}",
+            serde_json::to_string(self.s).unwrap_or_default(),
+            self.device,
+            self.student_device
+        );
+        stage
     }
 }
 

@@ -19,10 +19,11 @@
 use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use distill_ops::dropout::keep_mask;
+use distill_ops::host;
+use distill_ops::math::exp;
 use rayon::prelude::*;
 
-use super::dropout::keep_mask;
-use super::gelu::exp;
 use super::softmax::softmax_last_dim;
 use super::{dot, sum, Ctx, Dropout, Mode};
 
@@ -56,7 +57,7 @@ pub fn attention(
         )
     }
     let keep = (ctx.mode == Mode::Train && dropout.p() > 0.0)
-        .then(|| keep_mask(b * heads * t * t, dropout.p(), ctx.rng));
+        .then(|| keep_mask(b * heads * t * t, dropout.p() as f32, ctx.rng));
     let op = AttentionOp {
         heads,
         mask: mask.flatten_all()?.to_vec1::<f32>()?,
@@ -102,10 +103,6 @@ pub fn attention_ops(
         .reshape((b, tq, h))
 }
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    super::contiguous_f32(s, l, "attention")
-}
-
 #[inline]
 fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
     y.iter_mut().zip(x).for_each(|(y, x)| *y += alpha * x);
@@ -135,7 +132,11 @@ impl CustomOp3 for AttentionOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (q, k, v) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        let (q, k, v) = (
+            host::slice(s1, l1, self.name())?,
+            host::slice(s2, l2, self.name())?,
+            host::slice(s3, l3, self.name())?,
+        );
         let (_, tq, h) = l1.shape().dims3()?;
         let t = l2.dim(1)?;
         let (heads, d) = (self.heads, h / self.heads);

@@ -2,11 +2,12 @@
 //! drawn from the forward pass's seeded RNG; the identity otherwise. Same shape in and
 //! out.
 //!
-//! The mask is drawn on the host from a ChaCha stream, so that a run is reproducible from
-//! its seed on any device (candle's CPU `rand` cannot be seeded).
+//! The mask is [`distill_ops::dropout::keep_mask`], drawn on the host from a ChaCha stream,
+//! so that a run is reproducible from its seed on any device (candle's CPU `rand` cannot be
+//! seeded).
 
 use candle_core::{Result, Tensor};
-use rand::RngCore;
+use distill_ops::dropout::keep_mask;
 
 use super::{Ctx, Mode};
 
@@ -30,27 +31,10 @@ impl Dropout {
         if ctx.mode != Mode::Train || self.p <= 0.0 {
             return Ok(x.clone());
         }
-        let mask = keep_mask(x.elem_count(), self.p, ctx.rng);
+        let mask = keep_mask(x.elem_count(), self.p as f32, ctx.rng);
         let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
         x * mask
     }
-}
-
-/// `n` mask values, each `1 / (1 − p)` with probability `1 − p` and `0` otherwise.
-pub(crate) fn keep_mask(n: usize, p: f64, rng: &mut impl RngCore) -> Vec<f32> {
-    // An element is kept when a uniform 32-bit draw is at or above p·2³².
-    let threshold = (p * 4_294_967_296.0) as u64;
-    let scale = (1.0 / (1.0 - p)) as f32;
-    let mut mask = Vec::with_capacity(n);
-    while mask.len() < n {
-        let bits = rng.next_u64();
-        for half in [bits & 0xffff_ffff, bits >> 32] {
-            if mask.len() < n {
-                mask.push(if half >= threshold { scale } else { 0.0 });
-            }
-        }
-    }
-    mask
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 //! the kernels against that composition.
 
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
+use distill_ops::host;
 use rayon::prelude::*;
 
 use super::{sum, Mode};
@@ -68,10 +69,6 @@ impl LayerNorm {
     }
 }
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    super::contiguous_f32(s, l, "layer norm")
-}
-
 /// Mean and `1/√(σ² + ε)` of a row, variance by two passes.
 #[inline]
 fn moments(x: &[f32], eps: f32) -> (f32, f32) {
@@ -108,7 +105,11 @@ impl CustomOp3 for LayerNormOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w, b) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        let (x, w, b) = (
+            host::slice(s1, l1, self.name())?,
+            host::slice(s2, l2, self.name())?,
+            host::slice(s3, l3, self.name())?,
+        );
         let h = w.len();
         if h == 0 || x.len() % h != 0 || b.len() != h {
             candle_core::bail!(
@@ -168,7 +169,11 @@ impl CustomOp3 for LayerNormBackward {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w, dy) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        let (x, w, dy) = (
+            host::slice(s1, l1, self.name())?,
+            host::slice(s2, l2, self.name())?,
+            host::slice(s3, l3, self.name())?,
+        );
         let h = w.len();
         let n = x.len() / h;
         let mut out = vec![0f32; (n + 2) * h];

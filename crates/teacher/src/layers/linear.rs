@@ -8,20 +8,44 @@
 //! ([`Linear::forward_ops`], used on other devices) the same layer is six nodes —
 //! reshape, transpose, matmul, broadcast, add, reshape — and candle's backward pass
 //! allocates and accumulates a gradient for each of them.
+//!
+//! For inference a layer may hold its weight rounded to bf16 ([`Linear::pack_bf16`]): its
+//! product then runs on AMX tiles ([`super::amx`]), without a backward.
 
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use distill_ops::host;
+
+use super::amx::PackedBf16;
 
 /// A dense layer holding PyTorch-layout weights.
 #[derive(Debug, Clone)]
 pub struct Linear {
     weight: Tensor,
     bias: Tensor,
+    /// The weight in bf16 tiles, for inference on AMX.
+    bf16: Option<Arc<PackedBf16>>,
 }
 
 impl Linear {
     /// `weight` `(out, in)`, `bias` `(out)`.
     pub fn new(weight: Tensor, bias: Tensor) -> Self {
-        Self { weight, bias }
+        Self {
+            weight,
+            bias,
+            bf16: None,
+        }
+    }
+
+    /// From now on multiplies in bf16 on AMX tiles (inference only: the product has no
+    /// backward). The caller checks [`super::amx::available`].
+    pub fn pack_bf16(&mut self) -> Result<()> {
+        let (out, k) = self.weight.dims2()?;
+        let w = self.weight.flatten_all()?.to_vec1::<f32>()?;
+        let b = self.bias.to_vec1::<f32>()?;
+        self.bf16 = Some(Arc::new(PackedBf16::pack(&w, &b, out, k)));
+        Ok(())
     }
 
     pub fn weight(&self) -> &Tensor {
@@ -34,6 +58,11 @@ impl Linear {
 
     /// `(…, in)` → `(…, out)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if let Some(packed) = &self.bf16 {
+            if x.device().is_cpu() && x.dtype() == DType::F32 {
+                return x.contiguous()?.apply_op1_no_bwd(&Bf16Op(packed.clone()));
+            }
+        }
         if x.device().is_cpu() && x.dtype() == DType::F32 {
             x.contiguous()?
                 .apply_op3(&self.weight, &self.bias, LinearOp)
@@ -69,10 +98,6 @@ fn out_dims(dims: &[usize], out: usize) -> Vec<usize> {
     d
 }
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    super::contiguous_f32(s, l, "linear")
-}
-
 /// `(x, W, b)` → `x Wᵀ + b`, with its backward.
 struct LinearOp;
 
@@ -90,7 +115,11 @@ impl CustomOp3 for LinearOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w, b) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        let (x, w, b) = (
+            host::slice(s1, l1, self.name())?,
+            host::slice(s2, l2, self.name())?,
+            host::slice(s3, l3, self.name())?,
+        );
         let (rows, k) = rows_and_width(l1.dims())?;
         let (out, w_in) = l2.shape().dims2()?;
         if w_in != k || b.len() != out {
@@ -162,6 +191,28 @@ impl CustomOp3 for LinearOp {
             .matmul(&g)?
             .reshape(out)?;
         Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
+
+/// `x` → `x Wᵀ + b` in bf16 on AMX tiles; no backward.
+struct Bf16Op(Arc<PackedBf16>);
+
+impl CustomOp1 for Bf16Op {
+    fn name(&self) -> &'static str {
+        "linear-bf16"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = host::slice(s, l, self.name())?;
+        let (rows, k) = rows_and_width(l.dims())?;
+        if k != self.0.in_features() {
+            candle_core::bail!("linear-bf16: input {:?}, weight {:?}", l.dims(), self.0)
+        }
+        let y = self.0.forward(x, rows);
+        Ok((
+            CpuStorage::F32(y),
+            Shape::from(out_dims(l.dims(), self.0.out_features())),
+        ))
     }
 }
 

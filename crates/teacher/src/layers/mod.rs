@@ -15,6 +15,7 @@
 //! | [`gelu`] | `x · Φ(x)`, fast and differentiable | any |
 //! | [`dropout`] | `y = x · m / (1 − p)`, `m ~ Bernoulli(1 − p)` | any |
 
+pub mod amx;
 pub mod attention;
 pub mod dropout;
 pub mod gelu;
@@ -27,19 +28,6 @@ pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 
 use rand_chacha::ChaCha8Rng;
-
-/// The f32 values of a contiguous CPU tensor, for the fused kernels; `op` names the kernel
-/// in the error.
-pub(crate) fn contiguous_f32<'a>(
-    s: &'a candle_core::CpuStorage,
-    l: &candle_core::Layout,
-    op: &str,
-) -> candle_core::Result<&'a [f32]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s.as_slice::<f32>()?[a..b]),
-        None => candle_core::bail!("{op} needs contiguous tensors"),
-    }
-}
 
 /// `Σ aᵢ bᵢ` with eight independent accumulators, so that the compiler vectorises it (a
 /// plain iterator sum is a sequential chain of float additions).

@@ -8,9 +8,10 @@
 //! `m` detached: softmax does not depend on it, so no gradient is lost).
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
+use distill_ops::host;
+use distill_ops::math::exp;
 use rayon::prelude::*;
 
-use super::gelu::exp;
 use super::{dot, sum, Mode};
 
 /// Values per parallel task.
@@ -41,10 +42,6 @@ pub fn softmax_diff(x: &Tensor) -> Result<Tensor> {
     exp.broadcast_div(&sum)
 }
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    super::contiguous_f32(s, l, "softmax")
-}
-
 fn row_len(l: &Layout) -> Result<usize> {
     match l.dims().last() {
         Some(&n) if n > 0 => Ok(n),
@@ -60,7 +57,7 @@ impl CustomOp1 for Softmax {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, n) = (slice(s, l)?, row_len(l)?);
+        let (x, n) = (host::slice(s, l, self.name())?, row_len(l)?);
         let mut y = vec![0f32; x.len()];
         let chunk = CHUNK.div_ceil(n) * n;
         y.par_chunks_mut(chunk)
@@ -100,7 +97,11 @@ impl CustomOp2 for SoftmaxBackward {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (y, g, n) = (slice(s1, l1)?, slice(s2, l2)?, row_len(l1)?);
+        let (y, g, n) = (
+            host::slice(s1, l1, self.name())?,
+            host::slice(s2, l2, self.name())?,
+            row_len(l1)?,
+        );
         let mut dx = vec![0f32; y.len()];
         let chunk = CHUNK.div_ceil(n) * n;
         dx.par_chunks_mut(chunk)

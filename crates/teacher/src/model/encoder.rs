@@ -62,6 +62,18 @@ impl Attention {
         })
     }
 
+    fn pack_bf16(&mut self) -> Result<()> {
+        for l in [
+            &mut self.query,
+            &mut self.key,
+            &mut self.value,
+            &mut self.output,
+        ] {
+            l.pack_bf16()?;
+        }
+        Ok(())
+    }
+
     /// The block's output at the positions of `rows` (all of `x`, or a prefix of its
     /// positions): queries and the residual come from `rows`, keys and values from `x`.
     fn forward(&self, x: &Tensor, rows: &Tensor, mask: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
@@ -100,6 +112,14 @@ impl EncoderLayer {
             act: cfg.hidden_act,
             dropout: Dropout::new(cfg.hidden_dropout_prob),
         })
+    }
+
+    /// Multiplies in bf16 on AMX tiles from now on (inference only, see
+    /// [`crate::layers::amx`]).
+    pub fn pack_bf16(&mut self) -> Result<()> {
+        self.attention.pack_bf16()?;
+        self.intermediate.pack_bf16()?;
+        self.output.pack_bf16()
     }
 
     /// `(B, T, H)` → `(B, T, H)`; `mask` is the additive `(B, T)` mask.

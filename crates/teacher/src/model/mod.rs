@@ -50,6 +50,8 @@ pub struct BertClassifier {
     classifier: Linear,
     num_labels: usize,
     rng: Mutex<ChaCha8Rng>,
+    /// The encoder multiplies in bf16 (inference only).
+    bf16: bool,
 }
 
 impl BertClassifier {
@@ -78,7 +80,38 @@ impl BertClassifier {
             classifier,
             num_labels,
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(0)),
+            bf16: false,
         })
+    }
+
+    /// Runs the encoder's matrix products in bf16 on AMX tiles from now on: inference
+    /// only (a differentiable pass is refused), CPU only, and only where
+    /// [`crate::layers::amx::available`]. The pooler and classifier stay f32; they see
+    /// one row per sentence.
+    pub fn pack_bf16(&mut self) -> crate::error::Result<()> {
+        if !self.device().is_cpu() {
+            return Err(crate::error::Error::Setting(
+                "bf16 inference runs on the CPU's AMX tiles; use --precision f32 on other devices"
+                    .into(),
+            ));
+        }
+        if !crate::layers::amx::available() {
+            return Err(crate::error::Error::Setting(
+                "bf16 inference needs Intel AMX (Xeon Sapphire Rapids or newer, Linux); \
+                 this CPU or OS lacks it: use --precision f32"
+                    .into(),
+            ));
+        }
+        for layer in &mut self.layers {
+            layer.pack_bf16()?;
+        }
+        self.bf16 = true;
+        Ok(())
+    }
+
+    /// Whether the encoder multiplies in bf16 ([`BertClassifier::pack_bf16`]).
+    pub fn is_bf16(&self) -> bool {
+        self.bf16
     }
 
     pub fn config(&self) -> &BertConfig {
@@ -159,6 +192,11 @@ impl BertClassifier {
         mode: Mode,
         sparse: bool,
     ) -> Result<(Tensor, Option<WordRows>)> {
+        if self.bf16 && mode.differentiable() {
+            return Err(crate::error::Error::Setting(
+                "a bf16 teacher runs inference only (no gradients)".into(),
+            ));
+        }
         // Inference draws no dropout: it takes a throwaway RNG rather than the shared
         // one, so that batches can run concurrently.
         let mut local = ChaCha8Rng::seed_from_u64(0);

@@ -4,7 +4,7 @@
 //! The portable loops in `lstm` are eight wide for `H = 8`; LLVM unrolls them fully and then
 //! leaves them scalar, which made the gates' nonlinearities the largest cost of a step. Here
 //! each row's gates and states go through `__m256` vectors. The nonlinearities are those of
-//! `distill_student::cell` (Cephes' `exp` polynomial, `σ(x) = 1/(1 + e⁻ˣ)`,
+//! `distill_ops::math` (Cephes' `exp` polynomial, `σ(x) = 1/(1 + e⁻ˣ)`,
 //! `tanh x = 2σ(2x) − 1`), evaluated with fused multiply-adds, so they agree with the scalar
 //! ones to a few units in the last place.
 

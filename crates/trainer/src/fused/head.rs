@@ -10,7 +10,7 @@
 //!
 //! Linear backward: `dW = dyᵀ·x`, `db = Σ_rows dy`, `dx = dy·W`.
 
-use rand::{Rng, RngCore};
+use rand::RngCore;
 
 use super::gemm::{gemm, gemm_tn, transpose};
 
@@ -65,8 +65,9 @@ fn dropout_mask(len: usize, p: f32, rng: Option<&mut dyn RngCore>, mask: &mut Ve
     if p <= 0.0 {
         return;
     }
-    let scale = 1.0 / (1.0 - p);
-    mask.extend((0..len).map(|_| if rng.gen::<f32>() < p { 0.0 } else { scale }));
+    // The candle model's mask, from the same kernel.
+    mask.resize(len, 0.0);
+    distill_ops::dropout::keep_mask_into(mask, p, rng);
 }
 
 /// `y = x·Wᵀ + b` for `rows` rows of `x`.

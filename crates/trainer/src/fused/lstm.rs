@@ -20,7 +20,7 @@
 //! and then, over all rows at once, `dW_ih = dzᵀ·x`, `dW_hh = dzᵀ·h_p`, `db_ih = db_hh = Σ dz`,
 //! `dx = dz·W_ih`. Shapes: `x` `(N, in)`, `h`, `c` `(N, H)`, `dz` `(N, 4H)`.
 
-use distill_student::cell::{sigmoid, tanh};
+use distill_ops::math::{sigmoid, tanh};
 
 use super::gemm::{gemm, gemm_tn};
 use super::pack::Pack;

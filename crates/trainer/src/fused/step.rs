@@ -78,10 +78,11 @@ impl FusedTrainer {
         let FusedStudent { config, params, ws } = &mut self.student;
         let (embedding, dense) = (&mut params.embedding, &params.dense);
         let (rows, touched, grads) = (&mut self.rows, &self.touched, &mut self.grads);
-        let (_, value) = rayon::join(
+        let (caught_up, value) = rayon::join(
             || rows.catch_up_slice(embedding, touched),
             || ws.gradients(config, dense, loss, batch, grads),
         );
+        caught_up?;
         let value = value?;
         if !value.is_finite() {
             return Ok(value);
@@ -93,19 +94,19 @@ impl FusedTrainer {
                 .iter_mut()
                 .zip(&self.grads.dense)
                 .map(|(p, g)| (p.as_mut_slice(), g.as_slice())),
-        );
+        )?;
         self.rows.step_slice(
             &mut params.embedding,
             self.adam.lr(),
             &self.grads.rows,
             &self.grads.row_grads,
-        );
+        )?;
         Ok(value)
     }
 
     /// Brings every embedding row up to date.
-    pub fn sync(&mut self) {
-        self.rows.sync_slice(&mut self.student.params.embedding);
+    pub fn sync(&mut self) -> Result<()> {
+        Ok(self.rows.sync_slice(&mut self.student.params.embedding)?)
     }
 
     /// The parameters as tensors (after [`Self::sync`]).

@@ -26,11 +26,7 @@ use distill_data::metrics::probabilities;
 use distill_data::{LabelSet, Metrics};
 use serde_json::{json, Value};
 
-use super::super::cache::PipelineFile;
-use super::super::device::DeviceChoice;
-use super::super::layout::Layout;
-use super::super::presets::{Preset, Settings};
-use super::super::{Context, Paths};
+use crate::run::RunFolder;
 
 /// One model of a fake run: its name, eval JSON and `[n][C]` class probabilities.
 struct Fake {
@@ -55,12 +51,9 @@ fn safetensors(path: &Path) {
 
 /// Writes the files the report reads into `run`: the dev set, then per model (the first
 /// the teacher) its folder, eval JSON and scores, and per student its training curve and
-/// timing. Returns a context for `write`.
-fn fake_run(run: &Path, labels: &LabelSet, gold: &[u32], models: &[Fake]) -> Context {
-    let layout = Layout {
-        root: run.to_path_buf(),
-        run: run.to_path_buf(),
-    };
+/// timing. Returns the selection of those students.
+fn fake_run(run: &Path, labels: &LabelSet, gold: &[u32], models: &[Fake]) -> Selection {
+    let folder = RunFolder::new(run);
     let dev: String = std::iter::once("sentence\tlabel\n".to_string())
         .chain(
             gold.iter()
@@ -68,21 +61,21 @@ fn fake_run(run: &Path, labels: &LabelSet, gold: &[u32], models: &[Fake]) -> Con
                 .map(|(i, &g)| format!("sentence {i}\t{}\n", labels.name(g).unwrap())),
         )
         .collect();
-    write(&layout.dev(), dev.as_bytes());
+    write(&folder.dev(), dev.as_bytes());
     for (i, m) in models.iter().enumerate() {
         let (dir, teacher) = if i == 0 {
-            (layout.teacher(), true)
+            (folder.teacher(), true)
         } else {
-            (layout.student(m.name).join("best"), false)
+            (folder.student(m.name).join("best"), false)
         };
-        for f in Layout::model_files(&dir, teacher) {
+        for f in RunFolder::model_files(&dir, teacher) {
             if f.ends_with("model.safetensors") {
                 safetensors(&f);
             } else {
                 write(&f, b"{}");
             }
         }
-        write(&layout.eval(m.name), m.eval.to_string().as_bytes());
+        write(&folder.eval(m.name), m.eval.to_string().as_bytes());
         let scores: String = m
             .probs
             .iter()
@@ -91,7 +84,7 @@ fn fake_run(run: &Path, labels: &LabelSet, gold: &[u32], models: &[Fake]) -> Con
                 cells.join("\t") + "\n"
             })
             .collect();
-        write(&layout.scores(m.name), scores.as_bytes());
+        write(&folder.scores(m.name), scores.as_bytes());
         if !teacher {
             let curve: String = (1..=4)
                 .map(|e| {
@@ -103,32 +96,17 @@ fn fake_run(run: &Path, labels: &LabelSet, gold: &[u32], models: &[Fake]) -> Con
                 })
                 .collect();
             write(
-                &layout.student(m.name).join("metrics.jsonl"),
+                &folder.student(m.name).join("metrics.jsonl"),
                 curve.as_bytes(),
             );
             let bench = json!({"text_sentences_per_second": 5000.0 + 100.0 * i as f64,
                 "text_latency_us_median": 200.0});
-            write(&layout.bench(m.name), bench.to_string().as_bytes());
+            write(&folder.bench(m.name), bench.to_string().as_bytes());
         }
     }
-    let mut settings = Settings::preset(Preset::Quick);
-    settings.students = models[1..].iter().map(|m| m.name.to_string()).collect();
-    settings.task.labels = labels.names().to_vec();
-    let cpu = DeviceChoice::parse("cpu").unwrap();
-    Context {
-        name: "fake".into(),
-        settings,
-        device: cpu.clone(),
-        student_device: cpu,
-        layout,
-        paths: Paths {
-            distill: "distill".into(),
-            cwd: run.to_path_buf(),
-            root: run.display().to_string(),
-            run: run.display().to_string(),
-        },
-        force: Vec::new(),
-        invocation: String::new(),
+    Selection {
+        students: Some(models[1..].iter().map(|m| m.name.to_string()).collect()),
+        ..Selection::default()
     }
 }
 
@@ -172,7 +150,7 @@ fn three_labels_per_label_and_confusion_numbers() {
         "confusion": [[3, 1, 0], [1, 2, 1], [0, 0, 4]],
         "sentences_per_second": 100.0, "latency_us_median": 5000.0,
     });
-    let ctx = fake_run(
+    let selection = fake_run(
         dir.path(),
         &labels,
         &gold,
@@ -182,7 +160,7 @@ fn three_labels_per_label_and_confusion_numbers() {
             probs,
         }],
     );
-    super::write(&ctx, &PipelineFile::default()).unwrap();
+    super::write(&RunFolder::new(dir.path()), &selection, None).unwrap();
 
     let report: Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
@@ -303,8 +281,8 @@ fn six_label_report_renders() {
         }
     })
     .collect();
-    let ctx = fake_run(run, &labels, &gold, &models);
-    super::write(&ctx, &PipelineFile::default()).unwrap();
+    let selection = fake_run(run, &labels, &gold, &models);
+    super::write(&RunFolder::new(run), &selection, None).unwrap();
 
     let report: Value =
         serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap();
@@ -352,8 +330,8 @@ fn two_label_report_reads_old_runs_and_keeps_their_numbers() {
             }
         })
         .collect();
-    let ctx = fake_run(run, &labels, &gold, &models);
-    super::write(&ctx, &PipelineFile::default()).unwrap();
+    let selection = fake_run(run, &labels, &gold, &models);
+    super::write(&RunFolder::new(run), &selection, None).unwrap();
     let report: Value =
         serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap();
     for (m, fake) in report["models"].as_array().unwrap().iter().zip(&models) {

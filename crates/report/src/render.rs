@@ -1,18 +1,17 @@
 //! `report.md`, a self-contained `report.html` (plots embedded as base64 data URIs) and
-//! `report.json` (the same numbers for scripts and tests), from [`results::collect`] and
-//! the stage records of `pipeline.json`. Both documents are built from the same [`Table`]s.
+//! `report.json` (the same numbers for scripts and tests), from [`results::collect`] and,
+//! when a pipeline made the run, its `pipeline.json` (description, stage times, commands).
+//! Both documents are built from the same [`Table`]s.
 
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
 use base64::Engine as _;
-use distill_data::LabelSet;
 
-use super::cache::PipelineFile;
-use super::exec::seconds;
-use super::plots::{self, Figure};
-use super::results::{self, best_student, short_name, Dev, ModelResult};
-use super::Context;
+use crate::error::{Error, Result};
+use crate::plots::{self, Figure};
+use crate::results::{self, best_student, Dev, ModelResult, Selection};
+use crate::run::{PipelineRecord, RunFolder, StageTime};
 
 /// A table rendered both as markdown and HTML.
 struct Table {
@@ -276,105 +275,97 @@ fn confusion_table(m: &ModelResult, dev: &Dev) -> Table {
     t
 }
 
-fn stages_table(record: &PipelineFile) -> (Table, f64) {
+fn stages_table(stages: &[StageTime]) -> (Table, f64) {
     let mut t = Table::new(&["stage", "state", "wall time"]);
     let mut total = 0.0;
-    for r in record.stages.iter().filter(|r| r.name != "report") {
+    for r in stages.iter().filter(|r| r.name != "report") {
         total += r.seconds.unwrap_or(0.0);
         t.rows.push(vec![
             r.name.clone(),
-            format!("{:?}", r.state).to_lowercase(),
+            r.state.clone(),
             r.seconds.map_or("–".into(), seconds),
         ]);
     }
     (t, total)
 }
 
-fn settings_table(ctx: &Context) -> Table {
+fn settings_table(pipeline: &PipelineRecord) -> Table {
     let mut t = Table::new(&["setting", "value"]);
-    t.rows.push(vec!["run".into(), ctx.name.clone()]);
-    t.rows.push(vec![
-        "devices".into(),
-        format!(
-            "teacher fine-tune and labelling: {}; student training: {}; evaluation and timing: cpu",
-            ctx.device, ctx.student_device
-        ),
-    ]);
-    for (k, v) in ctx.settings.rows() {
-        t.rows.push(vec![k.to_string(), v]);
+    if !pipeline.name.is_empty() {
+        t.rows.push(vec!["run".into(), pipeline.name.clone()]);
+    }
+    for (k, v) in pipeline.settings_rows() {
+        t.rows.push(vec![k, v]);
     }
     t
 }
 
-/// "all 8,544 rows of assets/sst5/train.csv (5 labels)", or the subset taken.
-fn training_data(s: &super::presets::Settings) -> String {
-    let file = s
-        .task
-        .train
-        .as_ref()
-        .map_or("SST-2 train".to_string(), |p| {
-            format!("`{}`", p.file_name().unwrap_or_default().to_string_lossy())
-        });
-    let pairs = if s.task.pairs { ", sentence pairs" } else { "" };
-    let what = format!("{} labels{pairs}", s.task.labels.len());
-    match s.train_size {
-        Some(k) if k < s.task.train_rows => {
-            format!(
-                "a stratified subset of {k} of the {} rows of {file} ({what})",
-                s.task.train_rows
-            )
-        }
-        _ => format!("all {} rows of {file} ({what})", s.task.train_rows),
+/// `12.3 s` or `4 min 05 s`.
+pub fn seconds(s: f64) -> String {
+    if s < 60.0 {
+        format!("{s:.1} s")
+    } else {
+        format!("{} min {:02.0} s", (s / 60.0).floor(), s % 60.0)
     }
 }
 
-fn intro(ctx: &Context, models: &[ModelResult]) -> Vec<String> {
-    let s = &ctx.settings;
+/// The pipeline's paragraphs, then what the columns mean.
+fn intro(pipeline: Option<&PipelineRecord>, models: &[ModelResult]) -> Vec<String> {
     let n = models.first().map_or(0, |m| m.n);
-    let mut lines = vec![
-        format!(
-            "Preset `{}` (teacher on `{}`, students on `{}`): teacher fine-tuned from `{}`; training data {}; {n} dev sentences.",
-            s.preset.name(),
-            ctx.device,
-            ctx.student_device,
-            short_name(&s.teacher),
-            training_data(s),
-        ),
-        "Evaluation and timing run on this machine's CPU whatever the device. Throughput: sentences per second over \
-         the dev set, raw text in (tokenising included); students classify one sentence at a time on all cores, the \
-         teacher in batches of 64. Latency: median time to classify one sentence, raw text in. Speed-ups are over \
-         the teacher. Size on disk: the files of the model folder (weights, config, vocabulary or tokenizer)."
-            .to_string(),
-    ];
-    if s.preset == super::presets::Preset::Smoke {
-        lines.push(
-            "This is the smoke preset: a tiny random BERT and one epoch per model check the plumbing; its numbers say \
-             nothing about the method."
-                .into(),
-        );
-    }
+    let mut lines: Vec<String> = pipeline
+        .and_then(|p| p.description.as_ref())
+        .map(|d| d.intro.clone())
+        .unwrap_or_default();
+    lines.push(format!(
+        "{n} dev sentences. Throughput: sentences per second over the dev set, raw text in \
+         (tokenising included); students classify one sentence at a time on all cores, the \
+         teacher in batches of 64. Latency: median time to classify one sentence, raw text in. \
+         Speed-ups are over the teacher. Size on disk: the files of the model folder (weights, \
+         config, vocabulary or tokenizer)."
+    ));
     lines
 }
 
-/// Writes `report.md`, `report.html`, `report.json` and `plots/`.
-pub fn write(ctx: &Context, record: &PipelineFile) -> Result<()> {
-    let layout = &ctx.layout;
-    let labels = LabelSet::new(ctx.settings.task.labels.clone());
-    let (models, dev) = results::collect(
-        layout,
-        &ctx.settings.teacher,
-        &ctx.settings.students,
-        &labels,
-    )?;
-    let figures = plots::draw_all(&layout.plots(), &models, &dev)?;
+/// What [`write`] wrote.
+#[derive(Clone, Debug)]
+pub struct Written {
+    pub markdown: PathBuf,
+    pub html: PathBuf,
+    pub json: PathBuf,
+    /// The pictures, PNG and SVG of each.
+    pub figures: Vec<Figure>,
+}
+
+/// Writes `report.md`, `report.html`, `report.json` and `plots/` into `out` (the run
+/// folder itself when `None`), for the models of `selection`.
+pub fn write(run: &RunFolder, selection: &Selection, out: Option<&Path>) -> Result<Written> {
+    let out = out.unwrap_or(&run.dir);
+    let pipeline = PipelineRecord::load(&run.pipeline_json())?;
+    let pipeline = pipeline.as_ref();
+    let (models, dev) = results::collect(run, pipeline, selection)?;
+    let figures = plots::draw_all(&out.join("plots"), &models, &dev)?;
     let results = results_table(&models, dev.labels.len());
     let note = metric_note(&dev);
     let per_label = per_label_tables(&models, &dev);
-    let (stages, total) = stages_table(record);
-    let settings = settings_table(ctx);
-    let intro = intro(ctx, &models);
-    let commands: Vec<&str> = record.stages.iter().map(|r| r.command.as_str()).collect();
-    let title = format!("candle-distill pipeline report: {}", ctx.name);
+    let stages: &[StageTime] = pipeline.map_or(&[], |p| &p.stages);
+    let (stage_table, total) = stages_table(stages);
+    let settings = pipeline.map(settings_table);
+    let intro = intro(pipeline, &models);
+    let commands: Vec<&str> = stages.iter().map(|r| r.command.as_str()).collect();
+    let title = match pipeline.filter(|p| !p.name.is_empty()) {
+        Some(p) => format!("candle-distill pipeline report: {}", p.name),
+        None => format!(
+            "candle-distill report: {}",
+            run.dir
+                .canonicalize()
+                .unwrap_or_else(|_| run.dir.clone())
+                .file_name()
+                .map_or_else(
+                    || run.dir.display().to_string(),
+                    |n| n.to_string_lossy().into_owned()
+                )
+        ),
+    };
 
     let mut md = format!("# {title}\n\n");
     for p in &intro {
@@ -389,46 +380,45 @@ pub fn write(ctx: &Context, record: &PipelineFile) -> Result<()> {
     }
     md += "## Pictures\n\n";
     for f in &figures {
-        let rel = f
-            .png
-            .strip_prefix(&layout.run)
-            .unwrap_or(&f.png)
-            .display()
-            .to_string();
-        let svg = f
-            .svg
-            .strip_prefix(&layout.run)
-            .unwrap_or(&f.svg)
-            .display()
-            .to_string();
+        let rel = |p: &Path| p.strip_prefix(out).unwrap_or(p).display().to_string();
         md += &format!(
-            "### {}\n\n![{}]({rel})\n\n([SVG]({svg}))\n\n",
-            f.title, f.title
+            "### {}\n\n![{}]({})\n\n([SVG]({}))\n\n",
+            f.title,
+            f.title,
+            rel(&f.png),
+            rel(&f.svg)
         );
     }
-    md += &format!(
-        "## Stages\n\nWall time of each stage when it last ran (total {}).\n\n{}\n",
-        seconds(total),
-        stages.markdown()
-    );
-    md += &format!("## Settings\n\n{}\n## Commands\n\nEach stage by hand, from the folder the pipeline ran in:\n\n```sh\n{}\n```\n", settings.markdown(), commands.join("\n"));
-    let md_path = layout.run.join("report.md");
-    distill_data::write_atomic(&md_path, md.as_bytes())
-        .with_context(|| format!("writing {}", md_path.display()))?;
+    if !stages.is_empty() {
+        md += &format!(
+            "## Stages\n\nWall time of each stage when it last ran (total {}).\n\n{}\n",
+            seconds(total),
+            stage_table.markdown()
+        );
+    }
+    if let Some(settings) = &settings {
+        md += &format!("## Settings\n\n{}\n", settings.markdown());
+    }
+    if !commands.is_empty() {
+        md += &format!(
+            "## Commands\n\nEach stage by hand, from the folder the pipeline ran in:\n\n```sh\n{}\n```\n",
+            commands.join("\n")
+        );
+    }
+    let md_path = out.join("report.md");
+    write_file(&md_path, md.as_bytes())?;
 
     let html = html(
         &title,
         &intro,
         (&results, &note, &per_label),
         &figures,
-        &stages,
-        total,
-        &settings,
+        (!stages.is_empty()).then_some((&stage_table, total)),
+        settings.as_ref(),
         &commands,
     )?;
-    let html_path = layout.run.join("report.html");
-    distill_data::write_atomic(&html_path, html.as_bytes())
-        .with_context(|| format!("writing {}", html_path.display()))?;
+    let html_path = out.join("report.html");
+    write_file(&html_path, html.as_bytes())?;
 
     let teacher = models.iter().find(|m| m.teacher);
     let json_models: Vec<serde_json::Value> = models
@@ -441,26 +431,34 @@ pub fn write(ctx: &Context, record: &PipelineFile) -> Result<()> {
             v
         })
         .collect();
-    let stage_times: Vec<serde_json::Value> = record
-        .stages
+    let stage_times: Vec<serde_json::Value> = stages
         .iter()
         .map(|r| serde_json::json!({"name": r.name, "state": r.state, "seconds": r.seconds}))
         .collect();
     let json = serde_json::json!({
-        "name": ctx.name, "device": ctx.device.to_string(), "student_device": ctx.student_device.to_string(), "settings": ctx.settings,
-        "labels": dev.labels.names(), "models": json_models, "stages": stage_times,
+        "name": pipeline.map(|p| p.name.clone()),
+        "device": pipeline.map(|p| p.device.clone()),
+        "student_device": pipeline
+            .and_then(|p| p.description.as_ref())
+            .and_then(|d| d.student_device.clone()),
+        "settings": pipeline.map(|p| p.settings.clone()),
+        "labels": dev.labels.names(),
+        "models": json_models,
+        "stages": stage_times,
     });
-    let json_path = layout.run.join("report.json");
-    let text = serde_json::to_string_pretty(&json)? + "\n";
-    distill_data::write_atomic(&json_path, text.as_bytes())
-        .with_context(|| format!("writing {}", json_path.display()))?;
-    println!(
-        "    wrote {}, {} and {} plots",
-        md_path.display(),
-        html_path.display(),
-        figures.len() * 2
-    );
-    Ok(())
+    let json_path = out.join("report.json");
+    let text = serde_json::to_string_pretty(&json).unwrap_or_default() + "\n";
+    write_file(&json_path, text.as_bytes())?;
+    Ok(Written {
+        markdown: md_path,
+        html: html_path,
+        json: json_path,
+        figures,
+    })
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    distill_data::write_atomic(path, bytes).map_err(|e| Error::io("write", path, e))
 }
 
 const STYLE: &str = "body{font-family:system-ui,-apple-system,'DejaVu Sans',sans-serif;max-width:1600px;margin:2em auto;padding:0 1em;color:#222}\
@@ -474,9 +472,8 @@ fn html(
     intro: &[String],
     (results, note, per_label): (&Table, &str, &[(String, Table)]),
     figures: &[Figure],
-    stages: &Table,
-    total: f64,
-    settings: &Table,
+    stages: Option<(&Table, f64)>,
+    settings: Option<&Table>,
     commands: &[&str],
 ) -> Result<String> {
     let mut out = format!(
@@ -497,7 +494,7 @@ fn html(
     }
     out += "<h2>Pictures</h2>\n";
     for f in figures {
-        let png = std::fs::read(&f.png).with_context(|| format!("reading {}", f.png.display()))?;
+        let png = std::fs::read(&f.png).map_err(|e| Error::io("read", &f.png, e))?;
         let data = base64::engine::general_purpose::STANDARD.encode(png);
         let _ = writeln!(
             out,
@@ -505,21 +502,28 @@ fn html(
             t = escape(&f.title)
         );
     }
-    let _ = write!(
-        out,
-        "<h2>Stages</h2>\n<p>Wall time of each stage when it last ran (total {}).</p>\n{}",
-        seconds(total),
-        stages.html()
-    );
-    let _ = write!(out, "<h2>Settings</h2>\n{}", settings.html());
-    let _ = write!(
-        out,
-        "<h2>Commands</h2>\n<pre>{}</pre>\n</body>\n</html>\n",
-        escape(&commands.join("\n"))
-    );
+    if let Some((stages, total)) = stages {
+        let _ = write!(
+            out,
+            "<h2>Stages</h2>\n<p>Wall time of each stage when it last ran (total {}).</p>\n{}",
+            seconds(total),
+            stages.html()
+        );
+    }
+    if let Some(settings) = settings {
+        let _ = write!(out, "<h2>Settings</h2>\n{}", settings.html());
+    }
+    if !commands.is_empty() {
+        let _ = write!(
+            out,
+            "<h2>Commands</h2>\n<pre>{}</pre>\n",
+            escape(&commands.join("\n"))
+        );
+    }
+    out += "</body>\n</html>\n";
     Ok(out)
 }
 
 #[cfg(test)]
-#[path = "report_tests.rs"]
+#[path = "render_tests.rs"]
 mod tests;

@@ -13,7 +13,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use anyhow::{anyhow, Context, Result};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
@@ -23,12 +22,13 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use distill_data::metrics::class_pr_curve;
 use distill_data::LabelSet;
 
-use super::results::{Dev, ModelResult};
+use crate::error::{Error, Result};
+use crate::results::{Dev, ModelResult};
 
 static FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
-pub(super) const SANS: &str = "sans-serif";
+pub(crate) const SANS: &str = "sans-serif";
 /// Students' colours (matplotlib's tab10); the teacher is black and dashed.
-pub(super) const PALETTE: [RGBColor; 7] = [
+pub(crate) const PALETTE: [RGBColor; 7] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -39,18 +39,19 @@ pub(super) const PALETTE: [RGBColor; 7] = [
 ];
 
 /// One picture, as PNG and SVG.
+#[derive(Clone, Debug)]
 pub struct Figure {
     pub title: String,
     pub png: PathBuf,
     pub svg: PathBuf,
 }
 
-pub(super) type DrawResult<E> = std::result::Result<(), DrawingAreaErrorKind<E>>;
+pub(crate) type DrawResult<E> = std::result::Result<(), DrawingAreaErrorKind<E>>;
 
 /// Draws every picture into `dir`; `dev` holds the gold labels and their names.
 pub fn draw_all(dir: &Path, models: &[ModelResult], dev: &Dev) -> Result<Vec<Figure>> {
-    register_font()?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    register_font(dir)?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
     let students = models.iter().filter(|m| !m.teacher).count().max(1);
     let cols = students.min(3);
     let rows = students.div_ceil(cols);
@@ -98,7 +99,7 @@ enum Picture<'a> {
 impl Picture<'_> {
     fn draw<DB: DrawingBackend>(&self, area: DrawingArea<DB, Shift>) -> DrawResult<DB::ErrorType> {
         match self {
-            Picture::Training(models) => super::curves::training(area, models),
+            Picture::Training(models) => crate::curves::training(area, models),
             Picture::Pr(models, dev) if dev.labels.len() == 2 => pr(area, models, dev),
             Picture::Pr(models, dev) => pr_per_class(area, models, dev),
             Picture::Confusion(models, dev) => confusion(area, models, dev),
@@ -106,12 +107,14 @@ impl Picture<'_> {
     }
 }
 
-fn register_font() -> Result<()> {
+fn register_font(dir: &Path) -> Result<()> {
     static DONE: OnceLock<bool> = OnceLock::new();
     let ok =
         *DONE.get_or_init(|| plotters::style::register_font(SANS, FontStyle::Normal, FONT).is_ok());
-    ok.then_some(())
-        .ok_or_else(|| anyhow!("the embedded DejaVu Sans font did not load"))
+    ok.then_some(()).ok_or_else(|| Error::Plot {
+        path: dir.to_path_buf(),
+        reason: "the embedded DejaVu Sans font did not load".into(),
+    })
 }
 
 /// Draws `draw` into `<stem>.png` and `<stem>.svg`, each written under a temporary name
@@ -130,20 +133,21 @@ fn render(
     let tmp = dir.join(format!(".{stem}.tmp.png"));
     {
         let area = BitMapBackend::new(&tmp, size).into_drawing_area();
-        picture
-            .draw(area)
-            .map_err(|e| anyhow!("drawing {}: {e}", png.display()))?;
+        picture.draw(area).map_err(|e| Error::Plot {
+            path: png.clone(),
+            reason: e.to_string(),
+        })?;
     }
-    std::fs::rename(&tmp, &png).with_context(|| format!("renaming into {}", png.display()))?;
+    std::fs::rename(&tmp, &png).map_err(|e| Error::io("rename into", &png, e))?;
     let mut text = String::new();
     {
         let area = SVGBackend::with_string(&mut text, size).into_drawing_area();
-        picture
-            .draw(area)
-            .map_err(|e| anyhow!("drawing {}: {e}", svg.display()))?;
+        picture.draw(area).map_err(|e| Error::Plot {
+            path: svg.clone(),
+            reason: e.to_string(),
+        })?;
     }
-    distill_data::write_atomic(&svg, text.as_bytes())
-        .with_context(|| format!("writing {}", svg.display()))?;
+    distill_data::write_atomic(&svg, text.as_bytes()).map_err(|e| Error::io("write", &svg, e))?;
     Ok(Figure {
         title: title.into(),
         png,
@@ -151,7 +155,7 @@ fn render(
     })
 }
 
-pub(super) fn colour(i: usize) -> RGBColor {
+pub(crate) fn colour(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
@@ -242,7 +246,7 @@ fn pr_per_class<DB: DrawingBackend>(
         .collect();
     let items: Vec<(&str, RGBColor, bool)> =
         names.iter().map(|(t, c, d)| (t.as_str(), *c, *d)).collect();
-    super::curves::legend_row(&legend_area, &items)?;
+    crate::curves::legend_row(&legend_area, &items)?;
     root.present()
 }
 
@@ -307,7 +311,7 @@ fn longest_name(labels: &LabelSet) -> usize {
 }
 
 /// `name` cut to `max` characters, the last one an ellipsis when cut.
-pub(super) fn abbreviate(name: &str, max: usize) -> String {
+pub(crate) fn abbreviate(name: &str, max: usize) -> String {
     if name.chars().count() <= max {
         name.to_string()
     } else {

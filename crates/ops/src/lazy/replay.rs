@@ -1,48 +1,48 @@
-//! Replaying a row's zero-gradient Adam steps, exactly, and stopping the weight updates as
-//! soon as none of the rest can change a weight.
+//! Replaying a row's zero-gradient steps, exactly, and stopping the weight updates as soon
+//! as none of the rest can change a weight.
 //!
 //! A step with zero gradient decays the moments (`m ← β₁m`, `v ← β₂v`) and moves the weight
 //! by `u = s·m/(√v·c + ε)` (`s` the step size, `c = 1/√(1 − β₂ᵗ)`). Along a replay `|m|/√v`
-//! shrinks by `ρ = β₁/√β₂` (≈ 0.9 for PyTorch's betas) each step, so the moves fade. When
-//! for every element `K·|m|/√v < q` — `K` bounding `s/c` over the remaining steps (with 1%
-//! to spare for rounding) and `q` a quarter of the weight's unit in the last place — every
-//! remaining `u` is below `q` and `p − u` rounds back to `p`: the weights are final, and
-//! only the moments still decay, multiplication by multiplication as in the full replay.
-//! The result is bit for bit that of the full replay (the test compares them), for about
-//! half of the divisions and square roots of a long replay.
+//! shrinks by `ρ = β₁/√β₂` (≈ 0.9 for PyTorch's betas) each step, so the moves fade. When,
+//! without weight decay, for every element `K·|m|/√v < q` — `K` bounding `s/c` over the
+//! remaining steps (with 1% to spare for rounding), `q` a quarter of the weight's unit in
+//! the last place — every remaining `u` is below `q` and `p − u` rounds back to `p`: the
+//! weights are final and only the moments still decay, multiplication by multiplication as
+//! in the full replay. The result is bit for bit that of the full replay (the test compares
+//! them), for fewer divisions and square roots in long replays.
 
-use super::StepHyper;
+use crate::adamw::StepRule;
 
 /// Steps replayed in full between two checks.
 const CHECK_EVERY: usize = 8;
 
-/// Zero-gradient steps `steps` on one row (`p`, `m`, `v` of one length).
-pub(super) fn replay(p: &mut [f32], m: &mut [f32], v: &mut [f32], steps: &[StepHyper]) {
+/// The zero-gradient steps `rules` on one row (`p`, `m`, `v` of one length).
+pub(super) fn replay(p: &mut [f32], m: &mut [f32], v: &mut [f32], rules: &[StepRule]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the feature was just detected on this CPU.
-        return unsafe { replay_avx2(p, m, v, steps) };
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the features were just detected on this CPU.
+        return unsafe { replay_avx2(p, m, v, rules) };
     }
-    replay_generic(p, m, v, steps)
+    replay_generic(p, m, v, rules)
 }
 
 /// Compiled again with AVX2: a row of 16 is two 8-lane vectors instead of four of 4.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn replay_avx2(p: &mut [f32], m: &mut [f32], v: &mut [f32], steps: &[StepHyper]) {
-    replay_generic(p, m, v, steps)
+#[target_feature(enable = "avx2,fma")]
+unsafe fn replay_avx2(p: &mut [f32], m: &mut [f32], v: &mut [f32], rules: &[StepRule]) {
+    replay_generic(p, m, v, rules)
 }
 
 #[inline(always)]
-fn replay_generic(p: &mut [f32], m: &mut [f32], v: &mut [f32], steps: &[StepHyper]) {
+fn replay_generic(p: &mut [f32], m: &mut [f32], v: &mut [f32], rules: &[StepRule]) {
     let n = p.len();
     let (m, v) = (&mut m[..n], &mut v[..n]);
-    let k2 = settle_bound(steps);
+    let k2 = settle_bound(rules);
     let mut done = 0;
-    for chunk in steps.chunks(CHECK_EVERY) {
+    for chunk in rules.chunks(CHECK_EVERY) {
         if let Some(k2) = k2 {
             if done > 0 && settled(p, m, v, k2) {
-                decay(m, v, &steps[done..]);
+                decay(m, v, &rules[done..]);
                 return;
             }
         }
@@ -51,26 +51,26 @@ fn replay_generic(p: &mut [f32], m: &mut [f32], v: &mut [f32], steps: &[StepHype
     }
 }
 
-/// The steps as dense Adam takes them.
+/// The steps as dense AdamW takes them (`StepRule`'s zero-gradient lane).
 #[inline(always)]
-fn full(p: &mut [f32], m: &mut [f32], v: &mut [f32], steps: &[StepHyper]) {
+fn full(p: &mut [f32], m: &mut [f32], v: &mut [f32], rules: &[StepRule]) {
     let n = p.len();
     let (m, v) = (&mut m[..n], &mut v[..n]);
-    for h in steps {
+    for h in rules {
         for i in 0..n {
             m[i] *= h.b1;
             v[i] *= h.b2;
-            p[i] -= h.step_size * m[i] / (v[i].sqrt() * h.inv_sqrt_bc2 + h.eps);
+            p[i] = p[i] * h.decay - h.step_size * m[i] / (v[i].sqrt() * h.inv_sqrt_bc2 + h.eps);
         }
     }
 }
 
 /// The moments' part of the steps.
 #[inline(always)]
-fn decay(m: &mut [f32], v: &mut [f32], steps: &[StepHyper]) {
+fn decay(m: &mut [f32], v: &mut [f32], rules: &[StepRule]) {
     let n = m.len();
     let v = &mut v[..n];
-    for h in steps {
+    for h in rules {
         for i in 0..n {
             m[i] *= h.b1;
             v[i] *= h.b2;
@@ -78,16 +78,20 @@ fn decay(m: &mut [f32], v: &mut [f32], steps: &[StepHyper]) {
     }
 }
 
-/// `K²` with `K` bounding `s/c` over `steps` (1% above), or `None` when `|m|/√v` need not
-/// shrink (`β₁ ≥ √β₂`, outside PyTorch's defaults) and no step may be skipped.
-fn settle_bound(steps: &[StepHyper]) -> Option<f64> {
-    let first = steps.first()?;
+/// `K²` with `K` bounding `s/c` over `rules` (1% above), or `None` when no step may be
+/// skipped: weight decay moves every weight every step, and `β₁ ≥ √β₂` (outside PyTorch's
+/// defaults) need not shrink `|m|/√v`.
+fn settle_bound(rules: &[StepRule]) -> Option<f64> {
+    let first = rules.first()?;
     let rho = first.b1 as f64 / (first.b2 as f64).sqrt();
     // (Also refuses a NaN ratio.)
     if rho.partial_cmp(&0.999) != Some(std::cmp::Ordering::Less) {
         return None;
     }
-    let k = steps
+    if rules.iter().any(|h| h.decay != 1.0) {
+        return None;
+    }
+    let k = rules
         .iter()
         .map(|h| h.step_size as f64 / h.inv_sqrt_bc2 as f64)
         .fold(0.0f64, f64::max);
@@ -122,15 +126,16 @@ fn quarter_ulp(p: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adamw::AdamWConfig;
     use rand::{Rng, SeedableRng};
 
-    fn steps(lr: f64, from: u64, count: u64) -> Vec<StepHyper> {
-        let c = crate::optim::AdamConfig {
-            lr,
-            ..Default::default()
+    fn rules(lr: f64, from: u64, count: u64, weight_decay: f64) -> Vec<StepRule> {
+        let c = AdamWConfig {
+            weight_decay,
+            ..AdamWConfig::default()
         };
         (from + 1..=from + count)
-            .map(|t| super::super::hyper(&c, lr * 0.9f64.powi((t / 300) as i32), t))
+            .map(|t| StepRule::new(&c, t, lr * 0.9f64.powi((t / 300) as i32), true))
             .collect()
     }
 
@@ -144,8 +149,8 @@ mod tests {
         assert_eq!(quarter_ulp(f32::INFINITY), 0.0);
     }
 
-    /// Rows after a gradient step, replayed with and without settling: the same bits, and
-    /// long replays do settle.
+    /// Rows after gradient steps, replayed with and without settling: the same bits, with
+    /// and without weight decay; and many replays do settle early.
     #[test]
     fn settling_early_changes_no_bit() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
@@ -166,17 +171,21 @@ mod tests {
             }
             let from = rng.gen_range(0..3000);
             let count = rng.gen_range(1..=200);
-            let window = steps(1e-3, from, count);
+            let wd = if case % 11 == 0 { 0.01 } else { 0.0 };
+            let window = rules(1e-3, from, count, wd);
             let (mut p2, mut m2, mut v2) = (p.clone(), m.clone(), v.clone());
             // Would a check before the last chunk have stopped the weight updates?
-            let k2 = settle_bound(&window).expect("PyTorch's betas");
-            let (mut p3, mut m3, mut v3) = (p.clone(), m.clone(), v.clone());
-            for (k, chunk) in window.chunks(CHECK_EVERY).enumerate() {
-                if k > 0 && settled(&p3, &m3, &v3, k2) {
-                    settled_early += 1;
-                    break;
+            if let Some(k2) = settle_bound(&window) {
+                let (mut p3, mut m3, mut v3) = (p.clone(), m.clone(), v.clone());
+                for (k, chunk) in window.chunks(CHECK_EVERY).enumerate() {
+                    if k > 0 && settled(&p3, &m3, &v3, k2) {
+                        settled_early += 1;
+                        break;
+                    }
+                    full(&mut p3, &mut m3, &mut v3, chunk);
                 }
-                full(&mut p3, &mut m3, &mut v3, chunk);
+            } else {
+                assert!(wd > 0.0, "no weight decay: the replay may settle");
             }
             full(&mut p2, &mut m2, &mut v2, &window);
             replay(&mut p, &mut m, &mut v, &window);
@@ -192,22 +201,33 @@ mod tests {
     }
 
     #[test]
+    fn the_full_replay_is_the_rules_zero_gradient_step() {
+        let window = rules(1e-3, 40, 30, 0.01);
+        let (mut p, mut m, mut v) = (vec![0.3f32, -1.2], vec![1e-3f32, 2e-3], vec![1e-6f32, 4e-6]);
+        let (mut p2, mut m2, mut v2) = (p.clone(), m.clone(), v.clone());
+        full(&mut p, &mut m, &mut v, &window);
+        for h in &window {
+            h.serial(&mut p2, &mut m2, &mut v2, None);
+        }
+        assert_eq!((p, m, v), (p2, m2, v2));
+    }
+
+    #[test]
     fn long_replays_of_typical_rows_settle() {
         // A weight of order 1 after one gradient step: m = 0.1g, v = 0.001g².
         let mut p = vec![0.7f32, -1.3, 0.4, 2.0];
         let g = [0.01f32, -0.02, 0.005, 0.03];
         let mut m: Vec<f32> = g.iter().map(|g| 0.1 * g).collect();
         let mut v: Vec<f32> = g.iter().map(|g| 0.001 * g * g).collect();
-        let window = steps(1e-3, 2000, 200);
+        let window = rules(1e-3, 2000, 200, 0.0);
         let k2 = settle_bound(&window).unwrap();
-        let mut at = None;
-        for (j, h) in window.iter().enumerate() {
-            if settled(&p, &m, &v, k2) {
-                at = Some(j);
-                break;
+        let at = (0..window.len()).find(|&j| {
+            let done = settled(&p, &m, &v, k2);
+            if !done {
+                full(&mut p, &mut m, &mut v, &window[j..j + 1]);
             }
-            full(&mut p, &mut m, &mut v, std::slice::from_ref(h));
-        }
+            done
+        });
         let at = at.expect("settles within 200 steps");
         assert!(at < 150, "settles after {at} steps");
     }

@@ -7,11 +7,13 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::plots::{colour, DrawResult, SANS};
-use super::results::{Epoch, ModelResult};
+use distill_data::EpochRecord;
+
+use crate::plots::{colour, DrawResult, SANS};
+use crate::results::ModelResult;
 
 /// Loss and validation accuracy per epoch, one panel per student.
-pub(super) fn training<DB: DrawingBackend>(
+pub(crate) fn training<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     models: &[ModelResult],
 ) -> DrawResult<DB::ErrorType> {
@@ -66,7 +68,7 @@ pub(super) fn training<DB: DrawingBackend>(
             .label_style((SANS, 13))
             .axis_desc_style((SANS, 14))
             .draw()?;
-        let series = |f: fn(&Epoch) -> f64| -> Vec<(i32, f64)> {
+        let series = |f: fn(&EpochRecord) -> f64| -> Vec<(i32, f64)> {
             m.epochs.iter().map(|e| (e.epoch as i32, f(e))).collect()
         };
         for (points, c) in [
@@ -115,7 +117,7 @@ fn padded_range(values: &[f64]) -> (f64, f64) {
 }
 
 /// A centred row of legend entries: a line (dashed or solid) and its text.
-pub(super) fn legend_row<DB: DrawingBackend>(
+pub(crate) fn legend_row<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     items: &[(&str, RGBColor, bool)],
 ) -> DrawResult<DB::ErrorType> {
