@@ -29,6 +29,12 @@ pub struct BenchArgs {
     /// Training epochs to time.
     #[arg(long, default_value_t = 2)]
     epochs: usize,
+    /// Student preset to time training of: original or large.
+    #[arg(long, default_value = "original")]
+    preset: String,
+    /// Training step: fused, candle or auto (fused on the CPU).
+    #[arg(long, default_value_t = distill_trainer::Engine::Auto)]
+    engine: distill_trainer::Engine,
     /// Passes over --data for the throughput figure.
     #[arg(long, default_value_t = 20)]
     repeat: usize,
@@ -55,6 +61,8 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         run.task = a.task.spec();
         run.train.epochs = a.epochs;
         run.train.progress = false;
+        run.train.engine = a.engine;
+        run.preset = distill_student::StudentPreset::by_name(&a.preset)?;
         let outcome = run.run(&Device::Cpu).context("timing training")?;
         let _ = std::fs::remove_dir_all(&dir);
         report.epoch_seconds = Some(outcome.records.iter().map(|r| r.epoch_seconds).collect());
@@ -89,7 +97,10 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         if let Some(e) = &report.epoch_seconds {
-            println!("training seconds per epoch (original preset, batch 32): {e:.3?}");
+            println!(
+                "training seconds per epoch ({} preset, batch 32, {} engine): {e:.3?}",
+                a.preset, a.engine
+            );
         }
         if let Some(i) = &report.inference {
             // Training is timed on the original preset: beside PyTorch only at its sizes.

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use distill_data::LabelSet;
 use distill_student::StudentPreset;
 use distill_teacher::TeacherSource;
-use distill_trainer::{Augmentation, InitEmbeddings, Loss, StudentRun};
+use distill_trainer::{Augmentation, Engine, InitEmbeddings, Loss, StudentRun};
 
 use crate::task::{parse_labels, TaskArgs};
 
@@ -113,6 +113,10 @@ pub struct TrainArgs {
     quiet: bool,
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Training step: `fused` (hand-written, CPU only), `candle` (tensor graph, any
+    /// device) or `auto` (fused on the CPU). A run may resume on the other engine.
+    #[arg(long, default_value_t = Engine::Auto)]
+    engine: Engine,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -204,6 +208,7 @@ fn train(a: TrainArgs) -> Result<()> {
     run.train.seed = a.seed;
     run.train.loss = loss;
     run.train.progress = !a.quiet;
+    run.train.engine = a.engine;
     run.validate().context("invalid setting")?;
     if loss.needs_teacher() && a.logits.is_none() {
         anyhow::bail!("--loss {kind:?} needs teacher logits: pass --logits FILE (from `distill teacher label`)");

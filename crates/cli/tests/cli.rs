@@ -161,6 +161,7 @@ fn nan_flags_and_zero_temperature_are_refused() {
     };
     refused(&["--alpha", "NaN"], &["--alpha", "NaN", "finite"]);
     refused(&["--lr", "inf"], &["--lr", "finite"]);
+    refused(&["--engine", "gpu"], &["--engine", "auto, fused, candle"]);
     refused(
         &["--loss", "kl", "--temperature", "0", "--logits", "x.logits"],
         &["temperature = 0", "> 0"],
@@ -290,6 +291,61 @@ fn predict_answers_every_stdin_line_and_reports_unreadable_ones() {
     let error = lines[1]["error"].as_str().unwrap();
     assert!(error.contains("UTF-8"), "{error}");
     assert!(lines[1].get("label").is_none());
+}
+
+#[test]
+fn a_run_started_on_one_engine_resumes_on_the_other_and_bench_times_either() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = tmp.path().join("train.tsv");
+    head(&assets().join("train.tsv"), &train, 400);
+    let out = tmp.path().join("run");
+    let train_with = |engine: &str, epochs: &str| {
+        distill(&[
+            "student",
+            "train",
+            "--train",
+            train.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--epochs",
+            epochs,
+            "--engine",
+            engine,
+            "--quiet",
+        ])
+    };
+    let o = train_with("candle", "1");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = train_with("fused", "2");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(
+        metrics.lines().count(),
+        2,
+        "resumed after epoch 1: {metrics}"
+    );
+
+    for engine in ["fused", "candle"] {
+        let o = distill(&[
+            "bench",
+            "--train",
+            train.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--preset",
+            "large",
+            "--engine",
+            engine,
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(
+            report["epoch_seconds"].as_array().unwrap().len(),
+            1,
+            "{engine}"
+        );
+    }
 }
 
 #[test]

@@ -52,17 +52,17 @@ impl Default for AdamWConfig {
 /// The constants of one step for one tensor, rounded to f32 (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepRule {
-    b1: f32,
-    b2: f32,
+    pub(crate) b1: f32,
+    pub(crate) b2: f32,
     one_minus_b1: f32,
     one_minus_b2: f32,
     /// `lr / (1 − β₁ᵗ)`.
-    step_size: f32,
+    pub(crate) step_size: f32,
     /// `1 / √(1 − β₂ᵗ)`.
-    inv_sqrt_bc2: f32,
-    eps: f32,
+    pub(crate) inv_sqrt_bc2: f32,
+    pub(crate) eps: f32,
     /// `1 − lr·λ`.
-    decay: f32,
+    pub(crate) decay: f32,
     grad_scale: f32,
 }
 

@@ -22,6 +22,9 @@ use crate::cell::{backward_seq, forward_seq, Recurrent, TRACE};
 /// Below this many token steps per batch, threads cost more than they save.
 const PARALLEL_MIN_STEPS: usize = 256;
 
+/// Rows per parallel task of the backward pass.
+const ROWS_PER_TASK: usize = 4;
+
 /// One direction of one LSTM layer over a padded batch with known lengths.
 #[derive(Clone, Debug)]
 pub struct LstmSeqOp {
@@ -196,10 +199,21 @@ impl CustomOp2 for LstmSeqOp {
         };
         let rows = dxg.chunks_mut(t * g4).enumerate();
         let dw = if self.parallel() {
+            // Fixed groups of rows, their sums added in order: rayon's `reduce` adds along a
+            // tree that depends on which thread stole what, so the rounding (and a seeded
+            // training run) would change from run to run.
             rows.collect::<Vec<_>>()
                 .into_par_iter()
-                .map(run)
-                .reduce(|| vec![0.0f32; g4 * h], add_into)
+                .chunks(ROWS_PER_TASK)
+                .map(|group| {
+                    group
+                        .into_iter()
+                        .map(run)
+                        .fold(vec![0.0f32; g4 * h], add_into)
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .fold(vec![0.0f32; g4 * h], add_into)
         } else {
             rows.map(run).fold(vec![0.0f32; g4 * h], add_into)
         };

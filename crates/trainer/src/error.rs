@@ -11,6 +11,9 @@ pub enum Error {
     Data(#[from] distill_data::Error),
     #[error(transparent)]
     Student(#[from] distill_student::Error),
+    /// A shared numerics kernel refused its input (sizes, rows out of range).
+    #[error(transparent)]
+    Ops(#[from] distill_ops::Error),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -2,8 +2,11 @@
 //!
 //! [`StudentRun`] reads a training file, splits off validation, builds the `Vocab` (over
 //! words, or the teacher's WordPieces) and encodes both parts into [`EncodedSet`]s (attaching [`distill_data::TeacherLogits`] when
-//! distilling); [`train`] runs epochs of [`optim::Adam`] with [`optim::StepLr`] on a
-//! [`Loss`], keeping the best model by validation loss; [`evaluate`] scores a model.
+//! distilling); [`train`] runs epochs of Adam with [`optim::StepLr`] on a [`Loss`], keeping
+//! the best model by validation loss; [`evaluate`] scores a model. A step runs on one of two
+//! [`Engine`]s: on the CPU the hand-written [`fused`] step (forward, loss, backward and
+//! update of the whole batch without a tensor graph), elsewhere a candle graph, the
+//! reference the fused step is tested against.
 //!
 //! ```no_run
 //! use distill_trainer::{Loss, StudentRun};
@@ -16,9 +19,11 @@
 //! ```
 
 mod encoded;
+mod engine;
 mod error;
 mod evaluate;
 mod fingerprint;
+pub mod fused;
 mod loss;
 pub mod optim;
 pub mod row_adam;
@@ -28,6 +33,7 @@ mod train;
 
 pub use distill_data::EpochRecord;
 pub use encoded::EncodedSet;
+pub use engine::Engine;
 pub use error::{Error, Result};
 pub use evaluate::{evaluate, predict_logits, scores, Evaluation};
 pub use fingerprint::{DataChange, DataFingerprint};

@@ -8,7 +8,8 @@
 //! 160k-entry embedding that costs more than the whole forward pass, so the update is
 //! `distill_ops`' fused AdamW kernel (weight decay 0) run in place on each parameter's
 //! storage. This module keeps the candle side: variables, names, and the moments as plain
-//! vectors saved with the checkpoint for resume.
+//! vectors saved with the checkpoint for resume ([`SliceAdam`], which the fused step uses on
+//! its own vectors).
 
 use std::collections::HashMap;
 
@@ -48,34 +49,32 @@ impl Default for AdamConfig {
     }
 }
 
-/// One named parameter with its moments.
-struct Slot {
+/// One named parameter's moments.
+struct Moments {
     name: String,
-    var: Var,
     m: Vec<f32>,
     v: Vec<f32>,
 }
 
-/// Adam over a fixed list of named variables.
-pub struct Adam {
+/// Adam over named parameters held as plain `f32` slices: the moments, the step count and
+/// the checkpoint names. [`Adam`] applies it to candle variables, the fused step
+/// ([`crate::fused`]) to its own vectors; both save the same tensors, so a run resumes on
+/// either.
+pub struct SliceAdam {
     config: AdamConfig,
-    slots: Vec<Slot>,
+    slots: Vec<Moments>,
     step: u64,
 }
 
-impl Adam {
-    /// Starts with zero moments.
-    pub fn new(vars: Vec<(String, Var)>, config: AdamConfig) -> Self {
-        let slots = vars
+impl SliceAdam {
+    /// Zero moments for parameters of these names and sizes.
+    pub fn new(params: impl IntoIterator<Item = (String, usize)>, config: AdamConfig) -> Self {
+        let slots = params
             .into_iter()
-            .map(|(name, var)| {
-                let n = var.elem_count();
-                Slot {
-                    name,
-                    var,
-                    m: vec![0.0; n],
-                    v: vec![0.0; n],
-                }
+            .map(|(name, n)| Moments {
+                name,
+                m: vec![0.0; n],
+                v: vec![0.0; n],
             })
             .collect();
         Self {
@@ -100,34 +99,32 @@ impl Adam {
         self.step
     }
 
-    /// Applies one update from `grads`; variables without a gradient are left alone.
-    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+    /// Counts a step and returns its rule (no weight decay).
+    fn begin_step(&mut self) -> StepRule {
         self.step += 1;
-        let rule = StepRule::new(&self.config.rule(), self.step, self.config.lr, false);
-        for slot in &mut self.slots {
-            let Some(grad) = grads.get(slot.var.as_tensor()) else {
-                continue;
-            };
-            let (m, v) = (&mut slot.m, &mut slot.v);
-            if slot.var.device().is_cpu() {
-                // In place on the parameter's storage: no copies of it or of the gradient.
-                host::in_place_with(slot.var.as_tensor(), &grad.contiguous()?, "adam", |p, g| {
-                    Ok(rule.dense(p, m, v, g)?)
-                })?;
-            } else {
-                // Other devices: through the host (correct, not fast).
-                let g = grad.flatten_all()?.to_vec1::<f32>()?;
-                let mut p = slot.var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
-                rule.dense(&mut p, m, v, &g)?;
-                let shape = slot.var.shape().clone();
-                slot.var
-                    .set(&Tensor::from_vec(p, shape, slot.var.device())?)?;
-            }
+        StepRule::new(&self.config.rule(), self.step, self.config.lr, false)
+    }
+
+    /// One update of every parameter: `params` yields `(values, gradient)` in the order the
+    /// parameters were named; a size mismatch is an error.
+    pub fn step<'a>(
+        &mut self,
+        params: impl IntoIterator<Item = (&'a mut [f32], &'a [f32])>,
+    ) -> Result<()> {
+        let rule = self.begin_step();
+        let mut seen = 0;
+        for (slot, (p, g)) in self.slots.iter_mut().zip(params) {
+            rule.dense(p, &mut slot.m, &mut slot.v, g)
+                .map_err(|e| candle_core::Error::Msg(format!("adam `{}`: {e}", slot.name)))?;
+            seen += 1;
+        }
+        if seen != self.slots.len() {
+            candle_core::bail!("adam: {seen} tensors for {} parameters", self.slots.len());
         }
         Ok(())
     }
 
-    /// Moments and step count, as tensors named `m.<param>`, `v.<param>`, `step`.
+    /// Moments and step count, as tensors named `m.<param>`, `v.<param>`, `step`, `lr`.
     pub fn state(&self) -> Result<HashMap<String, Tensor>> {
         let dev = candle_core::Device::Cpu;
         let mut out = HashMap::new();
@@ -146,7 +143,7 @@ impl Adam {
         Ok(out)
     }
 
-    /// Restores what [`Adam::state`] saved.
+    /// Restores what [`SliceAdam::state`] saved.
     pub fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
         let get = |k: &str| {
             state
@@ -171,6 +168,76 @@ impl Adam {
         self.step = scalar("step")? as u64;
         self.config.lr = scalar("lr")?;
         Ok(())
+    }
+}
+
+/// Adam over a fixed list of named candle variables.
+pub struct Adam {
+    inner: SliceAdam,
+    vars: Vec<Var>,
+}
+
+impl Adam {
+    /// Starts with zero moments.
+    pub fn new(vars: Vec<(String, Var)>, config: AdamConfig) -> Self {
+        let inner = SliceAdam::new(
+            vars.iter().map(|(n, v)| (n.clone(), v.elem_count())),
+            config,
+        );
+        Self {
+            inner,
+            vars: vars.into_iter().map(|(_, v)| v).collect(),
+        }
+    }
+
+    /// Current learning rate.
+    pub fn lr(&self) -> f64 {
+        self.inner.lr()
+    }
+
+    /// Sets the learning rate (the scheduler's job).
+    pub fn set_lr(&mut self, lr: f64) {
+        self.inner.set_lr(lr);
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> u64 {
+        self.inner.steps()
+    }
+
+    /// Applies one update from `grads`; variables without a gradient are left alone.
+    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        let rule = self.inner.begin_step();
+        for (slot, var) in self.inner.slots.iter_mut().zip(&self.vars) {
+            let Some(grad) = grads.get(var.as_tensor()) else {
+                continue;
+            };
+            let (m, v) = (&mut slot.m, &mut slot.v);
+            if var.device().is_cpu() {
+                // In place on the parameter's storage: no copies of it or of the gradient.
+                host::in_place_with(var.as_tensor(), &grad.contiguous()?, "adam", |p, g| {
+                    Ok(rule.dense(p, m, v, g)?)
+                })?;
+            } else {
+                // Other devices: through the host (correct, not fast).
+                let g = grad.flatten_all()?.to_vec1::<f32>()?;
+                let mut p = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+                rule.dense(&mut p, m, v, &g)?;
+                let shape = var.shape().clone();
+                var.set(&Tensor::from_vec(p, shape, var.device())?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moments and step count, as tensors named `m.<param>`, `v.<param>`, `step`.
+    pub fn state(&self) -> Result<HashMap<String, Tensor>> {
+        self.inner.state()
+    }
+
+    /// Restores what [`Adam::state`] saved.
+    pub fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
+        self.inner.load_state(state)
     }
 }
 

@@ -11,7 +11,7 @@ use std::fs;
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{Device, Tensor};
 use distill_data::io::{partial_dir, recover_dir, replace_dir, write_atomic};
 use distill_data::{Batcher, EpochRecord, TextEncoder};
 use distill_student::{BiLstmClassifier, StudentConfig, StudentModel};
@@ -20,10 +20,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::engine::{Engine, Stepper, EMBEDDING};
 use crate::error::io_err;
 use crate::evaluate::evaluate;
-use crate::optim::{Adam, AdamConfig, StepLr};
-use crate::row_adam::{row_gradients, RowAdam};
+use crate::optim::{AdamConfig, StepLr};
 use crate::{DataFingerprint, EncodedSet, Error, Loss, Result};
 
 /// Hyper-parameters of a training run (defaults: the original tutorial).
@@ -36,6 +36,9 @@ pub struct TrainConfig {
     pub gamma: f64,
     pub seed: u64,
     pub loss: Loss,
+    /// Which implementation runs the steps (absent in runs from before it was recorded).
+    #[serde(default)]
+    pub engine: Engine,
     /// Show a progress bar.
     #[serde(skip)]
     pub progress: bool,
@@ -68,6 +71,7 @@ impl Default for TrainConfig {
             gamma: 0.9,
             seed: 0,
             loss: Loss::Ce,
+            engine: Engine::Auto,
             progress: true,
             initial_embedding: None,
             data: None,
@@ -174,13 +178,9 @@ pub fn train(
     }
     fs::create_dir_all(out).map_err(io_err(out))?;
     let Start {
-        tensors,
-        mut adam,
-        mut rows,
+        mut stepper,
         mut state,
     } = start_or_resume(cfg, student, out, device)?;
-    let model = BiLstmClassifier::from_tensors(student, &tensors)?;
-    let embedding = tensors[EMBEDDING].clone();
     let mut records = read_records(&out.join("metrics.jsonl"), state.epochs_done)?;
     let schedule = StepLr {
         base_lr: cfg.lr,
@@ -193,83 +193,61 @@ pub fn train(
 
     for epoch in state.epochs_done..cfg.epochs {
         let started = Instant::now();
-        adam.set_lr(schedule.lr_at(epoch));
+        stepper.set_lr(schedule.lr_at(epoch));
         let batches = train.batches(
             &batcher.clone().seed(derive_seed(cfg.seed, 1, epoch)),
             epoch,
         );
         let mut dropout_rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, 2, epoch));
         let bar = progress_bar(cfg.progress, batches.len() as u64, epoch, cfg.epochs);
-        let (mut loss_sum, mut seen) = (0.0f64, 0usize);
-        for (step, batch) in batches.iter().enumerate() {
-            let n = batch.indices.len();
-            let ids = Tensor::from_vec(batch.ids.clone(), (batch.rows(), batch.time), device)?;
-            let labels = batch.gather(&train.labels);
-            let teacher = match &train.teacher {
-                Some(t) => {
+        let kept = state.epochs_done;
+        let fused = stepper.is_fused();
+        let mut run_steps = || -> Result<(f64, usize)> {
+            let (mut loss_sum, mut seen) = (0.0f64, 0usize);
+            let mut teacher_rows = Vec::new();
+            for (step, batch) in batches.iter().enumerate() {
+                let n = batch.indices.len();
+                let labels = batch.gather(&train.labels);
+                let teacher = train.teacher.as_ref().map(|t| {
                     let c = train.num_labels;
-                    let rows: Vec<f32> = batch
-                        .indices
-                        .iter()
-                        .flat_map(|&i| t[i * c..(i + 1) * c].iter().copied())
-                        .collect();
-                    Some(Tensor::from_vec(rows, (n, c), device)?)
-                }
-                None => None,
-            };
-            // The embedding rows enter as a leaf, so their gradient comes back per position
-            // `(B, T, E)` rather than as a dense `(V, E)` table (see `row_adam`).
-            let x = match rows {
-                Some(_) => Var::from_tensor(&model.embed(&ids)?)?.as_tensor().clone(),
-                None => model.embed(&ids)?,
-            };
-            // A pair batch stacks both texts, so one embedding leaf serves them both.
-            let logits = if batch.pair {
-                model.forward_embedded_pair(&x, &batch.lengths, Some(&mut dropout_rng))?
-            } else {
-                model.forward_embedded(&x, &batch.lengths, Some(&mut dropout_rng))?
-            };
-            let loss = cfg.loss.compute(&logits, &labels, teacher.as_ref())?;
-            // Checked before the update: a NaN step would poison every weight it touches.
-            let l = loss.to_scalar::<f32>()? as f64;
-            if !l.is_finite() {
-                return Err(Error::NonFiniteLoss {
-                    out: out.to_path_buf(),
-                    epoch: epoch + 1,
-                    step: step + 1,
-                    steps: batches.len(),
-                    loss: l,
-                    kept: state.epochs_done,
+                    teacher_rows.clear();
+                    for &i in &batch.indices {
+                        teacher_rows.extend_from_slice(&t[i * c..(i + 1) * c]);
+                    }
+                    &teacher_rows[..]
                 });
+                let l = stepper.step(&cfg.loss, batch, &labels, teacher, &mut dropout_rng)?;
+                if !l.is_finite() {
+                    return Err(Error::NonFiniteLoss {
+                        out: out.to_path_buf(),
+                        epoch: epoch + 1,
+                        step: step + 1,
+                        steps: batches.len(),
+                        loss: l,
+                        kept,
+                    });
+                }
+                loss_sum += l * n as f64;
+                seen += n;
+                bar.inc(1);
+                if bar.position().is_multiple_of(64) {
+                    bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
+                }
             }
-            let grads = loss.backward()?;
-            adam.step(&grads)?;
-            if let Some(rows) = rows.as_mut() {
-                let gx = match grads.get(&x) {
-                    Some(g) => g.flatten_all()?.to_vec1::<f32>()?,
-                    None => vec![0.0; x.elem_count()],
-                };
-                let (ids_touched, g) = row_gradients(
-                    &batch.ids,
-                    &batch.lengths,
-                    batch.time,
-                    &gx,
-                    student.embedding_dim,
-                );
-                rows.step(&embedding, adam.lr(), &ids_touched, &g)?;
-            }
-            loss_sum += l * n as f64;
-            seen += n;
-            bar.inc(1);
-            if bar.position().is_multiple_of(64) {
-                bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
-            }
-        }
-        if let Some(rows) = rows.as_mut() {
-            rows.sync(&embedding)?;
-        }
+            Ok((loss_sum, seen))
+        };
+        // The fused engine's steps run on a rayon worker, so that a step's own fork-joins
+        // (the two directions, the embedding's catch-up) start without waking this thread.
+        // The candle engine stays on this thread (a GPU context belongs to it).
+        let (loss_sum, seen) = if fused {
+            rayon::scope(|_| run_steps())?
+        } else {
+            run_steps()?
+        };
+        stepper.sync()?;
         bar.finish_and_clear();
         let train_seconds = started.elapsed().as_secs_f64();
+        let model = stepper.model(student)?;
         let eval = evaluate(&model, val, &cfg.loss, device)?;
         if !eval.loss.is_finite() {
             return Err(Error::NonFiniteValLoss {
@@ -286,7 +264,7 @@ pub fn train(
             val_acc: eval.metrics.acc,
             val_ap: eval.metrics.ap,
             val_f1: eval.metrics.f1,
-            lr: adam.lr(),
+            lr: stepper.lr(),
             step: None,
             epoch_seconds: train_seconds,
         };
@@ -303,20 +281,12 @@ pub fn train(
         );
         if record.val_loss < state.best_val_loss {
             state.best_val_loss = record.val_loss;
-            StudentModel::save(&out.join("best"), student, encoder, &tensors)?;
+            StudentModel::save(&out.join("best"), student, encoder, &model.tensors())?;
         }
         records.push(record);
         write_records(&out.join("metrics.jsonl"), &records)?;
         state.epochs_done = epoch + 1;
-        save_last(
-            out,
-            student,
-            encoder,
-            &tensors,
-            &adam,
-            rows.as_ref(),
-            &state,
-        )?;
+        save_last(out, student, encoder, &model.tensors(), &stepper, &state)?;
     }
     let best_epoch = records
         .iter()
@@ -328,15 +298,9 @@ pub fn train(
     })
 }
 
-/// The name of the embedding table, which [`RowAdam`] updates on CPU.
-const EMBEDDING: &str = "embedding.weight";
-
 /// Parameters and optimiser state at the start of (or back into) a run.
 struct Start {
-    tensors: HashMap<String, Tensor>,
-    adam: Adam,
-    /// The embedding's optimiser on CPU; elsewhere the embedding is one of `adam`'s variables.
-    rows: Option<RowAdam>,
+    stepper: Stepper,
     state: ResumeState,
 }
 
@@ -381,6 +345,8 @@ pub(crate) fn check_resume(
     let comparable = |c: &TrainConfig| {
         let mut c = c.clone();
         c.epochs = 0; // a run may be extended
+                      // The engines differ by float rounding only, and save the same checkpoint.
+        c.engine = Engine::Auto;
         serde_json::to_value(c).ok()
     };
     if comparable(&state.config) != comparable(cfg) {
@@ -458,25 +424,7 @@ fn start_or_resume(
             (tensors, fresh)
         }
     };
-    let sparse = device.is_cpu();
-    let mut tensors = HashMap::new();
-    let mut vars = Vec::new();
-    for (name, _) in BiLstmClassifier::parameter_shapes(student) {
-        let t = initial
-            .get(&name)
-            .ok_or_else(|| Error::Config(format!("missing parameter {name}")))?;
-        if sparse && name == EMBEDDING {
-            // A private copy: updated in place by RowAdam.
-            tensors.insert(name, t.copy()?);
-        } else {
-            let var = Var::from_tensor(t)?;
-            tensors.insert(name.clone(), var.as_tensor().clone());
-            vars.push((name, var));
-        }
-    }
-    let mut adam = Adam::new(vars, adam_config);
-    let mut rows =
-        sparse.then(|| RowAdam::new(student.vocab_size, student.embedding_dim, adam_config));
+    let mut stepper = Stepper::new(cfg.engine, student, &initial, adam_config, device)?;
     if state.epochs_done > 0 {
         let opt_path = last.join("optimizer.safetensors");
         let opt =
@@ -484,21 +432,12 @@ fn start_or_resume(
                 path: opt_path.clone(),
                 reason: e.to_string(),
             })?;
-        let corrupt = |e: candle_core::Error| Error::Format {
+        stepper.load_state(&opt).map_err(|e| Error::Format {
             path: opt_path.clone(),
             reason: e.to_string(),
-        };
-        adam.load_state(&opt).map_err(corrupt)?;
-        if let Some(rows) = rows.as_mut() {
-            rows.load_state(EMBEDDING, &opt).map_err(corrupt)?;
-        }
+        })?;
     }
-    Ok(Start {
-        tensors,
-        adam,
-        rows,
-        state,
-    })
+    Ok(Start { stepper, state })
 }
 
 fn save_last(
@@ -506,17 +445,13 @@ fn save_last(
     student: &StudentConfig,
     encoder: &TextEncoder,
     tensors: &HashMap<String, Tensor>,
-    adam: &Adam,
-    rows: Option<&RowAdam>,
+    stepper: &Stepper,
     state: &ResumeState,
 ) -> Result<()> {
     let partial = partial_dir(&out.join("last"));
     StudentModel::save(&partial, student, encoder, tensors)?;
     let opt = partial.join("optimizer.safetensors");
-    let mut opt_state = adam.state()?;
-    if let Some(rows) = rows {
-        opt_state.extend(rows.state(EMBEDDING)?);
-    }
+    let opt_state = stepper.state()?;
     candle_core::safetensors::save(&opt_state, &opt).map_err(|e| Error::Format {
         path: opt.clone(),
         reason: e.to_string(),

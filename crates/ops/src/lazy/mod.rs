@@ -9,12 +9,17 @@
 //! so bit for bit); beyond that the moments decay in closed form (`m·β₁ᵏ`, `v·β₂ᵏ`), the
 //! weight decay in closed form (`p·Πₛ(1 − lrₛ·λ)`), and the momentum's movement is left out:
 //! it is below `Σ_{j≥200} lr·3.2·0.9005ʲ < 1e-10`, far under f32 resolution of weights of
-//! order 1. The tests compare the table with dense AdamW's.
+//! order 1. The tests compare the table with dense AdamW's. Within the window, a replay stops
+//! moving a row's weights once no remaining step can change them (`replay`, bit for bit).
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
+
 use crate::adamw::{AdamWConfig, StepRule};
 use crate::error::{check_len, Error, Result};
+
+mod replay;
 
 /// Skipped steps replayed exactly when a row catches up.
 pub const EXACT_STEPS: u64 = 200;
@@ -31,6 +36,9 @@ pub struct LazyRows {
     last: Vec<u64>,
     /// Learning rate of each step taken (index `t − 1`), for replaying.
     lrs: Vec<f64>,
+    /// The rule of each step taken (from `lrs`): building it anew for every replayed step
+    /// of every row (two `powi`) took longer than the replay itself.
+    rules: Vec<StepRule>,
 }
 
 impl LazyRows {
@@ -44,6 +52,7 @@ impl LazyRows {
             v: vec![0.0; rows * dim],
             last: vec![0; rows],
             lrs: Vec::new(),
+            rules: Vec::new(),
         }
     }
 
@@ -68,6 +77,7 @@ impl LazyRows {
         self.lrs.push(lr);
         let t = self.steps();
         let rule = StepRule::new(&self.config, t, lr, self.decay);
+        self.rules.push(rule);
         for (k, &row) in rows.iter().enumerate() {
             let r = row as usize;
             if self.last[r] == t {
@@ -85,50 +95,83 @@ impl LazyRows {
         Ok(())
     }
 
-    /// Brings every row of `table` up to date.
+    /// Brings every row of `table` up to date (rows are independent: blocks of them on
+    /// every core).
     pub fn sync(&mut self, table: &mut [f32]) -> Result<()> {
         check_len("table", self.m.len(), table.len())?;
+        let (t, d) = (self.steps(), self.dim.max(1));
+        let block = 256;
+        let Self {
+            config,
+            decay,
+            m,
+            v,
+            last,
+            lrs,
+            rules,
+            ..
+        } = self;
+        let replayer = Replayer {
+            config,
+            decay: *decay,
+            lrs,
+            rules,
+        };
+        table
+            .par_chunks_mut(block * d)
+            .zip(m.par_chunks_mut(block * d))
+            .zip(v.par_chunks_mut(block * d))
+            .zip(last.par_chunks_mut(block))
+            .for_each(|(((p, m), v), last)| {
+                for (r, last) in last.iter_mut().enumerate() {
+                    let row = r * d..(r + 1) * d;
+                    replayer.catch_up(
+                        &mut p[row.clone()],
+                        &mut m[row.clone()],
+                        &mut v[row],
+                        last,
+                        t,
+                    );
+                }
+            });
+        Ok(())
+    }
+
+    /// Brings `rows` (distinct or not, any order) up to date with the steps taken so far,
+    /// as the next [`LazyRows::step`] would before applying its gradient to them. A caller
+    /// may do this while it computes that gradient; the result is the same.
+    pub fn catch_up_rows(&mut self, table: &mut [f32], rows: &[u32]) -> Result<()> {
+        check_len("table", self.m.len(), table.len())?;
+        if let Some(&row) = rows.iter().find(|&&r| r as usize >= self.last.len()) {
+            return Err(Error::RowOutOfRange {
+                row,
+                rows: self.last.len(),
+            });
+        }
         let (t, d) = (self.steps(), self.dim);
-        for (row, p) in table.chunks_exact_mut(d.max(1)).enumerate() {
-            self.catch_up(p, row, t);
+        for &row in rows {
+            let r = row as usize;
+            self.catch_up(&mut table[r * d..(r + 1) * d], r, t);
         }
         Ok(())
     }
 
     /// Replays zero-gradient steps for `row` (its weights `p`) up to step `target`.
     fn catch_up(&mut self, p: &mut [f32], row: usize, target: u64) {
-        let from = self.last[row];
-        if from >= target {
-            return;
-        }
         let d = self.dim;
-        let (m, v) = (
+        let replayer = Replayer {
+            config: &self.config,
+            decay: self.decay,
+            lrs: &self.lrs,
+            rules: &self.rules,
+        };
+        replayer.catch_up(
+            p,
             &mut self.m[row * d..(row + 1) * d],
             &mut self.v[row * d..(row + 1) * d],
+            &mut self.last[row],
+            target,
         );
-        let exact_end = target.min(from + EXACT_STEPS);
-        for s in from + 1..=exact_end {
-            StepRule::new(&self.config, s, self.lrs[s as usize - 1], self.decay)
-                .serial(p, m, v, None);
-        }
-        if target > exact_end {
-            let k = (target - exact_end).min(i32::MAX as u64) as i32;
-            let (d1, d2) = (
-                self.config.beta1.powi(k) as f32,
-                self.config.beta2.powi(k) as f32,
-            );
-            m.iter_mut().for_each(|x| *x *= d1);
-            v.iter_mut().for_each(|x| *x *= d2);
-            if self.decay && self.config.weight_decay != 0.0 {
-                let shrink: f64 = self.lrs[exact_end as usize..target as usize]
-                    .iter()
-                    .map(|lr| 1.0 - lr * self.config.weight_decay)
-                    .product();
-                let shrink = shrink as f32;
-                p.iter_mut().for_each(|x| *x *= shrink);
-            }
-        }
-        self.last[row] = target;
     }
 
     /// The moments `(m, v)`, each `rows × dim`.
@@ -162,8 +205,49 @@ impl LazyRows {
         if let Some(&row_step) = last.iter().find(|&&s| s > steps) {
             return Err(Error::StateAhead { row_step, steps });
         }
+        self.rules = (1..=steps)
+            .map(|t| StepRule::new(&self.config, t, lrs[t as usize - 1], self.decay))
+            .collect();
         (self.m, self.v, self.last, self.lrs) = (m, v, last, lrs);
         Ok(())
+    }
+}
+
+/// What replaying a row needs of the table's state (so that rows can replay in parallel).
+struct Replayer<'a> {
+    config: &'a AdamWConfig,
+    decay: bool,
+    lrs: &'a [f64],
+    rules: &'a [StepRule],
+}
+
+impl Replayer<'_> {
+    /// Replays the zero-gradient steps of one row from its clock `last` up to `target`.
+    fn catch_up(&self, p: &mut [f32], m: &mut [f32], v: &mut [f32], last: &mut u64, target: u64) {
+        let from = *last;
+        if from >= target {
+            return;
+        }
+        let exact_end = target.min(from + EXACT_STEPS);
+        replay::replay(p, m, v, &self.rules[from as usize..exact_end as usize]);
+        if target > exact_end {
+            let k = (target - exact_end).min(i32::MAX as u64) as i32;
+            let (d1, d2) = (
+                self.config.beta1.powi(k) as f32,
+                self.config.beta2.powi(k) as f32,
+            );
+            m.iter_mut().for_each(|x| *x *= d1);
+            v.iter_mut().for_each(|x| *x *= d2);
+            if self.decay && self.config.weight_decay != 0.0 {
+                let shrink: f64 = self.lrs[exact_end as usize..target as usize]
+                    .iter()
+                    .map(|lr| 1.0 - lr * self.config.weight_decay)
+                    .product();
+                let shrink = shrink as f32;
+                p.iter_mut().for_each(|x| *x *= shrink);
+            }
+        }
+        *last = target;
     }
 }
 
@@ -295,6 +379,45 @@ mod tests {
         lazy.sync(&mut table).unwrap();
         assert_eq!(table, p);
         assert_eq!(lazy.moments(), (&m[..], &v[..]));
+    }
+
+    /// Catching the rows a step touches up before the step (as the fused trainer does while
+    /// it computes their gradient) gives the same table, moments and clocks.
+    #[test]
+    fn catching_up_first_changes_nothing() {
+        let (rows, dim) = (40usize, 16usize);
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let init: Vec<f32> = (0..rows * dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let (mut a, mut b) = (init.clone(), init);
+        let config = AdamWConfig {
+            weight_decay: 0.0,
+            ..AdamWConfig::default()
+        };
+        let mut plain = LazyRows::new(rows, dim, config, false);
+        let mut early = LazyRows::new(rows, dim, config, false);
+        for step in 0..600 {
+            let mut touched: Vec<u32> = (0..4)
+                .map(|_| (rng.gen_range(0.0f64..1.0).powi(3) * rows as f64) as u32)
+                .collect();
+            touched.sort_unstable();
+            touched.dedup();
+            let g: Vec<f32> = (0..touched.len() * dim)
+                .map(|_| rng.gen_range(-1.0..1.0))
+                .collect();
+            let lr = 1e-2 * 0.9f64.powi(step / 100);
+            plain.step(&mut a, lr, &touched, &g).unwrap();
+            early.catch_up_rows(&mut b, &touched).unwrap();
+            early.step(&mut b, lr, &touched, &g).unwrap();
+        }
+        plain.sync(&mut a).unwrap();
+        early.sync(&mut b).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(plain.moments(), early.moments());
+        assert_eq!(plain.row_steps(), early.row_steps());
+        assert_eq!(
+            early.catch_up_rows(&mut b, &[40]),
+            Err(Error::RowOutOfRange { row: 40, rows: 40 })
+        );
     }
 
     #[test]

@@ -45,6 +45,33 @@ impl RowAdam {
         host::in_place(table, "row-adam", |t| Ok(self.rows.sync(t)?))
     }
 
+    /// [`RowAdam::step`] on a table held as a plain row-major slice (the fused engine's).
+    pub fn step_slice(
+        &mut self,
+        table: &mut [f32],
+        lr: f64,
+        rows: &[u32],
+        grads: &[f32],
+    ) -> std::result::Result<(), distill_ops::Error> {
+        self.rows.step(table, lr, rows, grads)
+    }
+
+    /// [`RowAdam::sync`] on a table held as a plain row-major slice.
+    pub fn sync_slice(&mut self, table: &mut [f32]) -> std::result::Result<(), distill_ops::Error> {
+        self.rows.sync(table)
+    }
+
+    /// Brings `rows` up to date with the steps taken so far, as the next step would before
+    /// applying its gradient: the fused engine does this while the step computes that
+    /// gradient (the result is the same).
+    pub fn catch_up_slice(
+        &mut self,
+        table: &mut [f32],
+        rows: &[u32],
+    ) -> std::result::Result<(), distill_ops::Error> {
+        self.rows.catch_up_rows(table, rows)
+    }
+
     /// Moments, row clocks and learning-rate history, for a checkpoint.
     pub fn state(&self, prefix: &str) -> Result<HashMap<String, Tensor>> {
         let dev = candle_core::Device::Cpu;

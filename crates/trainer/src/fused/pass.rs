@@ -1,0 +1,332 @@
+//! The forward and backward pass over a prepared batch (see `student`), in buffers kept
+//! from step to step.
+//!
+//! Per layer both directions run on the packed batch (`lstm`), on two threads when the
+//! batch is large enough; the next layer reads `[h_fwd ; h_bwd]` of each token, gathered
+//! through `Pack::rev`. The head reads the top layer's final states in batch order; the
+//! backward pass returns each layer's input gradient split the same way, and the
+//! embedding's as one summed row per distinct token.
+
+use distill_student::StudentConfig;
+
+use super::gemm::transpose;
+use super::head::{self, HeadCache, Linear, LinearGrads};
+use super::loss::loss_and_grad;
+use super::lstm::{self, Scratch, Trace, Weights};
+use super::pack::Pack;
+use super::params::direction_index;
+use super::student::{reorder, Gradients, StepBatch};
+use crate::{Loss, Result};
+
+/// Below this many multiply-adds per direction and layer, the second thread costs more than
+/// it saves.
+const PARALLEL_MIN_MACS: usize = 150_000;
+
+/// One direction's buffers, kept between steps.
+#[derive(Default)]
+pub(super) struct Direction {
+    /// Input in this direction's packed order `(N, in)`.
+    pub(super) x: Vec<f32>,
+    w_ih_t: Vec<f32>,
+    w_hh_t: Vec<f32>,
+    bias: Vec<f32>,
+    trace: Trace,
+    scratch: Scratch,
+    grads: lstm::Grads,
+    /// Gradient of the final states `(rows, H)` (sorted order), of every output `(N, H)`
+    /// and of the input `(N, in)`.
+    d_final: Vec<f32>,
+    d_out: Vec<f32>,
+    dx: Vec<f32>,
+}
+
+/// Buffers of a step, kept so that steps allocate nothing once warm.
+#[derive(Default)]
+pub(super) struct Workspace {
+    pub(super) pack: Pack,
+    /// Token id of each forward packed row.
+    pub(super) tokens: Vec<u32>,
+    pub(super) layers: Vec<[Direction; 2]>,
+    /// Top layer's final states `(rows, 2H)`, batch order.
+    states: Vec<f32>,
+    pub(super) logits: Vec<f32>,
+    d_logits: Vec<f32>,
+    d_states: Vec<f32>,
+    pub(super) head: HeadCache,
+    head_grads: [LinearGrads; 2],
+    /// Per vocabulary row, its index in `touched` while a batch is prepared (`u32::MAX`:
+    /// none; reset after).
+    pub(super) slot: Vec<u32>,
+    /// Distinct token ids of the batch, in order of first appearance.
+    pub(super) touched: Vec<u32>,
+    /// For each forward packed row, the index of its token in `touched`.
+    pub(super) token_slot: Vec<u32>,
+    /// Examples in the batch.
+    pub(super) examples: usize,
+}
+
+impl Workspace {
+    /// The rest of a step after [`FusedStudent::prepare`]: forward, loss, backward.
+    pub(super) fn gradients(
+        &mut self,
+        cfg: &StudentConfig,
+        dense: &[Vec<f32>],
+        loss: &Loss,
+        batch: &StepBatch,
+        grads: &mut Gradients,
+    ) -> Result<f64> {
+        self.forward(cfg, dense);
+        let c = cfg.num_outputs;
+        self.d_logits.resize(self.logits.len(), 0.0);
+        let value = loss_and_grad(
+            loss,
+            &self.logits,
+            c,
+            batch.labels,
+            batch.teacher,
+            &mut self.d_logits,
+        )?;
+        self.backward(cfg, dense, grads);
+        Ok(value)
+    }
+
+    /// Logits of the prepared batch into `self.logits`.
+    pub(super) fn forward(&mut self, cfg: &StudentConfig, dense: &[Vec<f32>]) {
+        let (e, h) = (cfg.embedding_dim, cfg.hidden_size);
+        let ws = self;
+        let pack = &ws.pack;
+        let n = pack.tokens();
+        for l in 0..cfg.num_layers {
+            let input = if l == 0 { e } else { 2 * h };
+            let [f, r] = &mut ws.layers[l];
+            for (d, dir) in [(&mut *f, false), (&mut *r, true)] {
+                let k = direction_index(l, dir);
+                d.w_ih_t.resize(input * 4 * h, 0.0);
+                transpose(4 * h, input, &dense[k], input, &mut d.w_ih_t);
+                d.w_hh_t.resize(h * 4 * h, 0.0);
+                transpose(4 * h, h, &dense[k + 1], h, &mut d.w_hh_t);
+                d.bias.clear();
+                d.bias
+                    .extend(dense[k + 2].iter().zip(&dense[k + 3]).map(|(a, b)| a + b));
+            }
+            let run = |d: &mut Direction, reverse: bool| {
+                let k = direction_index(l, reverse);
+                let w = Weights {
+                    w_ih: &dense[k],
+                    w_hh: &dense[k + 1],
+                    w_ih_t: &d.w_ih_t,
+                    w_hh_t: &d.w_hh_t,
+                    bias: &d.bias,
+                };
+                lstm::forward(pack, h, input, &d.x, &w, &mut d.trace);
+            };
+            if n * 4 * h * (input + h) >= PARALLEL_MIN_MACS {
+                rayon::join(|| run(f, false), || run(r, true));
+            } else {
+                run(f, false);
+                run(r, true);
+            }
+            if l + 1 < cfg.num_layers {
+                let (below, above) = ws.layers.split_at_mut(l + 1);
+                let [f, r] = &below[l];
+                let [nf, nr] = &mut above[0];
+                nf.x.clear();
+                for i in 0..n {
+                    nf.x.extend_from_slice(&f.trace.h[i * h..(i + 1) * h]);
+                    let j = pack.rev[i];
+                    nf.x.extend_from_slice(&r.trace.h[j * h..(j + 1) * h]);
+                }
+                reorder(&nf.x, 2 * h, &pack.rev, &mut nr.x);
+            }
+        }
+        // The top layer's final states, in batch order (zero for an empty row).
+        let [f, r] = &ws.layers[cfg.num_layers - 1];
+        ws.states.clear();
+        ws.states.resize(pack.rows() * 2 * h, 0.0);
+        for b in 0..pack.rows() {
+            if let Some(i) = pack.last(b) {
+                let row = &mut ws.states[pack.perm[b] * 2 * h..(pack.perm[b] + 1) * 2 * h];
+                row[..h].copy_from_slice(&f.trace.h[i * h..(i + 1) * h]);
+                row[h..].copy_from_slice(&r.trace.h[i * h..(i + 1) * h]);
+            }
+        }
+        let hi = direction_index(cfg.num_layers, false);
+        let c = cfg.num_outputs;
+        if cfg.pair {
+            let fc0 = Linear {
+                w: &dense[hi],
+                b: &dense[hi + 1],
+                inp: 8 * h,
+                out: 2 * h,
+            };
+            let fc2 = Linear {
+                w: &dense[hi + 2],
+                b: &dense[hi + 3],
+                inp: 2 * h,
+                out: c,
+            };
+            head::pair_forward(
+                &ws.states,
+                ws.examples,
+                &fc0,
+                &fc2,
+                &mut ws.head,
+                &mut ws.logits,
+            );
+        } else {
+            let fc = Linear {
+                w: &dense[hi],
+                b: &dense[hi + 1],
+                inp: 2 * h,
+                out: c,
+            };
+            head::single_forward(&ws.states, ws.examples, &fc, &mut ws.head, &mut ws.logits);
+        }
+    }
+
+    /// Back-propagates `d_logits` through the batch of the last [`Self::forward`].
+    fn backward(&mut self, cfg: &StudentConfig, p: &[Vec<f32>], grads: &mut Gradients) {
+        let (e, h, c) = (cfg.embedding_dim, cfg.hidden_size, cfg.num_outputs);
+        let ws = self;
+        let pack = &ws.pack;
+        let n = pack.tokens();
+        let rows = pack.rows();
+        let hi = direction_index(cfg.num_layers, false);
+        grads.dense.resize_with(p.len(), Vec::new);
+        if cfg.pair {
+            let examples = rows / 2;
+            let fc0 = Linear {
+                w: &p[hi],
+                b: &p[hi + 1],
+                inp: 8 * h,
+                out: 2 * h,
+            };
+            let fc2 = Linear {
+                w: &p[hi + 2],
+                b: &p[hi + 3],
+                inp: 2 * h,
+                out: c,
+            };
+            let [g0, g2] = &mut ws.head_grads;
+            head::pair_backward(
+                &ws.states,
+                examples,
+                &fc0,
+                &fc2,
+                &ws.d_logits,
+                &mut ws.head,
+                g0,
+                g2,
+                &mut ws.d_states,
+            );
+            for (k, v) in [&g0.w, &g0.b, &g2.w, &g2.b].into_iter().enumerate() {
+                copy_into(&mut grads.dense[hi + k], v);
+            }
+        } else {
+            let fc = Linear {
+                w: &p[hi],
+                b: &p[hi + 1],
+                inp: 2 * h,
+                out: c,
+            };
+            let g = &mut ws.head_grads[0];
+            head::single_backward(rows, &fc, &ws.d_logits, &mut ws.head, g, &mut ws.d_states);
+            copy_into(&mut grads.dense[hi], &g.w);
+            copy_into(&mut grads.dense[hi + 1], &g.b);
+        }
+
+        for l in (0..cfg.num_layers).rev() {
+            let input = if l == 0 { e } else { 2 * h };
+            let top = l + 1 == cfg.num_layers;
+            let [f, r] = &mut ws.layers[l];
+            for (d, half) in [(&mut *f, 0), (&mut *r, 1)] {
+                d.d_final.clear();
+                d.d_final.resize(rows * h, 0.0);
+                if top {
+                    for b in 0..rows {
+                        let src = pack.perm[b] * 2 * h + half * h;
+                        d.d_final[b * h..(b + 1) * h].copy_from_slice(&ws.d_states[src..src + h]);
+                    }
+                }
+                d.dx.resize(n * input, 0.0);
+            }
+            let run = |d: &mut Direction, reverse: bool| {
+                let k = direction_index(l, reverse);
+                let w = Weights {
+                    w_ih: &p[k],
+                    w_hh: &p[k + 1],
+                    w_ih_t: &d.w_ih_t,
+                    w_hh_t: &d.w_hh_t,
+                    bias: &d.bias,
+                };
+                let d_out = (!top).then_some(&d.d_out[..]);
+                lstm::backward(
+                    pack,
+                    h,
+                    input,
+                    &d.x,
+                    &w,
+                    &d.trace,
+                    &d.d_final,
+                    d_out,
+                    &mut d.scratch,
+                    &mut d.grads,
+                    Some(&mut d.dx),
+                );
+            };
+            if n * 4 * h * (input + h) >= PARALLEL_MIN_MACS {
+                rayon::join(|| run(f, false), || run(r, true));
+            } else {
+                run(f, false);
+                run(r, true);
+            }
+            for (d, reverse) in [(&mut *f, false), (&mut *r, true)] {
+                let k = direction_index(l, reverse);
+                // Swapped, not copied: the next backward overwrites every element.
+                std::mem::swap(&mut grads.dense[k], &mut d.grads.w_ih);
+                std::mem::swap(&mut grads.dense[k + 1], &mut d.grads.w_hh);
+                copy_into(&mut grads.dense[k + 2], &d.grads.bias);
+                copy_into(&mut grads.dense[k + 3], &d.grads.bias);
+            }
+            if l > 0 {
+                // Split each input gradient into the two directions' outputs below.
+                let (below, here) = ws.layers.split_at_mut(l);
+                let [f, r] = &here[0];
+                let [bf, br] = &mut below[l - 1];
+                bf.d_out.resize(n * h, 0.0);
+                br.d_out.resize(n * h, 0.0);
+                for i in 0..n {
+                    let j = pack.rev[i];
+                    let (dfi, drj) = (
+                        &f.dx[i * 2 * h..(i + 1) * 2 * h],
+                        &r.dx[j * 2 * h..(j + 1) * 2 * h],
+                    );
+                    for k in 0..h {
+                        bf.d_out[i * h + k] = dfi[k] + drj[k];
+                        br.d_out[j * h + k] = drj[h + k] + dfi[h + k];
+                    }
+                }
+            }
+        }
+
+        // Embedding rows: both directions' input gradients of each token, summed per id.
+        let [f, r] = &ws.layers[0];
+        grads.rows.clone_from(&ws.touched);
+        grads.row_grads.clear();
+        grads.row_grads.resize(ws.touched.len() * e, 0.0);
+        for (i, &s) in ws.token_slot.iter().enumerate() {
+            let s = s as usize;
+            let j = pack.rev[i];
+            let g = &mut grads.row_grads[s * e..(s + 1) * e];
+            let (a, b) = (&f.dx[i * e..(i + 1) * e], &r.dx[j * e..(j + 1) * e]);
+            for k in 0..e {
+                g[k] += a[k] + b[k];
+            }
+        }
+    }
+}
+
+fn copy_into(dst: &mut Vec<f32>, src: &[f32]) {
+    dst.clear();
+    dst.extend_from_slice(src);
+}
