@@ -62,7 +62,7 @@ pub mod task;
 pub mod text;
 pub mod vocab;
 
-pub use augment::{Augmenter, Substitutes, MASK};
+pub use augment::{distinct_words, Augmenter, Substitutes, MASK};
 pub use batch::{padding_share, Batch, Batcher};
 pub use dataset::{Dataset, Example, LabelSet};
 pub use error::{Error, Result};

@@ -29,10 +29,6 @@ impl Linear {
         &self.weight
     }
 
-    pub fn bias(&self) -> &Tensor {
-        &self.bias
-    }
-
     /// `(…, in)` → `(…, out)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if x.device().is_cpu() && x.dtype() == DType::F32 {
