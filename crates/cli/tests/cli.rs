@@ -230,7 +230,7 @@ fn shared_model() -> &'static Path {
 }
 
 fn tiny_teacher() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../teacher/tests/fixtures/tiny-bert")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny-bert")
 }
 
 #[test]
@@ -334,7 +334,7 @@ fn augment_with_zero_neighbours_is_an_error_not_a_panic() {
 fn labelling_or_evaluating_with_a_base_model_is_refused() {
     // tiny-bert without its classifier: a base model that was never fine-tuned.
     let tmp = tempfile::tempdir().unwrap();
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../teacher/tests/fixtures/tiny-bert");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny-bert");
     let teacher = tmp.path().join("base");
     std::fs::create_dir(&teacher).unwrap();
     for name in ["config.json", "tokenizer.json", "tokenizer_config.json"] {

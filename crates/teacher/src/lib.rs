@@ -23,7 +23,7 @@
 //! use distill_data::Dataset;
 //! use distill_teacher::{label, InferOptions, LoadOptions, Teacher};
 //!
-//! let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-bert");
+//! let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/tiny-bert");
 //! let teacher = Teacher::load(dir, &LoadOptions::default(), &Device::Cpu)?;
 //! let data = Dataset::from_texts(vec!["a charming journey".into(), "bleak".into()]);
 //! let opts = InferOptions { progress: false, ..Default::default() };

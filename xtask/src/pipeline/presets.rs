@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::layout::STUDENTS;
 
 /// The tiny random BERT used as the `smoke` teacher, relative to the workspace root.
-pub const SMOKE_TEACHER: &str = "crates/teacher/tests/fixtures/tiny-bert";
+pub const SMOKE_TEACHER: &str = "fixtures/tiny-bert";
 
 /// A preset's name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
