@@ -52,7 +52,7 @@ else
     root=$(realpath "$bundle")
 fi
 bin=$root/bin
-fixtures=$root/crates/teacher/tests/fixtures
+fixtures=$root/fixtures
 [ -n "$data" ] || data=$root/assets/sst2
 for f in "$bin/distill" "$fixtures/tiny-bert/golden.json" "$data/train.tsv" "$data/dev.tsv"; do
     [ -e "$f" ] || { echo "missing $f" >&2; exit 1; }

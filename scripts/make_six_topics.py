@@ -1,4 +1,4 @@
-"""Writes tests/fixtures/six-topics/{train,dev,unlabelled}.jsonl: a synthetic 6-class topic
+"""Writes fixtures/six-topics/{train,dev,unlabelled}.jsonl: a synthetic 6-class topic
 task with string labels, in JSON lines as `datasets.Dataset.to_json` writes them, for the
 pipeline's smoke test of N classes. Each text mixes words of its topic with shared filler
 words, so a model has something to learn and nothing is trivial. Deterministic (seed 7).
@@ -33,7 +33,7 @@ def write(path, rows):
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
 
 rng = random.Random(7)
-out = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "six-topics")
+out = os.path.join(os.path.dirname(__file__), "..", "fixtures", "six-topics")
 os.makedirs(out, exist_ok=True)
 names = sorted(TOPICS)
 for split, n in (("train", 360), ("dev", 90)):

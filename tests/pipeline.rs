@@ -252,7 +252,7 @@ fn smoke_pipeline_on_six_named_classes_and_on_sentence_pairs() {
     let runs = tempfile::tempdir().expect("temporary folder");
     let students = ["baseline", "distill", "distill-augment", "large-distill"];
     let list = students.join(",");
-    let six = root().join("tests/fixtures/six-topics");
+    let six = root().join("fixtures/six-topics");
     let (train, dev, unlabelled) = (
         six.join("train.jsonl"),
         six.join("dev.jsonl"),

@@ -87,7 +87,7 @@ put("student_config", "negative", json.dumps(dict(student, vocab_size=-1)))
 put("student_config", "empty", b"")
 
 # Teacher config.json.
-with open(os.path.join(REPO, "crates/teacher/tests/fixtures/tiny-bert/config.json"), "rb") as f:
+with open(os.path.join(REPO, "fixtures/tiny-bert/config.json"), "rb") as f:
     tiny = f.read()
 put("teacher_config", "tiny_bert", tiny)
 t = json.loads(tiny)

@@ -1,4 +1,4 @@
-"""Golden outputs for the pair student: crates/student/tests/fixtures/student_pair.safetensors.
+"""Golden outputs for the pair student: fixtures/student_pair.safetensors.
 
 The siamese student of Tang et al. (2019) as in shared/reference/torch_task_reference.py
 (`Student` with --pair): one nn.Embedding + bidirectional nn.LSTM (packed by length) reads each
@@ -16,7 +16,7 @@ import torch.nn as nn
 from safetensors.torch import save_file
 
 VOCAB, EMB, HID, CLASSES, PAD = 50, 16, 8, 3, 1
-OUT = sys.argv[1] if len(sys.argv) > 1 else "crates/student/tests/fixtures/student_pair.safetensors"
+OUT = sys.argv[1] if len(sys.argv) > 1 else "fixtures/student_pair.safetensors"
 
 
 class Student(nn.Module):

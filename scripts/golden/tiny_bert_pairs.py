@@ -1,10 +1,10 @@
 """Golden outputs of the tiny random BERT on sentence pairs, from transformers.
 
-Loads `crates/teacher/tests/fixtures/tiny-bert` with transformers' fast tokenizer and
+Loads `fixtures/tiny-bert` with transformers' fast tokenizer and
 `BertForSequenceClassification` (float32, CPU, `model.eval()`), encodes a handful of
 pairs as `tokenizer(firsts, seconds, truncation=True, max_length=MAX_LENGTH,
 padding=True)` (truncation `longest_first`), and writes the input ids, token type ids,
-attention mask and logits to `crates/teacher/tests/fixtures/tiny-bert-pairs.json`, which
+attention mask and logits to `fixtures/tiny-bert-pairs.json`, which
 `crates/teacher/tests/pairs.rs` compares against.
 
     /work/venv-torch/bin/python scripts/golden/tiny_bert_pairs.py
@@ -19,7 +19,7 @@ import transformers
 from transformers import AutoTokenizer, BertForSequenceClassification
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-FIXTURES = ROOT / "crates/teacher/tests/fixtures"
+FIXTURES = ROOT / "fixtures"
 MODEL = FIXTURES / "tiny-bert"
 OUT = FIXTURES / "tiny-bert-pairs.json"
 

@@ -276,7 +276,7 @@ fn write_bundle(binaries: &[PathBuf], out: &Path) -> Result<()> {
         .arg("-C")
         .arg(std::env::current_dir()?)
         .args([
-            "crates/teacher/tests/fixtures",
+            "fixtures",
             "scripts/gpu-acceptance.sh",
             "assets/sst2/train.tsv",
             "assets/sst2/dev.tsv",

@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use distill_data::Augmenter;
-use distill_teacher::{neighbours, HeadInit, LoadOptions, Teacher};
+use distill_teacher::{similar_words, HeadInit, LoadOptions, Teacher};
 
 use crate::task::TaskArgs;
 
@@ -52,8 +52,8 @@ pub fn augment(a: AugmentArgs) -> Result<()> {
     };
     let teacher = Teacher::load(&a.teacher, &opts, &candle_core::Device::Cpu)
         .with_context(|| format!("loading teacher {}", a.teacher))?;
-    let words = neighbours::vocabulary(&texts);
-    let subs = neighbours::similar_words(&teacher, &words, a.neighbours)
+    let words = distill_data::distinct_words(&texts);
+    let subs = similar_words(&teacher, &words, a.neighbours)
         .with_context(|| format!("--neighbours {}", a.neighbours))?;
     tracing::info!(
         "{} of {} words have swap candidates",

@@ -231,7 +231,7 @@ fn shared_model() -> &'static Path {
 }
 
 fn tiny_teacher() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../teacher/tests/fixtures/tiny-bert")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny-bert")
 }
 
 #[test]
@@ -486,7 +486,7 @@ fn augment_with_zero_neighbours_is_an_error_not_a_panic() {
 fn labelling_or_evaluating_with_a_base_model_is_refused() {
     // tiny-bert without its classifier: a base model that was never fine-tuned.
     let tmp = tempfile::tempdir().unwrap();
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../teacher/tests/fixtures/tiny-bert");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny-bert");
     let teacher = tmp.path().join("base");
     std::fs::create_dir(&teacher).unwrap();
     for name in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
@@ -526,7 +526,7 @@ fn labelling_or_evaluating_with_a_base_model_is_refused() {
 
 #[test]
 fn report_of_a_run_folder_and_a_clear_error_without_one() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../report/tests/fixtures/run");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/report/run");
     let out = tempfile::tempdir().unwrap();
     let o = distill(&[
         "report",

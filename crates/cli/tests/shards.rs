@@ -26,7 +26,7 @@ fn refused(o: Output, expected: &str) {
 }
 
 fn tiny_bert() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../teacher/tests/fixtures/tiny-bert")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny-bert")
 }
 
 /// The first `lines` sentences of SST-2 train: enough for three 4,096-row windows.

@@ -17,7 +17,7 @@ fn root() -> PathBuf {
 }
 
 fn six() -> PathBuf {
-    root().join("tests/fixtures/six-topics")
+    root().join("fixtures/six-topics")
 }
 
 fn s(p: &Path) -> &str {
@@ -41,7 +41,7 @@ fn six_named_classes_from_json_lines_end_to_end() {
         six().join("unlabelled.jsonl"),
     );
     let teacher = tmp.path().join("teacher");
-    let tiny = root().join("crates/teacher/tests/fixtures/tiny-bert");
+    let tiny = root().join("fixtures/tiny-bert");
     // The tiny BERT's 2-label head starts anew for six labels, named from the file, sorted.
     ok(&distill(&[
         "teacher",

@@ -142,9 +142,32 @@ fn normalise_space(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The distinct whitespace words of `texts`, in first-seen order: the words a
+/// [`Substitutes`] table is built for.
+pub fn distinct_words<S: AsRef<str>>(texts: &[S]) -> Vec<String> {
+    let mut seen = HashSet::new();
+    let mut words = Vec::new();
+    for word in texts.iter().flat_map(|t| t.as_ref().split_whitespace()) {
+        if seen.insert(word) {
+            words.push(word.to_string());
+        }
+    }
+    words
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn distinct_words_keep_first_seen_order() {
+        let texts = ["the cat  sat", "", "a cat , the end", "\tsat\n"];
+        assert_eq!(
+            distinct_words(&texts),
+            ["the", "cat", "sat", "a", ",", "end"]
+        );
+        assert!(distinct_words::<&str>(&[]).is_empty());
+    }
 
     fn subs() -> Substitutes {
         let mut s = Substitutes::new();

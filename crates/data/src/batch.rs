@@ -128,38 +128,51 @@ impl Batcher {
             .collect()
     }
 
-    /// Sorts `indices` by truncated length, longest first (stable).
-    fn sort_by_length(&self, seqs: &[Vec<u32>], indices: &mut [usize]) {
-        let max_len = self.max_len.max(1);
-        indices.sort_by_key(|&i| std::cmp::Reverse(seqs[i].len().min(max_len)));
-    }
-
     /// The batches of one epoch. With shuffling they are length-bucketed and
     /// depend only on `(seed, epoch)`; without, they follow input order and
     /// `epoch` is ignored. Every index appears in exactly one batch.
     pub fn batches(&self, seqs: &[Vec<u32>], epoch: usize) -> Vec<Batch> {
-        let mut order: Vec<usize> = (0..seqs.len()).collect();
+        let lengths: Vec<usize> = seqs.iter().map(Vec::len).collect();
+        self.index_batches(&lengths, epoch)
+            .iter()
+            .map(|c| Batch::collate(seqs, c, self.max_len))
+            .collect()
+    }
+
+    /// The rows of each batch of [`Batcher::batches`] for sequences of these `lengths`,
+    /// without collating: for callers that pad their own inputs (the teacher's token
+    /// type ids and attention masks).
+    pub fn index_batches(&self, lengths: &[usize], epoch: usize) -> Vec<Vec<usize>> {
+        let size = self.batch_size.max(1);
+        let mut order: Vec<usize> = (0..lengths.len()).collect();
         if !self.shuffle {
-            return self.chunk(seqs, &order);
+            return order.chunks(size).map(<[usize]>::to_vec).collect();
         }
         // One stream per epoch: epochs differ, reruns repeat.
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         rng.set_stream(epoch as u64);
         order.shuffle(&mut rng);
         let mut batches = Vec::new();
-        for pool in order.chunks_mut(self.batch_size.max(1) * POOL_BATCHES) {
-            self.sort_by_length(seqs, pool);
-            batches.extend(self.chunk(seqs, pool));
+        for pool in order.chunks_mut(size * POOL_BATCHES) {
+            self.sort_by_length(lengths, pool);
+            batches.extend(pool.chunks(size).map(<[usize]>::to_vec));
         }
         batches.shuffle(&mut rng);
         batches
     }
 
+    /// Sorts `indices` by truncated length, longest first (stable).
+    fn sort_by_length(&self, lengths: &[usize], indices: &mut [usize]) {
+        let max_len = self.max_len.max(1);
+        indices.sort_by_key(|&i| std::cmp::Reverse(lengths[i].min(max_len)));
+    }
+
     /// Batches over all sequences sorted by length (longest first), for fast
     /// inference; use each batch's `indices` to put outputs back in order.
     pub fn sorted_batches(&self, seqs: &[Vec<u32>]) -> Vec<Batch> {
+        let lengths: Vec<usize> = seqs.iter().map(Vec::len).collect();
         let mut order: Vec<usize> = (0..seqs.len()).collect();
-        self.sort_by_length(seqs, &mut order);
+        self.sort_by_length(&lengths, &mut order);
         self.chunk(seqs, &order)
     }
 }
@@ -196,6 +209,29 @@ mod tests {
         let mut all: Vec<usize> = batches.iter().flat_map(|b| b.indices.clone()).collect();
         all.sort_unstable();
         all
+    }
+
+    /// The index-level batches alone (as the teacher uses them): every row once, in
+    /// batches of the size asked, of similar lengths, seeded by `(seed, epoch)`.
+    #[test]
+    fn index_batches_bucket_lengths_without_sequences() {
+        let lengths: Vec<usize> = (0..3000).map(|i| (i * 7919) % 61 + 3).collect();
+        let batcher = Batcher::new(32).max_len(usize::MAX).shuffle(true).seed(1);
+        let batches = batcher.index_batches(&lengths, 0);
+        let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..3000).collect::<Vec<_>>());
+        assert!(batches.iter().all(|b| !b.is_empty() && b.len() <= 32));
+        let padded: usize = batches
+            .iter()
+            .map(|b| b.len() * b.iter().map(|&i| lengths[i]).max().unwrap_or(0))
+            .sum();
+        let real: usize = lengths.iter().sum();
+        assert!((padded as f64) < 1.1 * real as f64, "{padded} vs {real}");
+        assert_eq!(batches, batcher.index_batches(&lengths, 0));
+        assert_ne!(batches, batcher.index_batches(&lengths, 1));
+        let in_order = Batcher::new(1000).index_batches(&lengths, 5);
+        assert_eq!(in_order[2], (2000..3000).collect::<Vec<_>>());
     }
 
     #[test]

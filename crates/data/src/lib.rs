@@ -68,7 +68,7 @@ pub mod text;
 pub mod vocab;
 pub mod word_cache;
 
-pub use augment::{Augmenter, Substitutes, MASK};
+pub use augment::{distinct_words, Augmenter, Substitutes, MASK};
 pub use batch::{padding_share, Batch, Batcher};
 pub use dataset::{Dataset, Example, LabelSet};
 pub use epoch::EpochRecord;

@@ -1,6 +1,6 @@
 //! Golden tests of the original word normalisation against the Python
 //! original: the SST-2 dev tokens it produced, and `inflect`'s number words.
-//! See `tests/fixtures/README.md` for where the fixtures come from.
+//! See `fixtures/README.md` (at the repository root) for where the fixtures come from.
 
 use distill_data::{number_to_words, Normalizer};
 use serde::Deserialize;
@@ -13,7 +13,7 @@ struct Row {
 
 #[test]
 fn normalisation_matches_python_on_sst2_dev() {
-    let text = include_str!("fixtures/seed_normalize_dev.jsonl");
+    let text = include_str!("../../../fixtures/seed_normalize_dev.jsonl");
     let norm = Normalizer::original();
     let mut total = 0;
     let mut exact = 0;
@@ -49,7 +49,7 @@ fn normalisation_matches_python_on_sst2_dev() {
 
 #[test]
 fn number_words_match_inflect() {
-    let text = include_str!("fixtures/inflect_numbers.tsv");
+    let text = include_str!("../../../fixtures/inflect_numbers.tsv");
     let mut checked = 0;
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let (number, words) = line.split_once('\t').expect("number<TAB>words");

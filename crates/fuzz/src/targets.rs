@@ -21,7 +21,7 @@ use rand::SeedableRng;
 
 /// The teacher fixture the teacher target loads its weights and tokenizer from.
 pub fn tiny_bert_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../teacher/tests/fixtures/tiny-bert")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny-bert")
 }
 
 /// A folder of this process for the target `name`, created on first use.

@@ -28,7 +28,7 @@ pub fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
     }
 }
 
-/// [`slice`] for writing in place (`InplaceOp`).
+/// [`slice()`] for writing in place.
 pub fn slice_mut<'a>(s: &'a mut CpuStorage, l: &Layout, op: &str) -> Result<&'a mut [f32]> {
     let Some((a, b)) = l.contiguous_offsets() else {
         bail!("{op} needs contiguous tensors")

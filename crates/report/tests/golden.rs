@@ -1,5 +1,5 @@
-//! The report of a fixed run folder (`tests/fixtures/run`, a trimmed smoke run: see its
-//! README) must be `tests/fixtures/report.expected.md` exactly: every number of every
+//! The report of a fixed run folder (`fixtures/report/run`, a trimmed smoke run: see its
+//! README) must be `fixtures/report/report.expected.md` exactly: every number of every
 //! table (accuracy, AP, F1, per-label precision, recall, F1, support and AP, confusion
 //! counts, parameters, sizes, speed-ups), the pictures' titles and links, stage times,
 //! settings and commands.
@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use distill_report::{RunFolder, Selection};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/report")
 }
 
 /// Copies the folder `from` into `to`, recursively.

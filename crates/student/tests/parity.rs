@@ -1,5 +1,5 @@
 //! Parity with PyTorch: a packed 2-layer BiLSTM and the original student with its distillation
-//! loss (fixtures made with PyTorch, see tests/fixtures/README.md). Both recurrences — the
+//! loss (fixtures made with PyTorch, see fixtures/README.md). Both recurrences — the
 //! fused kernel and the plain-op reference — must match outputs and every gradient.
 
 mod common;
@@ -14,7 +14,7 @@ use distill_student::{BiLstm, BiLstmClassifier, Recurrence, StudentConfig, Stude
 
 fn fixture(name: &str) -> HashMap<String, Tensor> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
+        .join("../../fixtures")
         .join(name);
     candle_core::safetensors::load(&path, &Device::Cpu).expect("fixture loads")
 }

@@ -15,7 +15,6 @@ use std::time::Instant;
 
 use candle_core::Device;
 use distill_data::{Dataset, LabelSet};
-use distill_teacher::batching::bucketed_batches;
 use distill_teacher::finetune::train_step;
 use distill_teacher::optim::{AdamW, AdamWConfig};
 use distill_teacher::{predict_logits, HeadInit, InferOptions, LoadOptions, Teacher};
@@ -101,7 +100,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let lengths: Vec<usize> = encoded.ids.iter().map(Vec::len).collect();
         let mut opt = AdamW::new(teacher.model.params().iter(), AdamWConfig::default())?;
         teacher.model.seed_dropout(42);
-        let batches = bucketed_batches(&lengths, batch, 42, 0);
+        let batches = distill_data::Batcher::new(batch)
+            .max_len(usize::MAX)
+            .shuffle(true)
+            .seed(42)
+            .index_batches(&lengths, 0);
         let mut times = Vec::new();
         let mut tokens = 0usize;
         let mut cpu_total = 0f64;
@@ -141,7 +144,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn phase_step(
     teacher: &Teacher,
     opt: &mut AdamW,
-    batch: &distill_teacher::tokenize::Batch,
+    batch: &distill_teacher::Batch,
     ys: &[u32],
 ) -> Result<f64, Box<dyn std::error::Error>> {
     use distill_teacher::Mode;

@@ -9,7 +9,7 @@
 //! (so `<out>` must be new or hold only a checkpoint).
 //!
 //! Sentence-pair data trains on `[CLS] a [SEP] b [SEP]` with token type ids (see
-//! [`crate::tokenize`]); train and dev must both be pairs or both single sentences. The
+//! [`crate::TeacherTokenizer`]); train and dev must both be pairs or both single sentences. The
 //! label names are the caller's ([`FinetuneConfig::labels`]): any number from two up, saved
 //! as the checkpoint's `id2label`/`label2id`.
 
@@ -17,15 +17,14 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use distill_data::{Dataset, EpochRecord, LabelSet};
+use distill_data::{Batcher, Dataset, EpochRecord, LabelSet};
 
-use crate::batching::bucketed_batches;
+use crate::checkpoint::{check_replaceable, LoadOptions, Precision, Teacher};
 use crate::error::{Error, Result};
 use crate::infer::{predict_encoded, progress_bar, score, InferOptions};
 use crate::layers::Mode;
 use crate::model::WORD_EMBEDDINGS;
 use crate::optim::{clip_factor, AdamW, AdamWConfig, LinearSchedule, SparseGrad};
-use crate::teacher::{check_replaceable, LoadOptions, Precision, Teacher};
 use crate::tokenize::{pair_texts, Batch};
 use crate::weights::HeadInit;
 
@@ -174,8 +173,14 @@ pub fn finetune(
     let mut lr;
     let bar = progress_bar(total as u64, "fine-tuning", cfg.progress);
     let started = Instant::now();
+    // Length-bucketed, seeded batches (the student's batcher): little padding, a new mix
+    // every epoch.
+    let batcher = Batcher::new(cfg.batch_size)
+        .max_len(usize::MAX)
+        .shuffle(true)
+        .seed(cfg.seed);
     'epochs: for epoch in 0..cfg.epochs {
-        for batch in bucketed_batches(&lengths, cfg.batch_size, cfg.seed, epoch as u64) {
+        for batch in batcher.index_batches(&lengths, epoch) {
             if step >= total {
                 break 'epochs;
             }

@@ -12,9 +12,9 @@ use distill_data::{Dataset, LogitsMeta, Metrics, TeacherLogits};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
+use crate::checkpoint::Teacher;
 use crate::error::{Error, Result};
 use crate::layers::Mode;
-use crate::teacher::Teacher;
 use crate::tokenize::{pair_texts, Encoded};
 
 /// Rows sorted by length together. A batch never crosses a window, so a shard cut at window

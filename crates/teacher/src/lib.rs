@@ -4,7 +4,7 @@
 //! A [`TeacherSource`] resolves `--teacher` (a folder, or a hub id through the hf-hub
 //! cache) to [`TeacherFiles`]; [`Teacher::load`] reads the [`BertConfig`], the
 //! [`TeacherTokenizer`] and the [`Params`] into a [`BertClassifier`]. From there
-//! [`finetune`] trains it on a [`distill_data::Dataset`] and saves the best checkpoint as a
+//! [`finetune()`] trains it on a [`distill_data::Dataset`] and saves the best checkpoint as a
 //! Hugging Face folder, [`label`] produces the [`distill_data::TeacherLogits`] cache the
 //! student learns from, and [`evaluate`] scores it. A data set of sentence pairs is read
 //! as transformers reads one (`[CLS] a [SEP] b [SEP]`, token type ids 0 then 1) by all
@@ -25,7 +25,7 @@
 //! use distill_data::Dataset;
 //! use distill_teacher::{label, InferOptions, LoadOptions, Teacher};
 //!
-//! let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-bert");
+//! let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/tiny-bert");
 //! let teacher = Teacher::load(dir, &LoadOptions::default(), &Device::Cpu)?;
 //! let data = Dataset::from_texts(vec!["a charming journey".into(), "bleak".into()]);
 //! let opts = InferOptions { progress: false, ..Default::default() };
@@ -35,25 +35,27 @@
 //! # Ok::<(), distill_teacher::Error>(())
 //! ```
 
-pub mod batching;
-pub mod config;
-pub mod error;
+mod checkpoint;
+mod config;
+mod error;
 pub mod fetch;
 pub mod finetune;
 pub mod hub;
 pub mod infer;
-pub mod layers;
+mod layers;
 pub mod model;
-pub mod neighbours;
+mod neighbours;
+/// Public for the fine-tuning bench (`examples/bench.rs`) and tests that drive
+/// [`finetune::train_step`] themselves.
 pub mod optim;
-pub mod pca;
-pub mod source;
-pub mod student_init;
-pub mod teacher;
+mod pca;
+mod source;
+mod student_init;
+mod tokenize;
+mod weights;
 pub mod timing;
-pub mod tokenize;
-pub mod weights;
 
+pub use checkpoint::{LoadOptions, Teacher};
 pub use config::{Activation, BertConfig};
 pub use error::{Error, Result};
 pub use fetch::{fetch, Fetched, Origin};
@@ -62,12 +64,12 @@ pub use infer::{
     evaluate, label, label_shard, predict_data_logits, predict_encoded, predict_logits,
     predict_pair_logits, Evaluation, InferOptions,
 };
-pub use layers::Mode;
+pub use layers::{Mode, WordRows};
 pub use model::{BertClassifier, BertOutput};
 pub use neighbours::similar_words;
 pub use source::{TeacherFiles, TeacherSource, TokenizerFile, WeightsFile};
 pub use student_init::{student_embeddings, word_embeddings};
-pub use teacher::{LoadOptions, Precision, Teacher};
+pub use checkpoint::Precision;
 pub use timing::{evaluate_timed, TimedEvaluation};
 pub use tokenize::{pad_batch, Batch, Encoded, TeacherTokenizer};
 pub use weights::{HeadInit, Params};

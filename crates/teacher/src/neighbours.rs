@@ -8,8 +8,6 @@
 //! swap needs, and the teacher relabels every sample anyway. Words split into several pieces
 //! get no candidates and are never swapped.
 
-use std::collections::HashMap;
-
 use candle_core::{Device, Tensor, D};
 use distill_data::Substitutes;
 
@@ -83,18 +81,4 @@ pub fn similar_words(teacher: &Teacher, words: &[String], k: usize) -> Result<Su
         }
     }
     Ok(out)
-}
-
-/// Unique whitespace words of `texts`, in first-seen order.
-pub fn vocabulary<S: AsRef<str>>(texts: &[S]) -> Vec<String> {
-    let mut seen = HashMap::new();
-    for t in texts {
-        for w in t.as_ref().split_whitespace() {
-            let next = seen.len();
-            seen.entry(w.to_string()).or_insert(next);
-        }
-    }
-    let mut words: Vec<(String, usize)> = seen.into_iter().collect();
-    words.sort_by_key(|&(_, i)| i);
-    words.into_iter().map(|(w, _)| w).collect()
 }

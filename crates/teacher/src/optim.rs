@@ -175,7 +175,7 @@ impl AdamW {
 }
 
 /// A gradient known only on some rows of a matrix parameter (the word embeddings, see
-/// [`crate::layers::WordRows`]); every other row's gradient is zero.
+/// [`crate::WordRows`]); every other row's gradient is zero.
 #[derive(Debug, Clone, Copy)]
 pub struct SparseGrad<'a> {
     /// The parameter, `(rows, width)`.

@@ -8,7 +8,7 @@ use distill_data::Dataset;
 use distill_teacher::{label, similar_words, Error, InferOptions, LoadOptions, Teacher};
 
 fn tiny() -> Teacher {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-bert");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny-bert");
     Teacher::load(dir.to_str().unwrap(), &LoadOptions::default(), &Device::Cpu).unwrap()
 }
 

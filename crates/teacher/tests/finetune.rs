@@ -33,7 +33,7 @@ fn toy(n: usize, offset: usize) -> Dataset {
 #[test]
 fn fine_tuning_learns_and_saves_the_best_checkpoint() {
     let out = tempfile::tempdir().unwrap();
-    let teacher = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-bert");
+    let teacher = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/tiny-bert");
     let cfg = FinetuneConfig {
         teacher: teacher.into(),
         out: out.path().to_path_buf(),
@@ -103,7 +103,7 @@ fn fine_tuning_learns_and_saves_the_best_checkpoint() {
 fn max_steps_shortens_the_run() {
     let out = tempfile::tempdir().unwrap();
     let cfg = FinetuneConfig {
-        teacher: concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-bert").into(),
+        teacher: concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/tiny-bert").into(),
         out: out.path().to_path_buf(),
         batch_size: 8,
         max_steps: Some(3),

@@ -14,7 +14,7 @@ use distill_teacher::{Error, HeadInit, LoadOptions, Mode, Teacher};
 use serde_json::Value;
 
 fn tiny() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-bert")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny-bert")
 }
 
 /// A writable copy of tiny-bert.

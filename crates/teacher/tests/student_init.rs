@@ -10,7 +10,7 @@ use distill_teacher::{student_embeddings, word_embeddings, TeacherFiles};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
+        .join("../../fixtures")
         .join(name)
 }
 

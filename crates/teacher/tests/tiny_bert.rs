@@ -268,7 +268,7 @@ fn the_sparse_word_gradient_equals_the_dense_one() {
 
 #[test]
 fn a_pytorch_model_bin_gives_the_same_logits() {
-    // tiny-bert with its weights as `torch.save` writes them (fixtures/make_pytorch_bin.py)
+    // tiny-bert with its weights as `torch.save` writes them (scripts/golden/make_pytorch_bin.py)
     // instead of safetensors: candle's pickle reader must give back every tensor.
     let dir = tempfile::tempdir().unwrap();
     for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {

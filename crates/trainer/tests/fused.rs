@@ -443,7 +443,7 @@ fn after_a_whole_step_the_parameters_agree_with_the_candle_path() {
 
 fn fixture(name: &str) -> HashMap<String, Tensor> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../student/tests/fixtures")
+        .join("../../fixtures")
         .join(name);
     candle_core::safetensors::load(&path, &Device::Cpu).expect("fixture loads")
 }

@@ -179,7 +179,7 @@ fn a_batch_of_only_augmented_rows_trains_on_the_teacher_alone() {
 #[test]
 fn distill_loss_matches_pytorch() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/seed_student_distill.safetensors");
+        .join("../../fixtures/seed_student_distill.safetensors");
     let g = candle_core::safetensors::load(path, &Device::Cpu).unwrap();
     let labels: Vec<Option<u32>> = g["labels"]
         .to_vec1::<i64>()

@@ -1,5 +1,5 @@
 //! Students that start from what the teacher knows: WordPiece tokens (`--tokenizer
-//! teacher`, on the tiny random BERT of the teacher crate's fixtures) and an initial
+//! teacher`, on the tiny random BERT of `fixtures/tiny-bert`) and an initial
 //! embedding table computed for the run's vocabulary (`--init-embeddings teacher`; the
 //! teacher's PCA table itself is tested in distill-teacher).
 
@@ -21,7 +21,7 @@ fn ramp(vocab: &Vocab, dim: usize) -> Result<Vec<f32>, BoxError> {
 }
 
 fn tiny_bert() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../teacher/tests/fixtures/tiny-bert")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny-bert")
 }
 
 #[test]

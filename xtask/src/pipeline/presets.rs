@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::layout::STUDENTS;
 
 /// The tiny random BERT used as the `smoke` teacher, relative to the workspace root.
-pub const SMOKE_TEACHER: &str = "crates/teacher/tests/fixtures/tiny-bert";
+pub const SMOKE_TEACHER: &str = "fixtures/tiny-bert";
 /// The teacher base of the other presets (`distill teacher fetch`'s default).
 pub const DEFAULT_TEACHER: &str = "sentence-transformers/all-MiniLM-L6-v2";
 

@@ -16,11 +16,11 @@ pub fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
     max_abs(&(a - b).unwrap()) / max_abs(b).max(1e-12)
 }
 
-/// A safetensors file from `tests/fixtures/`.
+/// A safetensors file from the repository's `fixtures/`.
 #[allow(dead_code)] // not every test file reads fixtures
 pub fn fixture(name: &str) -> std::collections::HashMap<String, Tensor> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
+        .join("../../fixtures")
         .join(name);
     candle_core::safetensors::load(&path, &candle_core::Device::Cpu).expect("fixture loads")
 }

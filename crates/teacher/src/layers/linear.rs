@@ -52,10 +52,6 @@ impl Linear {
         &self.weight
     }
 
-    pub fn bias(&self) -> &Tensor {
-        &self.bias
-    }
-
     /// `(…, in)` → `(…, out)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if let Some(packed) = &self.bf16 {

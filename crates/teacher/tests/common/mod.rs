@@ -20,13 +20,13 @@ pub fn device() -> Device {
     }
 }
 
-/// The test fixtures: this crate's `tests/fixtures`, or `DISTILL_FIXTURES` (a bundle
+/// The test fixtures: the repository's `fixtures/`, or `DISTILL_FIXTURES` (a bundle
 /// unpacked on another machine, where the compiled-in path does not exist).
 #[allow(dead_code)]
 pub fn fixture(name: &str) -> PathBuf {
     std::env::var_os("DISTILL_FIXTURES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures"))
         .join(name)
 }
 
