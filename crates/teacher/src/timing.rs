@@ -9,7 +9,7 @@ use distill_data::{probabilities, Dataset};
 
 use crate::error::{Error, Result};
 use crate::infer::{predict_data_logits, score, Evaluation, InferOptions};
-use crate::teacher::Teacher;
+use crate::checkpoint::Teacher;
 
 /// What [`evaluate_timed`] measured.
 #[derive(Debug, Clone)]

@@ -40,6 +40,7 @@ pub fn to_bf16(x: f32) -> u16 {
 }
 
 /// The f32 value of a bf16.
+#[cfg(test)]
 #[inline(always)]
 pub fn from_bf16(h: u16) -> f32 {
     f32::from_bits((h as u32) << 16)
@@ -167,6 +168,7 @@ impl PackedBf16 {
 }
 
 /// The kernel's oracle: `x Wᵀ + b` with `x` and `W` rounded to bf16, summed in f64.
+#[cfg(test)]
 pub fn reference(x: &[f32], rows: usize, w: &[f32], bias: &[f32], out: usize) -> Vec<f32> {
     let k = w.len() / out;
     let mut y = Vec::with_capacity(rows * out);
