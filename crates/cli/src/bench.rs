@@ -1,16 +1,18 @@
 //! `distill bench`: the numbers the README reports — training time per epoch, inference
 //! throughput and single-sentence latency of a student on this machine (batched and per
-//! sentence, and beside PyTorch with `--compare-pytorch`: [`crate::serve_bench`]).
+//! sentence, and beside PyTorch with `--compare-pytorch`). The harness is
+//! [`distill_student::bench`]; this file parses flags and prints.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{ensure, Context, Result};
 use candle_core::Device;
 use clap::Args;
+use distill_student::bench::{table, time_serving, PyTorchBench, Serving, Torch};
+use distill_student::StudentModel;
 use distill_trainer::StudentRun;
 use serde::Serialize;
 
-use crate::serve_bench::{table, time_inference, CompareArgs, Inference, Torch};
 use crate::task::TaskArgs;
 
 #[derive(Args, Debug)]
@@ -45,12 +47,62 @@ pub struct BenchArgs {
     compare: CompareArgs,
 }
 
+/// The PyTorch side of `distill bench`.
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// Also time PyTorch's student of the same sizes on the same data with this Python
+    /// (one with torch installed), and print both sides with their ratios.
+    #[arg(long, value_name = "PYTHON")]
+    compare_pytorch: Option<PathBuf>,
+    /// The PyTorch timing script (`--compare-pytorch`).
+    #[arg(long, default_value = "scripts/bench/torch_student_bench.py")]
+    torch_script: PathBuf,
+    /// PyTorch's threads (`torch.set_num_threads`); 2 is both cores of the project's machine.
+    #[arg(long, default_value_t = 2)]
+    torch_threads: usize,
+}
+
+impl CompareArgs {
+    fn bench(&self) -> Option<PyTorchBench> {
+        self.compare_pytorch.as_ref().map(|python| PyTorchBench {
+            python: python.clone(),
+            script: self.torch_script.clone(),
+            threads: self.torch_threads,
+        })
+    }
+}
+
 #[derive(Serialize, Default)]
 struct Report {
     epoch_seconds: Option<Vec<f64>>,
     #[serde(flatten)]
-    inference: Option<Inference>,
+    inference: Option<Serving>,
     pytorch: Option<Torch>,
+}
+
+/// Times serving of the student in `model` over the texts of `data`.
+fn time_model(model: &Path, data: &Path, task: &TaskArgs, repeat: usize) -> Result<Serving> {
+    let student = StudentModel::load(model, &Device::Cpu)
+        .with_context(|| format!("loading student {}", model.display()))?;
+    let data_set = task.read_texts(data)?;
+    let kind = |pair: bool| {
+        if pair {
+            "sentence pairs"
+        } else {
+            "single texts"
+        }
+    };
+    ensure!(
+        data_set.is_pairs() == student.config.pair,
+        "{}: the model reads {} but the data has {}",
+        data.display(),
+        kind(student.config.pair),
+        kind(data_set.is_pairs()),
+    );
+    ensure!(repeat > 0, "--repeat must be at least 1");
+    let texts = data_set.texts();
+    let seconds: Vec<&str> = data_set.text_pairs().unwrap_or_default();
+    Ok(time_serving(&student, &texts, &seconds, repeat)?)
 }
 
 pub fn bench(a: BenchArgs) -> Result<()> {
@@ -68,9 +120,9 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         report.epoch_seconds = Some(outcome.records.iter().map(|r| r.epoch_seconds).collect());
     }
     if let Some(model) = &a.model {
-        report.inference = Some(time_inference(model, &a.data, &a.task, a.repeat)?);
+        report.inference = Some(time_model(model, &a.data, &a.task, a.repeat)?);
     }
-    if a.compare.wanted() {
+    if let Some(torch) = a.compare.bench() {
         let Some(inference) = &report.inference else {
             anyhow::bail!("--compare-pytorch compares a student's serving: give --model");
         };
@@ -85,13 +137,17 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             Some(t) => (t.as_path(), a.epochs),
             None => (a.data.as_path(), 0),
         };
-        report.pytorch = Some(a.compare.run(
-            train,
-            &a.data,
-            epochs,
-            inference.embedding_dim,
-            inference.hidden_size,
-        )?);
+        report.pytorch = Some(
+            torch
+                .run(
+                    train,
+                    &a.data,
+                    epochs,
+                    inference.embedding_dim,
+                    inference.hidden_size,
+                )
+                .context("timing PyTorch (--compare-pytorch PYTHON, --torch-script SCRIPT)")?,
+        );
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -7,7 +7,6 @@ mod device;
 mod eval;
 mod logits;
 mod report;
-mod serve_bench;
 mod student;
 mod task;
 mod teacher;

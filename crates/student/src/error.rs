@@ -27,6 +27,9 @@ pub enum Error {
     },
     #[error("invalid student config: {0}")]
     Config(String),
+    /// An outside program (PyTorch's timing script) that failed.
+    #[error("{program}: {reason}")]
+    Program { program: PathBuf, reason: String },
 }
 
 /// Result with the student [`Error`].

@@ -27,6 +27,7 @@
 //! ```
 
 mod batch;
+pub mod bench;
 pub mod bilstm;
 pub mod cell;
 mod config;

@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use distill_data::{probabilities, Dataset};
 
+use crate::checkpoint::Teacher;
 use crate::error::{Error, Result};
 use crate::infer::{predict_data_logits, score, Evaluation, InferOptions};
-use crate::checkpoint::Teacher;
 
 /// What [`evaluate_timed`] measured.
 #[derive(Debug, Clone)]
