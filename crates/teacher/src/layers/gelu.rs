@@ -50,15 +50,22 @@ const INV_SQRT_2PI: f32 = 0.398_942_3;
 
 fn map(s: &CpuStorage, l: &Layout, f: impl Fn(f32) -> f32 + Sync) -> Result<(CpuStorage, Shape)> {
     let x = host::slice(s, l, "gelu")?;
-    // Collected rather than zeroed and overwritten (one pass over memory, not two); inside
-    // a rayon task (batches run in parallel) the cores are already busy.
-    let y: Vec<f32> = if x.len() <= CHUNK || rayon::current_thread_index().is_some() {
-        x.iter().map(|&v| f(v)).collect()
-    } else {
-        x.par_chunks(CHUNK)
-            .flat_map_iter(|c| c.iter().map(|&v| f(v)))
-            .collect()
+    let mut y = vec![0f32; x.len()];
+    // Slices in, slices out: the loop vectorises. (Collecting an iterator instead, through
+    // rayon's `flat_map_iter`, made fine-tuning steps 10 % slower.)
+    let run = |y: &mut [f32], x: &[f32]| {
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y = f(x);
+        }
     };
+    // Inside a rayon task (batches run in parallel) the cores are already busy.
+    if x.len() <= CHUNK || rayon::current_thread_index().is_some() {
+        run(&mut y, x);
+    } else {
+        y.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK))
+            .for_each(|(y, x)| run(y, x));
+    }
     Ok((CpuStorage::F32(y), l.shape().clone()))
 }
 
