@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::device::DeviceChoice;
 use super::layout::{student, Layout, StudentSpec, TeacherBase};
-use super::presets::Settings;
+use super::presets::{Settings, TeacherPrecision};
 
 /// What a stage does.
 #[derive(Clone, Debug)]
@@ -312,11 +312,15 @@ impl Planner<'_> {
     }
 
     fn label(&self, name: &str, what: &str, data: &Path, out: PathBuf) -> Stage {
-        let args = Args::new(&["teacher", "label"])
+        let mut args = Args::new(&["teacher", "label"])
             .path("--teacher", &self.l.teacher())
             .path("--data", data)
             .path("--out", &out)
             .opt("--device", &self.device);
+        // Only when asked for: f32 runs keep the command (and stage key) they always had.
+        if self.s.teacher_precision != TeacherPrecision::F32 {
+            args = args.opt("--precision", self.s.teacher_precision.name());
+        }
         let inputs = [self.teacher_files(), vec![data.to_path_buf()]].concat();
         Stage::cli(
             name.into(),
@@ -575,5 +579,43 @@ mod tests {
             }
         }
         assert_eq!(plan.len(), 2 + 4 + STUDENTS.len() * 3 + 1 + 1);
+    }
+
+    #[test]
+    fn bf16_labelling_reaches_every_label_stage_and_f32_keeps_the_old_commands() {
+        let layout = Layout {
+            root: "/root".into(),
+            run: "/runs/x".into(),
+        };
+        let base = TeacherBase::Hub("a/b".into());
+        let cpu = DeviceChoice::parse("cpu").unwrap();
+        let precision_of = |settings: &Settings| -> Vec<(String, Option<String>)> {
+            plan(settings, &layout, &base, &cpu, &cpu)
+                .iter()
+                .filter_map(|stage| match &stage.action {
+                    Action::Cli { args, .. } if args[..2] == ["teacher", "label"] => {
+                        let p = args.windows(2).find(|w| w[0] == "--precision");
+                        Some((stage.name.clone(), p.map(|w| w[1].clone())))
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        let mut settings = Settings::preset(Preset::Full);
+        let f32_stages = precision_of(&settings);
+        assert_eq!(f32_stages.len(), 2, "{f32_stages:?}");
+        assert!(
+            f32_stages.iter().all(|(_, p)| p.is_none()),
+            "{f32_stages:?}"
+        );
+        settings.teacher_precision = TeacherPrecision::Bf16;
+        let bf16_stages = precision_of(&settings);
+        assert_eq!(bf16_stages.len(), 2, "{bf16_stages:?}");
+        assert!(
+            bf16_stages
+                .iter()
+                .all(|(_, p)| p.as_deref() == Some("bf16")),
+            "{bf16_stages:?}"
+        );
     }
 }
