@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{ensure, Context, Result};
 use clap::Subcommand;
+use distill_data::metrics::argmax;
 use distill_data::TeacherLogits;
 
 /// The logit-cache subcommands.
@@ -99,17 +100,4 @@ pub fn run(cmd: LogitsCommand) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn argmax(row: &[f32]) -> usize {
-    row.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
-            if v > bv {
-                (i, v)
-            } else {
-                (bi, bv)
-            }
-        })
-        .0
 }

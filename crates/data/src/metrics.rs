@@ -162,6 +162,20 @@ pub fn probabilities(logits: &[f32]) -> Vec<f32> {
     e.iter().map(|&v| v / sum).collect()
 }
 
+/// The first index of the largest value of `row` (0 for an empty row; NaN never wins).
+pub fn argmax(row: &[f32]) -> usize {
+    row.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+            if v > best.1 {
+                (i, v)
+            } else {
+                best
+            }
+        })
+        .0
+}
+
 /// The predicted class of each row of row-major `[n, num_classes]` scores: the highest,
 /// the lowest id on a tie.
 pub fn predictions(probs: &[f32], num_classes: usize) -> Vec<u32> {

@@ -16,22 +16,35 @@
 //! `tanh(±∞) = ±1`, and NaN in gives NaN out. `tanh` has absolute error ≤ 5e-7 (it loses
 //! relative accuracy near 0, where `2σ(2x) − 1` cancels).
 
+/// `ln 2` split in two (Cody–Waite): `LN2_HI` has few mantissa bits, so `n·LN2_HI` is exact.
+pub const LN2_HI: f32 = 0.693_359_4;
+/// `ln 2 − LN2_HI`.
+pub const LN2_LO: f32 = -2.121_944_4e-4;
+/// 1.5·2²³: adding it rounds an f32 to an integer, kept in the low mantissa bits.
+pub const ROUND: f32 = 12_582_912.0;
+/// Cephes' polynomial for `eʳ = 1 + r + r²·P(r)`, highest degree first:
+/// `P(r) = ((((c₀r + c₁)r + c₂)r + c₃)r + c₄)r + c₅`. The SIMD versions of [`exp`] (the
+/// student's serving kernels, the trainer's cell) evaluate the same coefficients.
+pub const EXP_POLY: [f32; 6] = [
+    1.987_569_1e-4,
+    1.398_199_9e-3,
+    8.333_452e-3,
+    4.166_579_6e-2,
+    1.666_666_5e-1,
+    0.5,
+];
+
 /// `eˣ`; see the module doc for accuracy and edge cases.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer
+    let [c0, c1, c2, c3, c4, c5] = EXP_POLY;
     let underflow = x < -87.0;
     let x = x.clamp(-87.0, 88.0); // NaN stays NaN
     let shifted = x * LOG2E + ROUND;
     let n = shifted - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
-        + 1.666_666_5e-1)
-        * r
-        + 0.5;
+    let p = ((((c0 * r + c1) * r + c2) * r + c3) * r + c4) * r + c5;
     let p = p * r * r + r + 1.0;
     // `n` as an integer without a float-to-int conversion (`as` saturates with branches
     // that stop the loops vectorising): adding ROUND left it in the low mantissa bits.

@@ -232,11 +232,9 @@ pub mod h8 {
     use super::{Rows, Scratch};
     use crate::cell::Recurrent;
 
+    use distill_ops::math::{EXP_POLY, LN2_HI, LN2_LO, ROUND};
+
     const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    /// 1.5·2²³: adding it rounds to an integer, kept in the low mantissa bits.
-    const ROUND: f32 = 12_582_912.0;
 
     /// `σ(x) = 1 / (1 + e⁻ˣ)` of two vectors with a short dependent chain: `e⁻ˣ` as
     /// [`crate::cell::exp`] (Cephes range reduction and polynomial, `−x` clamped to
@@ -265,17 +263,10 @@ pub mod h8 {
             let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
             // P(r) = c0 + c1·r + … + c5·r⁵, Estrin: three pairs, then r² and r⁴.
             let r2 = _mm512_mul_ps(r, r);
-            let p01 = _mm512_fmadd_ps(_mm512_set1_ps(1.666_666_5e-1), r, _mm512_set1_ps(0.5));
-            let p23 = _mm512_fmadd_ps(
-                _mm512_set1_ps(8.333_452e-3),
-                r,
-                _mm512_set1_ps(4.166_579_6e-2),
-            );
-            let p45 = _mm512_fmadd_ps(
-                _mm512_set1_ps(1.987_569_1e-4),
-                r,
-                _mm512_set1_ps(1.398_199_9e-3),
-            );
+            let c = |i: usize| _mm512_set1_ps(EXP_POLY[5 - i]);
+            let p01 = _mm512_fmadd_ps(c(1), r, c(0));
+            let p23 = _mm512_fmadd_ps(c(3), r, c(2));
+            let p45 = _mm512_fmadd_ps(c(5), r, c(4));
             let r4 = _mm512_mul_ps(r2, r2);
             let p = _mm512_fmadd_ps(p23, r2, p01);
             let p = _mm512_fmadd_ps(p45, r4, p);

@@ -13,6 +13,7 @@
 
 use candle_core::{DType, Result, Tensor, D};
 use candle_nn::ops::log_softmax;
+use distill_data::metrics::argmax;
 use serde::{Deserialize, Serialize};
 
 /// Which loss a run trains with, and its hyper-parameters.
@@ -210,17 +211,4 @@ pub fn kl(logits: &Tensor, teacher: &Tensor, temperature: f64) -> Result<Tensor>
     let p = log_p.exp()?;
     let b = logits.dim(0)? as f64;
     (p * (log_p - log_q)?)?.sum_all()? * (temperature * temperature / b)
-}
-
-fn argmax(row: &[f32]) -> usize {
-    row.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-            if v > best.1 {
-                (i, v)
-            } else {
-                best
-            }
-        })
-        .0
 }

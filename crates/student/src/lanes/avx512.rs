@@ -2,9 +2,9 @@ use std::arch::x86_64::*;
 
 use super::{Direction, Lane, Outputs, State, LANES};
 
+use distill_ops::math::{EXP_POLY, LN2_HI, LN2_LO};
+
 const LOG2E: f32 = std::f32::consts::LOG2_E;
-const LN2_HI: f32 = 0.693_359_4;
-const LN2_LO: f32 = -2.121_944_4e-4;
 
 /// Transposes 16 rows of 16 floats in registers: `r[i][j]` becomes `r[j][i]`.
 ///
@@ -72,15 +72,9 @@ pub unsafe fn sigmoid_n<const N: usize>(x: [__m512; N]) -> [__m512; N] {
     }
     for q in 0..N {
         r[q] = _mm512_fnmadd_ps(n[q], _mm512_set1_ps(LN2_LO), r[q]);
-        e[q] = _mm512_set1_ps(1.987_569_1e-4);
+        e[q] = _mm512_set1_ps(EXP_POLY[0]);
     }
-    for c in [
-        1.398_199_9e-3,
-        8.333_452e-3,
-        4.166_579_6e-2,
-        1.666_666_5e-1,
-        0.5,
-    ] {
+    for &c in &EXP_POLY[1..] {
         for q in 0..N {
             e[q] = _mm512_fmadd_ps(e[q], r[q], _mm512_set1_ps(c));
         }

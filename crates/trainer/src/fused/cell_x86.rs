@@ -10,6 +10,8 @@
 
 use std::arch::x86_64::*;
 
+use distill_ops::math::{EXP_POLY, LN2_HI, LN2_LO, ROUND};
+
 use super::lstm::{StepBackward, StepForward};
 
 /// `eˣ` lane by lane: 0 below −87, `e⁸⁸` above 88, NaN for NaN.
@@ -21,19 +23,13 @@ unsafe fn exp8(x: __m256) -> __m256 {
         _mm256_set1_ps(88.0),
         _mm256_max_ps(_mm256_set1_ps(-87.0), x),
     );
-    let round = _mm256_set1_ps(12_582_912.0);
+    let round = _mm256_set1_ps(ROUND);
     let shifted = _mm256_fmadd_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E), round);
     let n = _mm256_sub_ps(shifted, round);
-    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
-    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
-    let mut p = _mm256_set1_ps(1.987_569_1e-4);
-    for c in [
-        1.398_199_9e-3,
-        8.333_452e-3,
-        4.166_579_6e-2,
-        1.666_666_5e-1,
-        0.5,
-    ] {
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
+    let mut p = _mm256_set1_ps(EXP_POLY[0]);
+    for &c in &EXP_POLY[1..] {
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
     }
     let p = _mm256_fmadd_ps(

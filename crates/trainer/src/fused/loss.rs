@@ -15,6 +15,8 @@
 //! Unlabelled rows take only the teacher term; with no labelled row the hard term is 0.
 //! Sums run in f64; the value returned is the f32 loss widened.
 
+use distill_data::metrics::argmax;
+
 use crate::{Error, Loss, Result};
 
 /// The loss of `logits` `(rows, c)` and its gradient in `grad` (same shape).
@@ -186,18 +188,4 @@ fn log_softmax_into(row: &[f32], temperature: f64, p: &mut [f64]) -> f64 {
 
 fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
-}
-
-/// The first index of the largest value (as the reference's `argmax`).
-fn argmax(row: &[f32]) -> usize {
-    row.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-            if v > best.1 {
-                (i, v)
-            } else {
-                best
-            }
-        })
-        .0
 }
