@@ -159,11 +159,15 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             );
         }
         if let Some(i) = &report.inference {
-            // Training is timed on the original preset: beside PyTorch only at its sizes.
+            // PyTorch trains a student of the model's sizes: our epoch goes beside it only
+            // when --preset timed the same sizes.
+            let preset = distill_student::StudentPreset::by_name(&a.preset)?;
             let epoch = report
                 .epoch_seconds
                 .as_ref()
-                .filter(|_| (i.embedding_dim, i.hidden_size) == (16, 8))
+                .filter(|_| {
+                    (i.embedding_dim, i.hidden_size) == (preset.embedding_dim, preset.hidden_size)
+                })
                 .and_then(|e| e.iter().copied().reduce(f64::min));
             print!("{}", table(i, report.pytorch.as_ref(), epoch));
             println!(
