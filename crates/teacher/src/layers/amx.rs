@@ -87,7 +87,6 @@ fn detect() -> bool {
 pub struct PackedBf16 {
     out: usize,
     k: usize,
-    out_pad: usize,
     k_pad: usize,
     tiles: Vec<u16>,
     bias: Vec<f32>,
@@ -104,22 +103,11 @@ impl PackedBf16 {
     pub fn pack(w: &[f32], bias: &[f32], out: usize, k: usize) -> Self {
         assert_eq!(w.len(), out * k, "weight is not {out}×{k}");
         assert_eq!(bias.len(), out, "bias is not {out} long");
-        let (out_pad, k_pad) = (out.next_multiple_of(BLOCK), k.next_multiple_of(K_STEP));
-        let k_tiles = k_pad / K_STEP;
-        let mut tiles = vec![0u16; out_pad * k_pad];
-        for (n, row) in w.chunks_exact(k).enumerate() {
-            for (kk, &v) in row.iter().enumerate() {
-                let tile = (n / TILE) * k_tiles + kk / K_STEP;
-                let r = kk % K_STEP;
-                tiles[tile * B_TILE + (r / 2) * 2 * TILE + 2 * (n % TILE) + r % 2] = to_bf16(v);
-            }
-        }
         Self {
             out,
             k,
-            out_pad,
-            k_pad,
-            tiles,
+            k_pad: k.next_multiple_of(K_STEP),
+            tiles: pack_b(w, out, k, Stored::AsIs),
             bias: bias.to_vec(),
         }
     }
@@ -137,33 +125,180 @@ impl PackedBf16 {
     pub fn forward(&self, x: &[f32], rows: usize) -> Vec<f32> {
         assert!(available(), "AMX tiles are not available on this machine");
         assert_eq!(x.len(), rows * self.k, "input is not {rows}×{}", self.k);
-        let rows_pad = rows.next_multiple_of(BLOCK);
-        // Built row by row rather than zeroed and then filled: on the teacher's shapes the
-        // extra pass over these buffers cost a tenth of the product.
-        let mut a = Vec::with_capacity(rows_pad * self.k_pad);
-        for src in x.chunks_exact(self.k) {
-            a.extend(src.iter().map(|&v| to_bf16(v)));
-            a.resize(a.len() + self.k_pad - self.k, 0);
+        let a = pack_a(x, rows, self.k, Stored::AsIs);
+        let c = accumulators(rows, self.out, Some(&self.bias));
+        finish(a, &self.tiles, c, rows, self.out, self.k_pad)
+    }
+}
+
+/// How an operand of [`product`] is stored, row-major: as the matrix itself or as its
+/// transpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    AsIs,
+    Transposed,
+}
+
+/// `C = A Bᵀ (+ bias on every row)` `(m, n)` with `A` `(m, k)` and `B` `(n, k)` rounded to
+/// bf16 and summed in f32 on AMX tiles. `a` holds `A` row-major, or with [`Stored::Transposed`] `Aᵀ` `(k, m)`;
+/// likewise `b`. Both are packed per call (O((m + n)·k) against the product's O(m·n·k)).
+/// A linear layer's three products: `y = x Wᵀ` is `product(x, AsIs, W, AsIs)`,
+/// `∂x = g W` is `product(g, AsIs, W, Transposed)`, `∂W = gᵀ x` is
+/// `product(g, Transposed, x, Transposed)`. Needs [`available`].
+#[allow(clippy::too_many_arguments)]
+pub fn product(
+    a: &[f32],
+    a_stored: Stored,
+    b: &[f32],
+    b_stored: Stored,
+    m: usize,
+    n: usize,
+    k: usize,
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
+    assert!(available(), "AMX tiles are not available on this machine");
+    assert_eq!(a.len(), m * k, "left operand is not {m}×{k}");
+    assert_eq!(b.len(), n * k, "right operand is not {n}×{k}");
+    assert!(bias.is_none_or(|b| b.len() == n), "bias is not {n} long");
+    let a = pack_a(a, m, k, a_stored);
+    let b = pack_b(b, n, k, b_stored);
+    let c = accumulators(m, n, bias);
+    finish(a, &b, c, m, n, k.next_multiple_of(K_STEP))
+}
+
+/// `A` `(m, k)` rounded to bf16, row-major, zero-padded to `(m, k)` rounded up to
+/// `(BLOCK, K_STEP)`.
+fn pack_a(src: &[f32], m: usize, k: usize, stored: Stored) -> Vec<u16> {
+    let (m_pad, k_pad) = (m.next_multiple_of(BLOCK), k.next_multiple_of(K_STEP));
+    match stored {
+        Stored::AsIs => {
+            // Built row by row rather than zeroed and then filled: on the teacher's shapes
+            // the extra pass over these buffers cost a tenth of the product.
+            let mut a = Vec::with_capacity(m_pad * k_pad);
+            for row in src.chunks_exact(k) {
+                a.extend(row.iter().map(|&v| to_bf16(v)));
+                a.resize(a.len() + k_pad - k, 0);
+            }
+            a.resize(m_pad * k_pad, 0);
+            a
         }
-        a.resize(rows_pad * self.k_pad, 0);
-        let mut c = Vec::with_capacity(rows_pad * self.out_pad);
-        for _ in 0..rows_pad {
-            c.extend_from_slice(&self.bias);
-            c.resize(c.len() + self.out_pad - self.out, 0.0);
+        Stored::Transposed => {
+            // `src` is `(k, m)`: transposed in 16 × 16 blocks, so that both sides stay
+            // within a few cache lines.
+            let mut a = vec![0u16; m_pad * k_pad];
+            for k0 in (0..k).step_by(TILE) {
+                let k1 = (k0 + TILE).min(k);
+                for i0 in (0..m).step_by(TILE) {
+                    let i1 = (i0 + TILE).min(m);
+                    for kk in k0..k1 {
+                        let row = &src[kk * m + i0..kk * m + i1];
+                        for (i, &v) in (i0..i1).zip(row) {
+                            a[i * k_pad + kk] = to_bf16(v);
+                        }
+                    }
+                }
+            }
+            a
         }
-        // SAFETY: `available()` holds; `a` is rows_pad × k_pad, `c` rows_pad × out_pad and
-        // `tiles` out_pad × k_pad, all multiples of the block sizes the kernel steps by.
-        unsafe { tiles::multiply(&a, &self.tiles, &mut c, rows_pad, self.out_pad, self.k_pad) };
-        if self.out_pad == self.out {
-            c.truncate(rows * self.out);
+    }
+}
+
+/// `B` `(n, k)` rounded to bf16 as `B` tiles: tile `(t, j)` (rows `16t..16t+16` of `B`,
+/// `k` in `32j..32j+32`) at `(t · k_tiles + j) · 512`, each holding pairs of consecutive
+/// `k` of one row of `B` side by side (see the module doc); zero-padded to `(n, k)` rounded
+/// up to `(BLOCK, K_STEP)`.
+fn pack_b(src: &[f32], n: usize, k: usize, stored: Stored) -> Vec<u16> {
+    let (n_pad, k_pad) = (n.next_multiple_of(BLOCK), k.next_multiple_of(K_STEP));
+    let k_tiles = k_pad / K_STEP;
+    let mut tiles = vec![0u16; n_pad * k_pad];
+    match stored {
+        Stored::AsIs => {
+            for (nn, row) in src.chunks_exact(k).enumerate() {
+                for (kk, &v) in row.iter().enumerate() {
+                    let tile = (nn / TILE) * k_tiles + kk / K_STEP;
+                    let r = kk % K_STEP;
+                    tiles[tile * B_TILE + (r / 2) * 2 * TILE + 2 * (nn % TILE) + r % 2] =
+                        to_bf16(v);
+                }
+            }
+        }
+        Stored::Transposed => {
+            // `src` is `(k, n)`: rows `2p` and `2p + 1` interleave into one 32-value row
+            // of a tile per 16 columns.
+            for p in 0..k.div_ceil(2) {
+                let (kk, j, r2) = (2 * p, (2 * p) / K_STEP, p % (K_STEP / 2));
+                let even = &src[kk * n..(kk + 1) * n];
+                let odd = (kk + 1 < k).then(|| &src[(kk + 1) * n..(kk + 2) * n]);
+                for t in 0..n.div_ceil(TILE) {
+                    let base = (t * k_tiles + j) * B_TILE + r2 * 2 * TILE;
+                    let cols = t * TILE..((t + 1) * TILE).min(n);
+                    let dst = &mut tiles[base..base + 2 * cols.len()];
+                    for (pair, &v) in dst.chunks_exact_mut(2).zip(&even[cols.clone()]) {
+                        pair[0] = to_bf16(v);
+                    }
+                    if let Some(odd) = odd {
+                        for (pair, &v) in dst.chunks_exact_mut(2).zip(&odd[cols]) {
+                            pair[1] = to_bf16(v);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    tiles
+}
+
+/// The accumulators `(m, n)` padded up to `BLOCK`: `bias` on every row, or zeros.
+fn accumulators(m: usize, n: usize, bias: Option<&[f32]>) -> Vec<f32> {
+    let (m_pad, n_pad) = (m.next_multiple_of(BLOCK), n.next_multiple_of(BLOCK));
+    match bias {
+        None => vec![0f32; m_pad * n_pad],
+        Some(bias) => {
+            let mut c = Vec::with_capacity(m_pad * n_pad);
+            for _ in 0..m_pad {
+                c.extend_from_slice(bias);
+                c.resize(c.len() + n_pad - n, 0.0);
+            }
             c
-        } else {
-            c.chunks_exact(self.out_pad)
-                .take(rows)
-                .flat_map(|row| &row[..self.out])
-                .copied()
-                .collect()
         }
+    }
+}
+
+/// `c += a · bᵀ` over the padded buffers, then `c` cropped to `(m, n)`. Outside a rayon
+/// task the rows of `c` are split over the pool's threads (each has its own tiles).
+fn finish(a: Vec<u16>, b: &[u16], mut c: Vec<f32>, m: usize, n: usize, k_pad: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    let (m_pad, n_pad) = (m.next_multiple_of(BLOCK), n.next_multiple_of(BLOCK));
+    debug_assert!(a.len() == m_pad * k_pad && b.len() == n_pad * k_pad);
+    let threads = rayon::current_num_threads();
+    let blocks = m_pad / BLOCK;
+    // Below a few blocks of work per thread the hand-off costs more than it saves.
+    let parallel = threads > 1
+        && rayon::current_thread_index().is_none()
+        && blocks * (n_pad / BLOCK) * (k_pad / K_STEP) >= 64;
+    if parallel {
+        let rows_per = blocks.div_ceil(threads) * BLOCK;
+        c.par_chunks_mut(rows_per * n_pad)
+            .zip(a.par_chunks(rows_per * k_pad))
+            .for_each(|(c, a)| {
+                let rows = c.len() / n_pad;
+                // SAFETY: `available()` holds (checked by the callers); `a` is rows × k_pad,
+                // `c` rows × n_pad and `b` n_pad × k_pad, rows a multiple of BLOCK.
+                unsafe { tiles::multiply(a, b, c, rows, n_pad, k_pad) }
+            });
+    } else {
+        // SAFETY: as above, over all of `a` and `c`.
+        unsafe { tiles::multiply(&a, b, &mut c, m_pad, n_pad, k_pad) };
+    }
+    if n_pad == n {
+        c.truncate(m * n);
+        c
+    } else {
+        c.chunks_exact(n_pad)
+            .take(m)
+            .flat_map(|row| &row[..n])
+            .copied()
+            .collect()
     }
 }
 
@@ -350,6 +485,87 @@ mod tests {
             // Only the order of f32 additions differs from the oracle.
             assert!(worst < 1e-5 * k as f32, "{rows}×{out}×{k}: {worst}");
         }
+    }
+
+    /// `src` `(rows, cols)` row-major, transposed.
+    fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+        (0..cols)
+            .flat_map(|c| (0..rows).map(move |r| src[r * cols + c]))
+            .collect()
+    }
+
+    #[test]
+    fn products_of_every_orientation_match_the_plain_product_on_ragged_shapes() {
+        if !available() {
+            eprintln!("skipped: no AMX on this machine");
+            return;
+        }
+        // (m, n, k) off every block size; the teacher's backward shapes (∂x: rows × in over
+        // out, ∂W: out × in over rows); and shapes big enough to split over threads.
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (3, 5, 7),
+            (2, 17, 33),
+            (33, 47, 70),
+            (45, 31, 63),
+            (70, 384, 1536),
+            (1536, 384, 70),
+            (200, 384, 384),
+            (384, 1536, 333),
+        ] {
+            let (a, b) = (values(m * k, 7), values(n * k, 8));
+            let bias = values(n, 9);
+            let want = reference(&a, m, &b, &bias, n);
+            let (at, bt) = (transpose(&a, m, k), transpose(&b, n, k));
+            for (a_stored, b_stored) in [
+                (Stored::AsIs, Stored::AsIs),
+                (Stored::AsIs, Stored::Transposed),
+                (Stored::Transposed, Stored::AsIs),
+                (Stored::Transposed, Stored::Transposed),
+            ] {
+                let a_src = if a_stored == Stored::AsIs { &a } else { &at };
+                let b_src = if b_stored == Stored::AsIs { &b } else { &bt };
+                let got = product(a_src, a_stored, b_src, b_stored, m, n, k, Some(&bias));
+                assert_eq!(got.len(), want.len());
+                let worst = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(g, w)| (g - w).abs() / (1.0 + w.abs()))
+                    .fold(0f32, f32::max);
+                assert!(
+                    worst < 1e-5 * k as f32,
+                    "{m}×{n}×{k} {a_stored:?}/{b_stored:?}: {worst}"
+                );
+            }
+            // Without a bias the accumulators start at zero.
+            let plain = product(&a, Stored::AsIs, &bt, Stored::Transposed, m, n, k, None);
+            let with = product(&a, Stored::AsIs, &b, Stored::AsIs, m, n, k, Some(&bias));
+            for (r, (p, w)) in plain.chunks(n).zip(with.chunks(n)).enumerate() {
+                for c in 0..n {
+                    assert!(
+                        (p[c] + bias[c] - w[c]).abs() < 1e-4,
+                        "{m}×{n}×{k} ({r}, {c})"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_product_inside_a_rayon_task_is_the_one_outside() {
+        if !available() {
+            return;
+        }
+        let (m, n, k) = (200, 384, 384);
+        let (a, b) = (values(m * k, 10), values(n * k, 11));
+        let outside = product(&a, Stored::AsIs, &b, Stored::Transposed, m, n, k, None);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .expect("pool");
+        let inside =
+            pool.install(|| product(&a, Stored::AsIs, &b, Stored::Transposed, m, n, k, None));
+        assert_eq!(outside, inside);
     }
 
     #[test]
