@@ -88,7 +88,8 @@ pub struct PackedBf16 {
     out: usize,
     k: usize,
     k_pad: usize,
-    tiles: Vec<u16>,
+    /// Pairs of bf16 (see [`pack_b`]).
+    tiles: Vec<u32>,
     bias: Vec<f32>,
 }
 
@@ -107,7 +108,11 @@ impl PackedBf16 {
             out,
             k,
             k_pad: k.next_multiple_of(K_STEP),
-            tiles: pack_b(w, out, k, Stored::AsIs),
+            tiles: {
+                let mut tiles = Vec::new();
+                pack_b(w, out, k, Stored::AsIs, &mut tiles);
+                tiles
+            },
             bias: bias.to_vec(),
         }
     }
@@ -125,9 +130,18 @@ impl PackedBf16 {
     pub fn forward(&self, x: &[f32], rows: usize) -> Vec<f32> {
         assert!(available(), "AMX tiles are not available on this machine");
         assert_eq!(x.len(), rows * self.k, "input is not {rows}×{}", self.k);
-        let a = pack_a(x, rows, self.k, Stored::AsIs);
-        let c = accumulators(rows, self.out, Some(&self.bias));
-        finish(a, &self.tiles, c, rows, self.out, self.k_pad)
+        with_scratch(|s| {
+            pack_a(x, rows, self.k, Stored::AsIs, &mut s.a);
+            let c = accumulators(rows, self.out, Some(&self.bias));
+            finish(
+                halves(&s.a),
+                halves(&self.tiles),
+                c,
+                rows,
+                self.out,
+                self.k_pad,
+            )
+        })
     }
 }
 
@@ -160,92 +174,215 @@ pub fn product(
     assert_eq!(a.len(), m * k, "left operand is not {m}×{k}");
     assert_eq!(b.len(), n * k, "right operand is not {n}×{k}");
     assert!(bias.is_none_or(|b| b.len() == n), "bias is not {n} long");
-    let a = pack_a(a, m, k, a_stored);
-    let b = pack_b(b, n, k, b_stored);
-    let c = accumulators(m, n, bias);
-    finish(a, &b, c, m, n, k.next_multiple_of(K_STEP))
+    with_scratch(|s| {
+        pack_a(a, m, k, a_stored, &mut s.a);
+        pack_b(b, n, k, b_stored, &mut s.b);
+        let c = accumulators(m, n, bias);
+        finish(
+            halves(&s.a),
+            halves(&s.b),
+            c,
+            m,
+            n,
+            k.next_multiple_of(K_STEP),
+        )
+    })
 }
 
-/// `A` `(m, k)` rounded to bf16, row-major, zero-padded to `(m, k)` rounded up to
-/// `(BLOCK, K_STEP)`.
-fn pack_a(src: &[f32], m: usize, k: usize, stored: Stored) -> Vec<u16> {
-    let (m_pad, k_pad) = (m.next_multiple_of(BLOCK), k.next_multiple_of(K_STEP));
-    match stored {
-        Stored::AsIs => {
-            // Built row by row rather than zeroed and then filled: on the teacher's shapes
-            // the extra pass over these buffers cost a tenth of the product.
-            let mut a = Vec::with_capacity(m_pad * k_pad);
-            for row in src.chunks_exact(k) {
-                a.extend(row.iter().map(|&v| to_bf16(v)));
-                a.resize(a.len() + k_pad - k, 0);
+/// Pairs of bf16 per `u32` (the low half first, as the tiles read memory).
+const PAIRS: usize = K_STEP / 2;
+/// `u32` pairs in one packed `B` tile.
+const B_TILE_PAIRS: usize = B_TILE / 2;
+
+/// `v` read as its bf16 halves.
+fn halves(v: &[u32]) -> &[u16] {
+    // SAFETY: u16 has a smaller alignment than u32 and twice as many fit in the same bytes.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), v.len() * 2) }
+}
+
+fn halves_mut(v: &mut [u32]) -> &mut [u16] {
+    // SAFETY: as in `halves`, and the borrow is exclusive.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast(), v.len() * 2) }
+}
+
+/// Whether the rounding loops may use AVX-512 (every AMX CPU has it; checked anyway).
+fn wide() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static WIDE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *WIDE.get_or_init(|| {
+            is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// `dst[i] = bf16(src[i])`.
+#[inline(always)]
+fn round_into(src: &[f32], dst: &mut [u16]) {
+    for (d, &v) in dst.iter_mut().zip(src) {
+        *d = to_bf16(v);
+    }
+}
+
+/// `dst[i] = bf16(even[i]) | bf16(odd[i]) << 16` (`odd` missing: zeros).
+#[inline(always)]
+fn round_pairs_into(even: &[f32], odd: Option<&[f32]>, dst: &mut [u32]) {
+    match odd {
+        Some(odd) => {
+            for ((d, &e), &o) in dst.iter_mut().zip(even).zip(odd) {
+                *d = to_bf16(e) as u32 | (to_bf16(o) as u32) << 16;
             }
-            a.resize(m_pad * k_pad, 0);
-            a
         }
-        Stored::Transposed => {
-            // `src` is `(k, m)`: transposed in 16 × 16 blocks, so that both sides stay
-            // within a few cache lines.
-            let mut a = vec![0u16; m_pad * k_pad];
-            for k0 in (0..k).step_by(TILE) {
-                let k1 = (k0 + TILE).min(k);
-                for i0 in (0..m).step_by(TILE) {
-                    let i1 = (i0 + TILE).min(m);
-                    for kk in k0..k1 {
-                        let row = &src[kk * m + i0..kk * m + i1];
-                        for (i, &v) in (i0..i1).zip(row) {
-                            a[i * k_pad + kk] = to_bf16(v);
-                        }
-                    }
-                }
+        None => {
+            for (d, &e) in dst.iter_mut().zip(even) {
+                *d = to_bf16(e) as u32;
             }
-            a
         }
     }
 }
 
-/// `B` `(n, k)` rounded to bf16 as `B` tiles: tile `(t, j)` (rows `16t..16t+16` of `B`,
-/// `k` in `32j..32j+32`) at `(t · k_tiles + j) · 512`, each holding pairs of consecutive
-/// `k` of one row of `B` side by side (see the module doc); zero-padded to `(n, k)` rounded
-/// up to `(BLOCK, K_STEP)`.
-fn pack_b(src: &[f32], n: usize, k: usize, stored: Stored) -> Vec<u16> {
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn round_wide(src: &[f32], dst: &mut [u16]) {
+    round_into(src, dst)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn round_pairs_wide(even: &[f32], odd: Option<&[f32]>, dst: &mut [u32]) {
+    round_pairs_into(even, odd, dst)
+}
+
+/// [`round_into`], vectorised 16 wide where the CPU allows.
+fn round(src: &[f32], dst: &mut [u16]) {
+    #[cfg(target_arch = "x86_64")]
+    if wide() {
+        // SAFETY: the CPU has the features `round_wide` is compiled for.
+        return unsafe { round_wide(src, dst) };
+    }
+    round_into(src, dst)
+}
+
+/// [`round_pairs_into`], vectorised where the CPU allows.
+fn round_pairs(even: &[f32], odd: Option<&[f32]>, dst: &mut [u32]) {
+    #[cfg(target_arch = "x86_64")]
+    if wide() {
+        // SAFETY: as in `round`.
+        return unsafe { round_pairs_wide(even, odd, dst) };
+    }
+    round_pairs_into(even, odd, dst)
+}
+
+/// `buf` cleared and filled with `len` zeros (its allocation kept).
+fn zeroed(buf: &mut Vec<u32>, len: usize) {
+    buf.clear();
+    buf.resize(len, 0);
+}
+
+/// Into `a`: `A` `(m, k)` rounded to bf16, row-major, zero-padded to `(m, k)` rounded up to
+/// `(BLOCK, K_STEP)`, as pairs of bf16 along `k`.
+fn pack_a(src: &[f32], m: usize, k: usize, stored: Stored, a: &mut Vec<u32>) {
+    let (m_pad, half) = (m.next_multiple_of(BLOCK), k.next_multiple_of(K_STEP) / 2);
+    zeroed(a, m_pad * half);
+    match stored {
+        Stored::AsIs => {
+            for (row, dst) in src.chunks_exact(k).zip(a.chunks_exact_mut(half)) {
+                round(row, &mut halves_mut(dst)[..k]);
+            }
+        }
+        Stored::Transposed => {
+            // `src` is `(k, m)`: rows 2q and 2q + 1 of it give column q of the pairs of
+            // `A`, 16 columns at a time, written out as 64-byte runs of `A`'s rows.
+            let mut block = vec![0u32; PAIRS * m];
+            for q0 in (0..k.div_ceil(2)).step_by(PAIRS) {
+                for (dq, pairs) in block.chunks_exact_mut(m).enumerate() {
+                    let kk = 2 * (q0 + dq);
+                    if kk >= k {
+                        pairs.fill(0);
+                        continue;
+                    }
+                    let odd = (kk + 1 < k).then(|| &src[(kk + 1) * m..(kk + 2) * m]);
+                    round_pairs(&src[kk * m..(kk + 1) * m], odd, pairs);
+                }
+                for (i, row) in a.chunks_exact_mut(half).take(m).enumerate() {
+                    let run = &mut row[q0..q0 + PAIRS];
+                    for (dq, d) in run.iter_mut().enumerate() {
+                        *d = block[dq * m + i];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Into `b`: `B` `(n, k)` rounded to bf16 as `B` tiles: tile `(t, j)` (rows `16t..16t+16` of
+/// `B`, `k` in `32j..32j+32`) at `(t · k_tiles + j) · 512` bf16, its row `r` holding the
+/// pairs `k = 32j + 2r, 32j + 2r + 1` of the tile's 16 rows of `B` side by side (see the
+/// module doc); zero-padded to `(n, k)` rounded up to `(BLOCK, K_STEP)`.
+fn pack_b(src: &[f32], n: usize, k: usize, stored: Stored, b: &mut Vec<u32>) {
     let (n_pad, k_pad) = (n.next_multiple_of(BLOCK), k.next_multiple_of(K_STEP));
-    let k_tiles = k_pad / K_STEP;
-    let mut tiles = vec![0u16; n_pad * k_pad];
+    let (k_tiles, half) = (k_pad / K_STEP, k_pad / 2);
+    zeroed(b, n_pad * half);
     match stored {
         Stored::AsIs => {
-            for (nn, row) in src.chunks_exact(k).enumerate() {
-                for (kk, &v) in row.iter().enumerate() {
-                    let tile = (nn / TILE) * k_tiles + kk / K_STEP;
-                    let r = kk % K_STEP;
-                    tiles[tile * B_TILE + (r / 2) * 2 * TILE + 2 * (nn % TILE) + r % 2] =
-                        to_bf16(v);
+            // 16 rows of `B` rounded into pairs, then each tile's 16 × 16 pairs transposed.
+            let mut rows = vec![0u32; TILE * half];
+            for (t, group) in src.chunks(TILE * k).enumerate() {
+                rows.fill(0);
+                for (row, dst) in group.chunks_exact(k).zip(rows.chunks_exact_mut(half)) {
+                    round(row, &mut halves_mut(dst)[..k]);
                 }
-            }
-        }
-        Stored::Transposed => {
-            // `src` is `(k, n)`: rows `2p` and `2p + 1` interleave into one 32-value row
-            // of a tile per 16 columns.
-            for p in 0..k.div_ceil(2) {
-                let (kk, j, r2) = (2 * p, (2 * p) / K_STEP, p % (K_STEP / 2));
-                let even = &src[kk * n..(kk + 1) * n];
-                let odd = (kk + 1 < k).then(|| &src[(kk + 1) * n..(kk + 2) * n]);
-                for t in 0..n.div_ceil(TILE) {
-                    let base = (t * k_tiles + j) * B_TILE + r2 * 2 * TILE;
-                    let cols = t * TILE..((t + 1) * TILE).min(n);
-                    let dst = &mut tiles[base..base + 2 * cols.len()];
-                    for (pair, &v) in dst.chunks_exact_mut(2).zip(&even[cols.clone()]) {
-                        pair[0] = to_bf16(v);
-                    }
-                    if let Some(odd) = odd {
-                        for (pair, &v) in dst.chunks_exact_mut(2).zip(&odd[cols]) {
-                            pair[1] = to_bf16(v);
+                for j in 0..k_tiles {
+                    let tile = &mut b[(t * k_tiles + j) * B_TILE_PAIRS..][..B_TILE_PAIRS];
+                    for (r, dst) in tile.chunks_exact_mut(TILE).enumerate() {
+                        for (nn, d) in dst.iter_mut().enumerate() {
+                            *d = rows[nn * half + j * PAIRS + r];
                         }
                     }
                 }
             }
         }
+        Stored::Transposed => {
+            // `src` is `(k, n)`: rows 2q and 2q + 1 of it are row q % 16 of the tiles
+            // `(t, q / 16)`, 16 pairs each.
+            let mut pairs = vec![0u32; n_pad];
+            for q in 0..k.div_ceil(2) {
+                let kk = 2 * q;
+                let odd = (kk + 1 < k).then(|| &src[(kk + 1) * n..(kk + 2) * n]);
+                round_pairs(&src[kk * n..(kk + 1) * n], odd, &mut pairs[..n]);
+                let (j, r) = (q / PAIRS, q % PAIRS);
+                for (t, run) in pairs.chunks_exact(TILE).enumerate() {
+                    let at = (t * k_tiles + j) * B_TILE_PAIRS + r * TILE;
+                    b[at..at + TILE].copy_from_slice(run);
+                }
+            }
+        }
     }
-    tiles
+}
+
+/// Buffers for the packed operands, kept per thread between calls: they are megabytes, and
+/// fresh ones cost page faults on every product.
+struct Scratch {
+    a: Vec<u32>,
+    b: Vec<u32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> =
+        const { std::cell::RefCell::new(Scratch { a: Vec::new(), b: Vec::new() }) };
+}
+
+/// `f` with this thread's scratch buffers (fresh ones if they are in use).
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut s) => f(&mut s),
+        Err(_) => f(&mut Scratch {
+            a: Vec::new(),
+            b: Vec::new(),
+        }),
+    })
 }
 
 /// The accumulators `(m, n)` padded up to `BLOCK`: `bias` on every row, or zeros.
@@ -266,7 +403,7 @@ fn accumulators(m: usize, n: usize, bias: Option<&[f32]>) -> Vec<f32> {
 
 /// `c += a · bᵀ` over the padded buffers, then `c` cropped to `(m, n)`. Outside a rayon
 /// task the rows of `c` are split over the pool's threads (each has its own tiles).
-fn finish(a: Vec<u16>, b: &[u16], mut c: Vec<f32>, m: usize, n: usize, k_pad: usize) -> Vec<f32> {
+fn finish(a: &[u16], b: &[u16], mut c: Vec<f32>, m: usize, n: usize, k_pad: usize) -> Vec<f32> {
     use rayon::prelude::*;
     let (m_pad, n_pad) = (m.next_multiple_of(BLOCK), n.next_multiple_of(BLOCK));
     debug_assert!(a.len() == m_pad * k_pad && b.len() == n_pad * k_pad);
@@ -288,7 +425,7 @@ fn finish(a: Vec<u16>, b: &[u16], mut c: Vec<f32>, m: usize, n: usize, k_pad: us
             });
     } else {
         // SAFETY: as above, over all of `a` and `c`.
-        unsafe { tiles::multiply(&a, b, &mut c, m_pad, n_pad, k_pad) };
+        unsafe { tiles::multiply(a, b, &mut c, m_pad, n_pad, k_pad) };
     }
     if n_pad == n {
         c.truncate(m * n);
@@ -644,7 +781,7 @@ mod timing {
             let mut c = vec![0f32; rp * np];
             let t = std::time::Instant::now();
             for _ in 0..reps {
-                unsafe { tiles::multiply(&a, &packed.tiles, &mut c, rp, np, kp) };
+                unsafe { tiles::multiply(&a, halves(&packed.tiles), &mut c, rp, np, kp) };
             }
             let kernel = t.elapsed().as_secs_f64() / reps as f64;
             println!(
