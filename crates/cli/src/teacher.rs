@@ -70,6 +70,11 @@ pub enum TeacherCommand {
         /// cpu, cuda[:N] or metal.
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// Arithmetic of the encoder's products in training steps: f32, or bf16 on Intel
+        /// AMX tiles (CPU only; master weights, AdamW, layer norm and loss stay f32, dev
+        /// evaluation f32). Recorded in OUT/training.json.
+        #[arg(long, default_value = "f32")]
+        precision: Precision,
     },
     /// Accuracy, average precision, per-class and macro F1, confusion and loss of a teacher
     /// on labelled data.
@@ -176,6 +181,7 @@ pub fn run(cmd: TeacherCommand) -> Result<()> {
             max_len,
             labels,
             device,
+            precision,
             task,
         } => {
             let labels = task.labels(labels.as_ref(), &train)?;
@@ -194,13 +200,15 @@ pub fn run(cmd: TeacherCommand) -> Result<()> {
                 eval_every,
                 warmup_ratio,
                 max_len,
+                precision,
                 ..Default::default()
             };
             let report = distill_teacher::finetune(&cfg, &train_data, &dev_data, &device)
                 .with_context(|| format!("fine-tuning {teacher}"))?;
             let b = &report.best;
             println!(
-                "fine-tuned {teacher}: {} steps, {:.3} s/step; best dev (step {}): acc {:.4}, AP {:.4}, F1 {:.4}, loss {:.4}; saved to {}",
+                "fine-tuned {teacher} ({}): {} steps, {:.3} s/step; best dev (step {}): acc {:.4}, AP {:.4}, F1 {:.4}, loss {:.4}; saved to {}",
+                report.precision.name(),
                 report.steps,
                 report.mean_step_seconds,
                 b.step.unwrap_or_default(),

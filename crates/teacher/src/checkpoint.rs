@@ -32,13 +32,14 @@ const SIDE_FILES: [&str; 3] = [
 ];
 
 /// What a checkpoint folder may hold: what [`Teacher::save`] writes, fine-tuning's
-/// `metrics.jsonl`, and the weights of another format. A save replaces the whole folder,
+/// `metrics.jsonl` and `training.json`, and the weights of another format. A save replaces the whole folder,
 /// so a folder with anything else is not overwritten.
-const CHECKPOINT_FILES: [&str; 5] = [
+const CHECKPOINT_FILES: [&str; 6] = [
     "config.json",
     "model.safetensors",
     "tokenizer.json",
     "metrics.jsonl",
+    "training.json",
     "pytorch_model.bin",
 ];
 

@@ -6,7 +6,13 @@
 //! The dev set is evaluated after every epoch (and every `eval_every` steps when asked);
 //! each evaluation appends a line to `<out>/metrics.jsonl`, and the best one by dev
 //! accuracy (then lower loss) is saved as a Hugging Face folder in `<out>`, swapped in whole
-//! (so `<out>` must be new or hold only a checkpoint).
+//! (so `<out>` must be new or hold only a checkpoint), with `<out>/training.json`: the
+//! run's settings, its training precision among them.
+//!
+//! [`FinetuneConfig::precision`] `Bf16` trains in mixed precision on Intel AMX tiles: the
+//! encoder's products and their gradients in bf16, everything else (master weights, AdamW,
+//! layer norm, softmax, GELU, loss) in f32; dev evaluation stays f32
+//! ([`crate::BertClassifier::set_training_precision`]).
 //!
 //! Sentence-pair data trains on `[CLS] a [SEP] b [SEP]` with token type ids (see
 //! [`crate::TeacherTokenizer`]); train and dev must both be pairs or both single sentences. The
@@ -61,6 +67,9 @@ pub struct FinetuneConfig {
     pub log_every: usize,
     /// Show progress bars.
     pub progress: bool,
+    /// Arithmetic of the encoder's products in training steps: f32, or bf16 on AMX tiles
+    /// (refused where the CPU lacks them).
+    pub precision: Precision,
 }
 
 impl Default for FinetuneConfig {
@@ -82,6 +91,7 @@ impl Default for FinetuneConfig {
             eval_batch_size: 64,
             log_every: 50,
             progress: true,
+            precision: Precision::F32,
         }
     }
 }
@@ -97,6 +107,8 @@ pub struct FinetuneReport {
     /// Mean wall time of a training step (forward, backward, update), evaluation excluded.
     pub mean_step_seconds: f64,
     pub out: PathBuf,
+    /// The arithmetic of the training steps.
+    pub precision: Precision,
 }
 
 /// Fine-tunes `cfg.teacher` on `train`, evaluating on `dev`; see the module doc.
@@ -130,10 +142,13 @@ pub fn finetune(
         head: HeadInit::Random,
         seed: cfg.seed,
         max_len: cfg.max_len,
-        // Training needs gradients: bf16 products have none.
+        // Weights packed for inference have no gradients: bf16 training rounds the f32
+        // weights per step instead (below).
         precision: Precision::F32,
     };
-    let teacher = Teacher::load(&cfg.teacher, &load, device)?;
+    let mut teacher = Teacher::load(&cfg.teacher, &load, device)?;
+    teacher.model.set_training_precision(cfg.precision)?;
+    let settings = training_json(cfg, train.len());
     teacher.model.seed_dropout(cfg.seed);
     let encoded = teacher.tokenizer.encode_data(train)?;
     let dev_encoded = teacher.tokenizer.encode_data(dev)?;
@@ -156,6 +171,7 @@ pub fn finetune(
         warmup = schedule.warmup,
         lr = cfg.lr,
         batch = cfg.batch_size,
+        precision = cfg.precision.name(),
         decayed,
         exempt,
         "fine-tuning"
@@ -252,7 +268,13 @@ pub fn finetune(
                 lines.push('\n');
                 if improved {
                     // The metrics travel with the checkpoint they describe.
-                    teacher.save_with(&cfg.out, &[("metrics.jsonl", lines.as_bytes())])?;
+                    teacher.save_with(
+                        &cfg.out,
+                        &[
+                            ("metrics.jsonl", lines.as_bytes()),
+                            ("training.json", settings.as_bytes()),
+                        ],
+                    )?;
                     best = Some(record.clone());
                 } else {
                     distill_data::write_atomic(&path, lines.as_bytes())
@@ -269,6 +291,7 @@ pub fn finetune(
         steps = step,
         minutes = format!("{:.1}", started.elapsed().as_secs_f64() / 60.0),
         s_per_step = format!("{:.3}", all_seconds / step.max(1) as f64),
+        precision = cfg.precision.name(),
         best_acc = format!("{:.4}", best.val_acc),
         best_ap = format!("{:.4}", best.val_ap),
         out = %cfg.out.display(),
@@ -280,7 +303,29 @@ pub fn finetune(
         steps: step,
         mean_step_seconds: all_seconds / step.max(1) as f64,
         out: cfg.out.clone(),
+        precision: cfg.precision,
     })
+}
+
+/// `training.json`, saved with the checkpoint: how it was trained.
+fn training_json(cfg: &FinetuneConfig, examples: usize) -> String {
+    let value = serde_json::json!({
+        "base": cfg.teacher,
+        "precision": cfg.precision.name(),
+        "examples": examples,
+        "epochs": cfg.epochs,
+        "max_steps": cfg.max_steps,
+        "lr": cfg.lr,
+        "batch_size": cfg.batch_size,
+        "warmup_ratio": cfg.warmup_ratio,
+        "weight_decay": cfg.weight_decay,
+        "max_grad_norm": cfg.max_grad_norm,
+        "max_len": cfg.max_len,
+        "seed": cfg.seed,
+    });
+    let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
+    text.push('\n');
+    text
 }
 
 /// One optimisation step on a padded batch with its labels: forward in training mode,

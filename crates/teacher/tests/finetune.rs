@@ -83,6 +83,12 @@ fn fine_tuning_learns_and_saves_the_best_checkpoint() {
         assert!(line.get(key).is_some(), "metrics.jsonl lacks {key}");
     }
 
+    let settings: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("training.json")).unwrap())
+            .unwrap();
+    assert_eq!(settings["precision"], "f32");
+    assert_eq!(settings["lr"], 1e-3);
+
     let saved = Teacher::load(
         out.path().to_str().unwrap(),
         &LoadOptions::default(),

@@ -87,9 +87,9 @@ fn detect() -> bool {
 pub struct PackedBf16 {
     out: usize,
     k: usize,
-    out_pad: usize,
     k_pad: usize,
-    tiles: Vec<u16>,
+    /// Pairs of bf16 (see [`pack_b`]).
+    tiles: Vec<u32>,
     bias: Vec<f32>,
 }
 
@@ -104,22 +104,15 @@ impl PackedBf16 {
     pub fn pack(w: &[f32], bias: &[f32], out: usize, k: usize) -> Self {
         assert_eq!(w.len(), out * k, "weight is not {out}×{k}");
         assert_eq!(bias.len(), out, "bias is not {out} long");
-        let (out_pad, k_pad) = (out.next_multiple_of(BLOCK), k.next_multiple_of(K_STEP));
-        let k_tiles = k_pad / K_STEP;
-        let mut tiles = vec![0u16; out_pad * k_pad];
-        for (n, row) in w.chunks_exact(k).enumerate() {
-            for (kk, &v) in row.iter().enumerate() {
-                let tile = (n / TILE) * k_tiles + kk / K_STEP;
-                let r = kk % K_STEP;
-                tiles[tile * B_TILE + (r / 2) * 2 * TILE + 2 * (n % TILE) + r % 2] = to_bf16(v);
-            }
-        }
         Self {
             out,
             k,
-            out_pad,
-            k_pad,
-            tiles,
+            k_pad: k.next_multiple_of(K_STEP),
+            tiles: {
+                let mut tiles = Vec::new();
+                pack_b(w, out, k, Stored::AsIs, &mut tiles);
+                tiles
+            },
             bias: bias.to_vec(),
         }
     }
@@ -137,33 +130,312 @@ impl PackedBf16 {
     pub fn forward(&self, x: &[f32], rows: usize) -> Vec<f32> {
         assert!(available(), "AMX tiles are not available on this machine");
         assert_eq!(x.len(), rows * self.k, "input is not {rows}×{}", self.k);
-        let rows_pad = rows.next_multiple_of(BLOCK);
-        // Built row by row rather than zeroed and then filled: on the teacher's shapes the
-        // extra pass over these buffers cost a tenth of the product.
-        let mut a = Vec::with_capacity(rows_pad * self.k_pad);
-        for src in x.chunks_exact(self.k) {
-            a.extend(src.iter().map(|&v| to_bf16(v)));
-            a.resize(a.len() + self.k_pad - self.k, 0);
+        with_scratch(|s| {
+            pack_a(x, rows, self.k, Stored::AsIs, &mut s.a);
+            let c = accumulators(rows, self.out, Some(&self.bias));
+            finish(
+                halves(&s.a),
+                halves(&self.tiles),
+                c,
+                rows,
+                self.out,
+                self.k_pad,
+            )
+        })
+    }
+}
+
+/// How an operand of [`product`] is stored, row-major: as the matrix itself or as its
+/// transpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    AsIs,
+    Transposed,
+}
+
+/// `C = A Bᵀ (+ bias on every row)` `(m, n)` with `A` `(m, k)` and `B` `(n, k)` rounded to
+/// bf16 and summed in f32 on AMX tiles. `a` holds `A` row-major, or with [`Stored::Transposed`] `Aᵀ` `(k, m)`;
+/// likewise `b`. Both are packed per call (O((m + n)·k) against the product's O(m·n·k)).
+/// A linear layer's three products: `y = x Wᵀ` is `product(x, AsIs, W, AsIs)`,
+/// `∂x = g W` is `product(g, AsIs, W, Transposed)`, `∂W = gᵀ x` is
+/// `product(g, Transposed, x, Transposed)`. Needs [`available`].
+#[allow(clippy::too_many_arguments)]
+pub fn product(
+    a: &[f32],
+    a_stored: Stored,
+    b: &[f32],
+    b_stored: Stored,
+    m: usize,
+    n: usize,
+    k: usize,
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
+    assert!(available(), "AMX tiles are not available on this machine");
+    assert_eq!(a.len(), m * k, "left operand is not {m}×{k}");
+    assert_eq!(b.len(), n * k, "right operand is not {n}×{k}");
+    assert!(bias.is_none_or(|b| b.len() == n), "bias is not {n} long");
+    with_scratch(|s| {
+        pack_a(a, m, k, a_stored, &mut s.a);
+        pack_b(b, n, k, b_stored, &mut s.b);
+        let c = accumulators(m, n, bias);
+        finish(
+            halves(&s.a),
+            halves(&s.b),
+            c,
+            m,
+            n,
+            k.next_multiple_of(K_STEP),
+        )
+    })
+}
+
+/// Pairs of bf16 per `u32` (the low half first, as the tiles read memory).
+const PAIRS: usize = K_STEP / 2;
+/// `u32` pairs in one packed `B` tile.
+const B_TILE_PAIRS: usize = B_TILE / 2;
+
+/// `v` read as its bf16 halves.
+fn halves(v: &[u32]) -> &[u16] {
+    // SAFETY: u16 has a smaller alignment than u32 and twice as many fit in the same bytes.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), v.len() * 2) }
+}
+
+fn halves_mut(v: &mut [u32]) -> &mut [u16] {
+    // SAFETY: as in `halves`, and the borrow is exclusive.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast(), v.len() * 2) }
+}
+
+/// Whether the rounding loops may use AVX-512 (every AMX CPU has it; checked anyway).
+fn wide() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static WIDE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *WIDE.get_or_init(|| {
+            is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// `dst[i] = bf16(src[i])`.
+#[inline(always)]
+fn round_into(src: &[f32], dst: &mut [u16]) {
+    for (d, &v) in dst.iter_mut().zip(src) {
+        *d = to_bf16(v);
+    }
+}
+
+/// `dst[i] = bf16(even[i]) | bf16(odd[i]) << 16` (`odd` missing: zeros).
+#[inline(always)]
+fn round_pairs_into(even: &[f32], odd: Option<&[f32]>, dst: &mut [u32]) {
+    match odd {
+        Some(odd) => {
+            for ((d, &e), &o) in dst.iter_mut().zip(even).zip(odd) {
+                *d = to_bf16(e) as u32 | (to_bf16(o) as u32) << 16;
+            }
         }
-        a.resize(rows_pad * self.k_pad, 0);
-        let mut c = Vec::with_capacity(rows_pad * self.out_pad);
-        for _ in 0..rows_pad {
-            c.extend_from_slice(&self.bias);
-            c.resize(c.len() + self.out_pad - self.out, 0.0);
+        None => {
+            for (d, &e) in dst.iter_mut().zip(even) {
+                *d = to_bf16(e) as u32;
+            }
         }
-        // SAFETY: `available()` holds; `a` is rows_pad × k_pad, `c` rows_pad × out_pad and
-        // `tiles` out_pad × k_pad, all multiples of the block sizes the kernel steps by.
-        unsafe { tiles::multiply(&a, &self.tiles, &mut c, rows_pad, self.out_pad, self.k_pad) };
-        if self.out_pad == self.out {
-            c.truncate(rows * self.out);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn round_wide(src: &[f32], dst: &mut [u16]) {
+    round_into(src, dst)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn round_pairs_wide(even: &[f32], odd: Option<&[f32]>, dst: &mut [u32]) {
+    round_pairs_into(even, odd, dst)
+}
+
+/// [`round_into`], vectorised 16 wide where the CPU allows.
+fn round(src: &[f32], dst: &mut [u16]) {
+    #[cfg(target_arch = "x86_64")]
+    if wide() {
+        // SAFETY: the CPU has the features `round_wide` is compiled for.
+        return unsafe { round_wide(src, dst) };
+    }
+    round_into(src, dst)
+}
+
+/// [`round_pairs_into`], vectorised where the CPU allows.
+fn round_pairs(even: &[f32], odd: Option<&[f32]>, dst: &mut [u32]) {
+    #[cfg(target_arch = "x86_64")]
+    if wide() {
+        // SAFETY: as in `round`.
+        return unsafe { round_pairs_wide(even, odd, dst) };
+    }
+    round_pairs_into(even, odd, dst)
+}
+
+/// `buf` cleared and filled with `len` zeros (its allocation kept).
+fn zeroed(buf: &mut Vec<u32>, len: usize) {
+    buf.clear();
+    buf.resize(len, 0);
+}
+
+/// Into `a`: `A` `(m, k)` rounded to bf16, row-major, zero-padded to `(m, k)` rounded up to
+/// `(BLOCK, K_STEP)`, as pairs of bf16 along `k`.
+fn pack_a(src: &[f32], m: usize, k: usize, stored: Stored, a: &mut Vec<u32>) {
+    let (m_pad, half) = (m.next_multiple_of(BLOCK), k.next_multiple_of(K_STEP) / 2);
+    zeroed(a, m_pad * half);
+    match stored {
+        Stored::AsIs => {
+            for (row, dst) in src.chunks_exact(k).zip(a.chunks_exact_mut(half)) {
+                round(row, &mut halves_mut(dst)[..k]);
+            }
+        }
+        Stored::Transposed => {
+            // `src` is `(k, m)`: rows 2q and 2q + 1 of it give column q of the pairs of
+            // `A`, 16 columns at a time, written out as 64-byte runs of `A`'s rows.
+            let mut block = vec![0u32; PAIRS * m];
+            for q0 in (0..k.div_ceil(2)).step_by(PAIRS) {
+                for (dq, pairs) in block.chunks_exact_mut(m).enumerate() {
+                    let kk = 2 * (q0 + dq);
+                    if kk >= k {
+                        pairs.fill(0);
+                        continue;
+                    }
+                    let odd = (kk + 1 < k).then(|| &src[(kk + 1) * m..(kk + 2) * m]);
+                    round_pairs(&src[kk * m..(kk + 1) * m], odd, pairs);
+                }
+                for (i, row) in a.chunks_exact_mut(half).take(m).enumerate() {
+                    let run = &mut row[q0..q0 + PAIRS];
+                    for (dq, d) in run.iter_mut().enumerate() {
+                        *d = block[dq * m + i];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Into `b`: `B` `(n, k)` rounded to bf16 as `B` tiles: tile `(t, j)` (rows `16t..16t+16` of
+/// `B`, `k` in `32j..32j+32`) at `(t · k_tiles + j) · 512` bf16, its row `r` holding the
+/// pairs `k = 32j + 2r, 32j + 2r + 1` of the tile's 16 rows of `B` side by side (see the
+/// module doc); zero-padded to `(n, k)` rounded up to `(BLOCK, K_STEP)`.
+fn pack_b(src: &[f32], n: usize, k: usize, stored: Stored, b: &mut Vec<u32>) {
+    let (n_pad, k_pad) = (n.next_multiple_of(BLOCK), k.next_multiple_of(K_STEP));
+    let (k_tiles, half) = (k_pad / K_STEP, k_pad / 2);
+    zeroed(b, n_pad * half);
+    match stored {
+        Stored::AsIs => {
+            // 16 rows of `B` rounded into pairs, then each tile's 16 × 16 pairs transposed.
+            let mut rows = vec![0u32; TILE * half];
+            for (t, group) in src.chunks(TILE * k).enumerate() {
+                rows.fill(0);
+                for (row, dst) in group.chunks_exact(k).zip(rows.chunks_exact_mut(half)) {
+                    round(row, &mut halves_mut(dst)[..k]);
+                }
+                for j in 0..k_tiles {
+                    let tile = &mut b[(t * k_tiles + j) * B_TILE_PAIRS..][..B_TILE_PAIRS];
+                    for (r, dst) in tile.chunks_exact_mut(TILE).enumerate() {
+                        for (nn, d) in dst.iter_mut().enumerate() {
+                            *d = rows[nn * half + j * PAIRS + r];
+                        }
+                    }
+                }
+            }
+        }
+        Stored::Transposed => {
+            // `src` is `(k, n)`: rows 2q and 2q + 1 of it are row q % 16 of the tiles
+            // `(t, q / 16)`, 16 pairs each.
+            let mut pairs = vec![0u32; n_pad];
+            for q in 0..k.div_ceil(2) {
+                let kk = 2 * q;
+                let odd = (kk + 1 < k).then(|| &src[(kk + 1) * n..(kk + 2) * n]);
+                round_pairs(&src[kk * n..(kk + 1) * n], odd, &mut pairs[..n]);
+                let (j, r) = (q / PAIRS, q % PAIRS);
+                for (t, run) in pairs.chunks_exact(TILE).enumerate() {
+                    let at = (t * k_tiles + j) * B_TILE_PAIRS + r * TILE;
+                    b[at..at + TILE].copy_from_slice(run);
+                }
+            }
+        }
+    }
+}
+
+/// Buffers for the packed operands, kept per thread between calls: they are megabytes, and
+/// fresh ones cost page faults on every product.
+struct Scratch {
+    a: Vec<u32>,
+    b: Vec<u32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> =
+        const { std::cell::RefCell::new(Scratch { a: Vec::new(), b: Vec::new() }) };
+}
+
+/// `f` with this thread's scratch buffers (fresh ones if they are in use).
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut s) => f(&mut s),
+        Err(_) => f(&mut Scratch {
+            a: Vec::new(),
+            b: Vec::new(),
+        }),
+    })
+}
+
+/// The accumulators `(m, n)` padded up to `BLOCK`: `bias` on every row, or zeros.
+fn accumulators(m: usize, n: usize, bias: Option<&[f32]>) -> Vec<f32> {
+    let (m_pad, n_pad) = (m.next_multiple_of(BLOCK), n.next_multiple_of(BLOCK));
+    match bias {
+        None => vec![0f32; m_pad * n_pad],
+        Some(bias) => {
+            let mut c = Vec::with_capacity(m_pad * n_pad);
+            for _ in 0..m_pad {
+                c.extend_from_slice(bias);
+                c.resize(c.len() + n_pad - n, 0.0);
+            }
             c
-        } else {
-            c.chunks_exact(self.out_pad)
-                .take(rows)
-                .flat_map(|row| &row[..self.out])
-                .copied()
-                .collect()
         }
+    }
+}
+
+/// `c += a · bᵀ` over the padded buffers, then `c` cropped to `(m, n)`. Outside a rayon
+/// task the rows of `c` are split over the pool's threads (each has its own tiles).
+fn finish(a: &[u16], b: &[u16], mut c: Vec<f32>, m: usize, n: usize, k_pad: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    let (m_pad, n_pad) = (m.next_multiple_of(BLOCK), n.next_multiple_of(BLOCK));
+    debug_assert!(a.len() == m_pad * k_pad && b.len() == n_pad * k_pad);
+    let threads = rayon::current_num_threads();
+    let blocks = m_pad / BLOCK;
+    // Below a few blocks of work per thread the hand-off costs more than it saves.
+    let parallel = threads > 1
+        && rayon::current_thread_index().is_none()
+        && blocks * (n_pad / BLOCK) * (k_pad / K_STEP) >= 64;
+    if parallel {
+        let rows_per = blocks.div_ceil(threads) * BLOCK;
+        c.par_chunks_mut(rows_per * n_pad)
+            .zip(a.par_chunks(rows_per * k_pad))
+            .for_each(|(c, a)| {
+                let rows = c.len() / n_pad;
+                // SAFETY: `available()` holds (checked by the callers); `a` is rows × k_pad,
+                // `c` rows × n_pad and `b` n_pad × k_pad, rows a multiple of BLOCK.
+                unsafe { tiles::multiply(a, b, c, rows, n_pad, k_pad) }
+            });
+    } else {
+        // SAFETY: as above, over all of `a` and `c`.
+        unsafe { tiles::multiply(a, b, &mut c, m_pad, n_pad, k_pad) };
+    }
+    if n_pad == n {
+        c.truncate(m * n);
+        c
+    } else {
+        c.chunks_exact(n_pad)
+            .take(m)
+            .flat_map(|row| &row[..n])
+            .copied()
+            .collect()
     }
 }
 
@@ -352,6 +624,87 @@ mod tests {
         }
     }
 
+    /// `src` `(rows, cols)` row-major, transposed.
+    fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+        (0..cols)
+            .flat_map(|c| (0..rows).map(move |r| src[r * cols + c]))
+            .collect()
+    }
+
+    #[test]
+    fn products_of_every_orientation_match_the_plain_product_on_ragged_shapes() {
+        if !available() {
+            eprintln!("skipped: no AMX on this machine");
+            return;
+        }
+        // (m, n, k) off every block size; the teacher's backward shapes (∂x: rows × in over
+        // out, ∂W: out × in over rows); and shapes big enough to split over threads.
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (3, 5, 7),
+            (2, 17, 33),
+            (33, 47, 70),
+            (45, 31, 63),
+            (70, 384, 1536),
+            (1536, 384, 70),
+            (200, 384, 384),
+            (384, 1536, 333),
+        ] {
+            let (a, b) = (values(m * k, 7), values(n * k, 8));
+            let bias = values(n, 9);
+            let want = reference(&a, m, &b, &bias, n);
+            let (at, bt) = (transpose(&a, m, k), transpose(&b, n, k));
+            for (a_stored, b_stored) in [
+                (Stored::AsIs, Stored::AsIs),
+                (Stored::AsIs, Stored::Transposed),
+                (Stored::Transposed, Stored::AsIs),
+                (Stored::Transposed, Stored::Transposed),
+            ] {
+                let a_src = if a_stored == Stored::AsIs { &a } else { &at };
+                let b_src = if b_stored == Stored::AsIs { &b } else { &bt };
+                let got = product(a_src, a_stored, b_src, b_stored, m, n, k, Some(&bias));
+                assert_eq!(got.len(), want.len());
+                let worst = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(g, w)| (g - w).abs() / (1.0 + w.abs()))
+                    .fold(0f32, f32::max);
+                assert!(
+                    worst < 1e-5 * k as f32,
+                    "{m}×{n}×{k} {a_stored:?}/{b_stored:?}: {worst}"
+                );
+            }
+            // Without a bias the accumulators start at zero.
+            let plain = product(&a, Stored::AsIs, &bt, Stored::Transposed, m, n, k, None);
+            let with = product(&a, Stored::AsIs, &b, Stored::AsIs, m, n, k, Some(&bias));
+            for (r, (p, w)) in plain.chunks(n).zip(with.chunks(n)).enumerate() {
+                for c in 0..n {
+                    assert!(
+                        (p[c] + bias[c] - w[c]).abs() < 1e-4,
+                        "{m}×{n}×{k} ({r}, {c})"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_product_inside_a_rayon_task_is_the_one_outside() {
+        if !available() {
+            return;
+        }
+        let (m, n, k) = (200, 384, 384);
+        let (a, b) = (values(m * k, 10), values(n * k, 11));
+        let outside = product(&a, Stored::AsIs, &b, Stored::Transposed, m, n, k, None);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .expect("pool");
+        let inside =
+            pool.install(|| product(&a, Stored::AsIs, &b, Stored::Transposed, m, n, k, None));
+        assert_eq!(outside, inside);
+    }
+
     #[test]
     fn rows_on_other_threads_get_the_same_answer() {
         if !available() {
@@ -428,7 +781,7 @@ mod timing {
             let mut c = vec![0f32; rp * np];
             let t = std::time::Instant::now();
             for _ in 0..reps {
-                unsafe { tiles::multiply(&a, &packed.tiles, &mut c, rp, np, kp) };
+                unsafe { tiles::multiply(&a, halves(&packed.tiles), &mut c, rp, np, kp) };
             }
             let kernel = t.elapsed().as_secs_f64() / reps as f64;
             println!(

@@ -10,14 +10,20 @@
 //! allocates and accumulates a gradient for each of them.
 //!
 //! For inference a layer may hold its weight rounded to bf16 ([`Linear::pack_bf16`]): its
-//! product then runs on AMX tiles ([`super::amx`]), without a backward.
+//! product then runs on AMX tiles ([`super::amx`]), without a backward. For mixed-precision
+//! training [`Linear::forward_bf16`] is the CPU op's bf16 twin: the same three products
+//! (forward, `∂x`, `∂W`) on AMX tiles with the current f32 weight rounded per call, the
+//! bias and its gradient in f32.
 
 use std::sync::Arc;
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use candle_core::{
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor,
+};
 use distill_ops::host;
 
-use super::amx::PackedBf16;
+use super::amx::{self, PackedBf16, Stored};
+use super::Ctx;
 
 /// A dense layer holding PyTorch-layout weights.
 #[derive(Debug, Clone)]
@@ -64,6 +70,35 @@ impl Linear {
                 .apply_op3(&self.weight, &self.bias, LinearOp)
         } else {
             self.forward_ops(x)
+        }
+    }
+
+    /// `x Wᵀ + b` with `x` and `W` rounded to bf16 on AMX tiles, differentiable: the
+    /// backward's `∂x = g W` and `∂W = gᵀ x` also run on the tiles (`g` rounded too),
+    /// `∂b = Σ g` in f32. CPU and f32 only, and only where [`amx::available`]: an error
+    /// elsewhere, never a silent f32 product.
+    pub fn forward_bf16(&self, x: &Tensor) -> Result<Tensor> {
+        if !x.device().is_cpu() || x.dtype() != DType::F32 {
+            candle_core::bail!(
+                "linear-bf16: needs f32 on the CPU, got {:?} on {:?}",
+                x.dtype(),
+                x.device()
+            )
+        }
+        if !amx::available() {
+            candle_core::bail!("linear-bf16: this CPU or OS has no AMX bf16 tiles")
+        }
+        x.contiguous()?
+            .apply_op3(&self.weight, &self.bias, Bf16LinearOp)
+    }
+
+    /// [`Linear::forward`], or [`Linear::forward_bf16`] when the pass asks for bf16
+    /// products (`ctx.bf16`: mixed-precision training).
+    pub fn forward_in(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        if ctx.bf16 {
+            self.forward_bf16(x)
+        } else {
+            self.forward(x)
         }
     }
 
@@ -212,6 +247,108 @@ impl CustomOp1 for Bf16Op {
     }
 }
 
+/// `(x, W, b)` → `x Wᵀ + b` in bf16 on AMX tiles, `W` packed per call (it changes every
+/// step); the backward mirrors [`LinearOp`]'s with the two large products on the tiles.
+struct Bf16LinearOp;
+
+impl CustomOp3 for Bf16LinearOp {
+    fn name(&self) -> &'static str {
+        "linear-bf16-train"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, w, b) = (
+            host::slice(s1, l1, self.name())?,
+            host::slice(s2, l2, self.name())?,
+            host::slice(s3, l3, self.name())?,
+        );
+        let (rows, k) = rows_and_width(l1.dims())?;
+        let (out, w_in) = l2.shape().dims2()?;
+        if w_in != k || b.len() != out {
+            candle_core::bail!(
+                "{}: input {:?}, weight {:?}, bias {:?}",
+                self.name(),
+                l1.dims(),
+                l2.dims(),
+                l3.dims()
+            )
+        }
+        let y = amx::product(x, Stored::AsIs, w, Stored::AsIs, rows, out, k, Some(b));
+        Ok((CpuStorage::F32(y), Shape::from(out_dims(l1.dims(), out))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (rows, k) = rows_and_width(x.dims())?;
+        let out = w.dim(0)?;
+        let g = grad.contiguous()?.reshape((rows, out))?;
+        let x2 = x.detach().reshape((rows, k))?;
+        // ∂x = g W: W `(out, k)` is the right operand's transpose.
+        let dx = g
+            .apply_op2_no_bwd(&w.detach().contiguous()?, &Bf16Product(Stored::AsIs))?
+            .reshape(x.shape())?;
+        // ∂W = gᵀ x: both stored transposed (`g` is `(rows, out)`, `x` `(rows, k)`).
+        let dw = g.apply_op2_no_bwd(&x2.contiguous()?, &Bf16Product(Stored::Transposed))?;
+        let db = Tensor::ones((1, rows), DType::F32, g.device())?
+            .matmul(&g)?
+            .reshape(out)?;
+        Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
+
+/// `(L, R)` → `A Bᵀ` on AMX tiles, with `R` holding `B` transposed (`(k, n)`) and `L`
+/// holding `A` `(m, k)` as is or transposed (`(k, m)`), as the op's [`Stored`] says. No
+/// backward (it is one).
+struct Bf16Product(Stored);
+
+impl CustomOp2 for Bf16Product {
+    fn name(&self) -> &'static str {
+        "matmul-bf16"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (a, b) = (
+            host::slice(s1, l1, self.name())?,
+            host::slice(s2, l2, self.name())?,
+        );
+        let (m, k) = match (self.0, l1.shape().dims2()?) {
+            (Stored::AsIs, (m, k)) | (Stored::Transposed, (k, m)) => (m, k),
+        };
+        let (b_k, n) = l2.shape().dims2()?;
+        if b_k != k {
+            candle_core::bail!(
+                "{}: left {:?} ({:?}), right {:?}",
+                self.name(),
+                l1.dims(),
+                self.0,
+                l2.dims()
+            )
+        }
+        let c = amx::product(a, self.0, b, Stored::Transposed, m, n, k, None);
+        Ok((CpuStorage::F32(c), Shape::from((m, n))))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +387,72 @@ mod tests {
             let (a, b) = (g1.get(v).expect("grad"), g2.get(v).expect("grad"));
             assert_eq!(a.dims(), b.dims());
             assert!(max((a - b)?)? < 1e-4);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_bf16_op_and_its_backward_are_the_products_of_rounded_inputs() -> Result<()> {
+        if !amx::available() {
+            eprintln!("skipped: no AMX on this machine");
+            return Ok(());
+        }
+        let dev = Device::Cpu;
+        let bf = |t: &Tensor| t.to_dtype(DType::BF16)?.to_dtype(DType::F32);
+        let rel = |a: &Tensor, b: &Tensor| -> Result<f32> {
+            let d = (a - b)?.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
+            let s = b.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
+            Ok(d / s)
+        };
+        // (batch, positions, in, out): none a multiple of the tiles' 16/32.
+        for &(bsz, t, k, out) in &[(2, 5, 6, 4), (3, 11, 70, 45), (4, 9, 96, 200)] {
+            let n = (bsz * t * k) as f32;
+            let x = Var::from_tensor(&Tensor::arange(0f32, n, &dev)?.reshape((bsz, t, k))?.sin()?)?;
+            let w = Var::from_tensor(
+                &(Tensor::arange(0f32, (out * k) as f32, &dev)?
+                    .reshape((out, k))?
+                    .cos()?
+                    * 0.2)?,
+            )?;
+            let b = Var::from_tensor(&Tensor::arange(0f32, out as f32, &dev)?.affine(0.01, -0.1)?)?;
+            let layer = Linear::new(w.as_tensor().clone(), b.as_tensor().clone());
+            // The upstream gradient `g` of Σ y ∘ weights.
+            let weights = Tensor::arange(0f32, (bsz * t * out) as f32, &dev)?
+                .reshape((bsz, t, out))?
+                .sqrt()?
+                .cos()?;
+            let exact = layer.forward(&x)?;
+            let rounded = layer.forward_bf16(&x)?;
+            let (x2, g2) = (x.reshape((bsz * t, k))?, weights.reshape((bsz * t, out))?);
+            let oracle = bf(&x2)?
+                .matmul(&bf(w.as_tensor())?.t()?)?
+                .broadcast_add(b.as_tensor())?
+                .reshape((bsz, t, out))?;
+            let shape = format!("{bsz}×{t}×{k}→{out}");
+            // Only the order of f32 additions differs from the oracle.
+            assert!(rel(&rounded, &oracle)? < 1e-5, "{shape} forward");
+            assert!(
+                rel(&rounded, &exact)? > 0.0,
+                "{shape}: the tiles did not run"
+            );
+            let g1 = (exact * &weights)?.sum_all()?.backward()?;
+            let g2b = (rounded * &weights)?.sum_all()?.backward()?;
+            let want_dx = bf(&g2)?.matmul(&bf(w.as_tensor())?)?.reshape((bsz, t, k))?;
+            let want_dw = bf(&g2)?.t()?.matmul(&bf(&x2)?)?;
+            let want_db = g2.sum(0)?;
+            for (name, v, oracle) in [
+                ("x", x.as_tensor(), &want_dx),
+                ("W", w.as_tensor(), &want_dw),
+                ("b", b.as_tensor(), &want_db),
+            ] {
+                let (f32_grad, got) = (g1.get(v).expect("grad"), g2b.get(v).expect("grad"));
+                assert_eq!(got.dims(), oracle.dims());
+                let e = rel(got, oracle)?;
+                assert!(e < 1e-5, "{shape} ∂{name}: {e} from the rounded product");
+                // ∂b = Σ g is f32 in both; the products of rounded inputs are not.
+                let off = rel(got, f32_grad)?;
+                assert_eq!(off > 0.0, name != "b", "{shape} ∂{name}: {off} from f32");
+            }
         }
         Ok(())
     }

@@ -89,6 +89,9 @@ pub struct Ctx<'a> {
     /// Ask the embeddings for a sparse word-embedding gradient ([`WordRows`]).
     pub(crate) sparse_words: bool,
     pub(crate) word_rows: Option<WordRows>,
+    /// The encoder's products run in bf16 on AMX tiles ([`Linear::forward_bf16`]):
+    /// mixed-precision training.
+    pub(crate) bf16: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -98,6 +101,7 @@ impl<'a> Ctx<'a> {
             rng,
             sparse_words: false,
             word_rows: None,
+            bf16: false,
         }
     }
 }

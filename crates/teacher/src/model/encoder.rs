@@ -78,18 +78,19 @@ impl Attention {
     /// positions): queries and the residual come from `rows`, keys and values from `x`.
     fn forward(&self, x: &Tensor, rows: &Tensor, mask: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
         let (q, k, v) = (
-            self.query.forward(rows)?,
-            self.key.forward(x)?,
-            self.value.forward(x)?,
+            self.query.forward_in(rows, ctx)?,
+            self.key.forward_in(x, ctx)?,
+            self.value.forward_in(x, ctx)?,
         );
         let context = attention(&q, &k, &v, mask, self.heads, self.probs_dropout, ctx)?;
-        let out = self.output.forward(&context)?;
+        let out = self.output.forward_in(&context, ctx)?;
         let out = self.hidden_dropout.forward(&out, ctx)?;
         self.layer_norm.forward(&(out + rows)?, ctx.mode)
     }
 }
 
-/// One encoder layer: attention block, then feed-forward block.
+/// One encoder layer: attention block, then feed-forward block. Its six products run in
+/// bf16 when the pass asks (`ctx.bf16`, mixed-precision training).
 #[derive(Debug, Clone)]
 pub struct EncoderLayer {
     attention: Attention,
@@ -143,13 +144,13 @@ impl EncoderLayer {
         ctx: &mut Ctx,
     ) -> Result<Tensor> {
         let a = self.attention.forward(x, rows, mask, ctx)?;
-        let inner = self.intermediate.forward(&a)?;
+        let inner = self.intermediate.forward_in(&a, ctx)?;
         let inner = match self.act {
             Activation::Gelu => gelu::gelu_erf(&inner)?,
             Activation::GeluTanh => inner.gelu()?,
             Activation::Relu => inner.relu()?,
         };
-        let out = self.output.forward(&inner)?;
+        let out = self.output.forward_in(&inner, ctx)?;
         let out = self.dropout.forward(&out, ctx)?;
         self.layer_norm.forward(&(out + a)?, ctx.mode)
     }

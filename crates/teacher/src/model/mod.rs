@@ -20,6 +20,7 @@ use candle_core::{DType, Device, IndexOp, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::checkpoint::Precision;
 use crate::config::BertConfig;
 use crate::error::Result;
 use crate::layers::{Ctx, Dropout, Linear, Mode, WordRows};
@@ -52,6 +53,9 @@ pub struct BertClassifier {
     rng: Mutex<ChaCha8Rng>,
     /// The encoder multiplies in bf16 (inference only).
     bf16: bool,
+    /// Differentiable passes multiply the encoder's products in bf16 (mixed-precision
+    /// training; [`BertClassifier::set_training_precision`]).
+    train_bf16: bool,
 }
 
 impl BertClassifier {
@@ -81,6 +85,7 @@ impl BertClassifier {
             num_labels,
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(0)),
             bf16: false,
+            train_bf16: false,
         })
     }
 
@@ -107,6 +112,43 @@ impl BertClassifier {
         }
         self.bf16 = true;
         Ok(())
+    }
+
+    /// The arithmetic of the encoder's products in differentiable passes (training):
+    /// [`Precision::Bf16`] runs them on AMX tiles with the f32 weights rounded per call
+    /// and their gradients `∂x`, `∂W` on the tiles too
+    /// ([`crate::layers::Linear::forward_bf16`]); the weights, their updates, layer norm,
+    /// softmax, GELU, the pooler, the classifier and the loss stay f32. Inference passes
+    /// (dev evaluation during fine-tuning) stay f32, so they measure the weights as a
+    /// default load of the saved checkpoint will run them. CPU only, and only where
+    /// [`crate::layers::amx::available`]; an error otherwise.
+    pub fn set_training_precision(&mut self, precision: Precision) -> crate::error::Result<()> {
+        if precision == Precision::Bf16 {
+            if !self.device().is_cpu() {
+                return Err(crate::error::Error::Setting(
+                    "bf16 training runs on the CPU's AMX tiles; use --precision f32 on other devices"
+                        .into(),
+                ));
+            }
+            if !crate::layers::amx::available() {
+                return Err(crate::error::Error::Setting(
+                    "bf16 training needs Intel AMX (Xeon Sapphire Rapids or newer, Linux); \
+                     this CPU or OS lacks it: use --precision f32"
+                        .into(),
+                ));
+            }
+        }
+        self.train_bf16 = precision == Precision::Bf16;
+        Ok(())
+    }
+
+    /// The arithmetic of differentiable passes ([`BertClassifier::set_training_precision`]).
+    pub fn training_precision(&self) -> Precision {
+        if self.train_bf16 {
+            Precision::Bf16
+        } else {
+            Precision::F32
+        }
     }
 
     /// Whether the encoder multiplies in bf16 ([`BertClassifier::pack_bf16`]).
@@ -145,6 +187,7 @@ impl BertClassifier {
     pub fn encode(&self, ids: &Tensor, mask: &Tensor, mode: Mode) -> Result<BertOutput> {
         let mut rng = self.lock_rng();
         let mut ctx = Ctx::new(mode, &mut rng);
+        ctx.bf16 = self.train_bf16 && mode.differentiable();
         let (last_hidden_state, pooler_output) =
             self.encode_with(ids, None, mask, &mut ctx, false)?;
         Ok(BertOutput {
@@ -207,6 +250,7 @@ impl BertClassifier {
         };
         let mut ctx = Ctx::new(mode, rng);
         ctx.sparse_words = sparse;
+        ctx.bf16 = self.train_bf16 && mode.differentiable();
         // Logits read only `[CLS]`; inference skips the rest of the last layer.
         let (_, pooled) = self.encode_with(ids, type_ids, mask, &mut ctx, mode == Mode::Eval)?;
         let pooled = self.dropout.forward(&pooled, &mut ctx)?;
