@@ -221,7 +221,10 @@ impl Planner<'_> {
         if let Some(lr) = s.teacher_lr {
             args = args.opt("--lr", lr);
         }
-        let args = args.opt("--device", &self.device);
+        let mut args = args.opt("--device", &self.device);
+        if s.teacher_precision != TeacherPrecision::F32 {
+            args = args.opt("--precision", s.teacher_precision.name());
+        }
         let inputs = [base_inputs, vec![train.clone(), dev.clone()]].concat();
         let what = format!("fine-tune the teacher ({base_arg}) on {}", self.device);
         let mut finetune = Stage::cli(
@@ -582,7 +585,7 @@ mod tests {
     }
 
     #[test]
-    fn bf16_labelling_reaches_every_label_stage_and_f32_keeps_the_old_commands() {
+    fn bf16_reaches_fine_tuning_and_every_label_stage_and_f32_keeps_the_old_commands() {
         let layout = Layout {
             root: "/root".into(),
             run: "/runs/x".into(),
@@ -593,7 +596,10 @@ mod tests {
             plan(settings, &layout, &base, &cpu, &cpu)
                 .iter()
                 .filter_map(|stage| match &stage.action {
-                    Action::Cli { args, .. } if args[..2] == ["teacher", "label"] => {
+                    Action::Cli { args, .. }
+                        if args[..2] == ["teacher", "label"]
+                            || args[..2] == ["teacher", "finetune"] =>
+                    {
                         let p = args.windows(2).find(|w| w[0] == "--precision");
                         Some((stage.name.clone(), p.map(|w| w[1].clone())))
                     }
@@ -603,14 +609,14 @@ mod tests {
         };
         let mut settings = Settings::preset(Preset::Full);
         let f32_stages = precision_of(&settings);
-        assert_eq!(f32_stages.len(), 2, "{f32_stages:?}");
+        assert_eq!(f32_stages.len(), 3, "{f32_stages:?}");
         assert!(
             f32_stages.iter().all(|(_, p)| p.is_none()),
             "{f32_stages:?}"
         );
         settings.teacher_precision = TeacherPrecision::Bf16;
         let bf16_stages = precision_of(&settings);
-        assert_eq!(bf16_stages.len(), 2, "{bf16_stages:?}");
+        assert_eq!(bf16_stages.len(), 3, "{bf16_stages:?}");
         assert!(
             bf16_stages
                 .iter()
