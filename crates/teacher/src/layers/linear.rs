@@ -129,6 +129,52 @@ fn out_dims(dims: &[usize], out: usize) -> Vec<usize> {
     d
 }
 
+/// The host slices and sizes of a linear op's `(x, W, b)`, checked against each other.
+struct Operands<'a> {
+    x: &'a [f32],
+    w: &'a [f32],
+    b: &'a [f32],
+    /// Rows of `x` (all its dimensions but the last).
+    rows: usize,
+    /// Input width.
+    k: usize,
+    /// Output width.
+    out: usize,
+}
+
+impl<'a> Operands<'a> {
+    fn read(
+        op: &str,
+        (s1, l1): (&'a CpuStorage, &Layout),
+        (s2, l2): (&'a CpuStorage, &Layout),
+        (s3, l3): (&'a CpuStorage, &Layout),
+    ) -> Result<Self> {
+        let (x, w, b) = (
+            host::slice(s1, l1, op)?,
+            host::slice(s2, l2, op)?,
+            host::slice(s3, l3, op)?,
+        );
+        let (rows, k) = rows_and_width(l1.dims())?;
+        let (out, w_in) = l2.shape().dims2()?;
+        if w_in != k || b.len() != out {
+            candle_core::bail!(
+                "{op}: input {:?}, weight {:?}, bias {:?}",
+                l1.dims(),
+                l2.dims(),
+                l3.dims()
+            )
+        }
+        Ok(Self {
+            x,
+            w,
+            b,
+            rows,
+            k,
+            out,
+        })
+    }
+}
+
 /// `(x, W, b)` → `x Wᵀ + b`, with its backward.
 struct LinearOp;
 
@@ -146,21 +192,14 @@ impl CustomOp3 for LinearOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w, b) = (
-            host::slice(s1, l1, self.name())?,
-            host::slice(s2, l2, self.name())?,
-            host::slice(s3, l3, self.name())?,
-        );
-        let (rows, k) = rows_and_width(l1.dims())?;
-        let (out, w_in) = l2.shape().dims2()?;
-        if w_in != k || b.len() != out {
-            candle_core::bail!(
-                "linear: input {:?}, weight {:?}, bias {:?}",
-                l1.dims(),
-                l2.dims(),
-                l3.dims()
-            )
-        }
+        let Operands {
+            x,
+            w,
+            b,
+            rows,
+            k,
+            out,
+        } = Operands::read(self.name(), (s1, l1), (s2, l2), (s3, l3))?;
         let mut y = Vec::with_capacity(rows * out);
         for _ in 0..rows {
             y.extend_from_slice(b);
@@ -265,22 +304,14 @@ impl CustomOp3 for Bf16LinearOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w, b) = (
-            host::slice(s1, l1, self.name())?,
-            host::slice(s2, l2, self.name())?,
-            host::slice(s3, l3, self.name())?,
-        );
-        let (rows, k) = rows_and_width(l1.dims())?;
-        let (out, w_in) = l2.shape().dims2()?;
-        if w_in != k || b.len() != out {
-            candle_core::bail!(
-                "{}: input {:?}, weight {:?}, bias {:?}",
-                self.name(),
-                l1.dims(),
-                l2.dims(),
-                l3.dims()
-            )
-        }
+        let Operands {
+            x,
+            w,
+            b,
+            rows,
+            k,
+            out,
+        } = Operands::read(self.name(), (s1, l1), (s2, l2), (s3, l3))?;
         let y = amx::product(x, Stored::AsIs, w, Stored::AsIs, rows, out, k, Some(b));
         Ok((CpuStorage::F32(y), Shape::from(out_dims(l1.dims(), out))))
     }
