@@ -60,6 +60,7 @@ pub mod metrics;
 pub mod normalize;
 pub mod numwords;
 pub mod pr;
+pub mod run_folder;
 pub mod shard;
 pub mod split;
 mod table;
@@ -79,6 +80,7 @@ pub use logits::{LogitsMeta, TeacherLogits};
 pub use metrics::{average_precision, pr_curve, probabilities, ClassMetrics, Metrics};
 pub use normalize::{Normalizer, MASK_TOKEN};
 pub use numwords::number_to_words;
+pub use run_folder::RunFolder;
 pub use split::{stratified_split, stratified_split_indices, stratified_subset};
 #[cfg(feature = "clap")]
 pub use task::TaskArgs;

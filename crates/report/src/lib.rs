@@ -25,4 +25,4 @@ pub mod run;
 pub use error::{Error, Result};
 pub use render::{write, Written};
 pub use results::{collect, ModelResult, Selection};
-pub use run::{Description, PipelineRecord, RunFolder, StageTime};
+pub use run::{evaluated_students, Description, PipelineRecord, RunFolder, StageTime};

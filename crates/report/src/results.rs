@@ -15,7 +15,7 @@ use distill_data::{Dataset, EpochRecord, LabelSet, TaskSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::run::{PipelineRecord, RunFolder};
+use crate::run::{evaluated_students, PipelineRecord, RunFolder};
 
 /// Everything the report says about one model.
 #[derive(Clone, Debug, Serialize)]
@@ -223,7 +223,7 @@ pub fn collect(
     ) {
         (Some(given), _) => given.clone(),
         (None, Some(listed)) => listed,
-        (None, None) => run.evaluated_students()?,
+        (None, None) => evaluated_students(run)?,
     };
 
     let teacher = run.teacher();

@@ -1,96 +1,33 @@
-//! The run folder a report is made from ([`RunFolder`]) and what the report reads of its
-//! `pipeline.json` ([`PipelineRecord`]), when a pipeline made the run.
-//!
-//! ```text
-//! <run>/
-//!   data/dev.tsv                   the dev set the models were scored on (gold labels)
-//!   teacher/                       config.json, model.safetensors, tokenizer.json
-//!   students/<student>/            config.json (how it was trained), metrics.jsonl,
-//!                                  best/{config.json, vocab.json, model.safetensors}
-//!   eval/<model>.json              `distill teacher eval --json` / `distill eval --json` on dev
-//!   eval/<model>.scores            their `--scores`: class probabilities per dev row
-//!   eval/test/<model>.json         the same on a test file (optional)
-//!   bench/<student>.json           `distill bench --json` (optional)
-//!   pipeline.json                  (optional) the pipeline's record: name, devices,
-//!                                  settings, stage times and commands, and a description
-//! ```
-//!
-//! The report writes `report.md`, `report.html`, `report.json` and `plots/` there, or into
-//! another folder.
+//! The run folder a report is made from ([`RunFolder`], whose layout `distill-data` keeps
+//! for the pipeline and the report alike) and what the report reads of its `pipeline.json`
+//! ([`PipelineRecord`]), when a pipeline made the run. The report writes `report.md`,
+//! `report.html`, `report.json` and `plots/` there, or into another folder.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use distill_data::RunFolder;
+
 use crate::error::{Error, Result};
 
-/// The files of a run folder.
-#[derive(Clone, Debug)]
-pub struct RunFolder {
-    pub dir: PathBuf,
-}
-
-impl RunFolder {
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
-    }
-    /// The dev file of a pipeline run.
-    pub fn dev(&self) -> PathBuf {
-        self.dir.join("data/dev.tsv")
-    }
-    pub fn teacher(&self) -> PathBuf {
-        self.dir.join("teacher")
-    }
-    pub fn student(&self, name: &str) -> PathBuf {
-        self.dir.join("students").join(name)
-    }
-    /// Dev metrics of `model` (`teacher` or a student's name).
-    pub fn eval(&self, model: &str) -> PathBuf {
-        self.dir.join("eval").join(format!("{model}.json"))
-    }
-    /// Test metrics of `model`.
-    pub fn eval_test(&self, model: &str) -> PathBuf {
-        self.dir.join("eval/test").join(format!("{model}.json"))
-    }
-    /// Class probabilities of `model` per dev row.
-    pub fn scores(&self, model: &str) -> PathBuf {
-        self.dir.join("eval").join(format!("{model}.scores"))
-    }
-    pub fn bench(&self, model: &str) -> PathBuf {
-        self.dir.join("bench").join(format!("{model}.json"))
-    }
-    pub fn pipeline_json(&self) -> PathBuf {
-        self.dir.join("pipeline.json")
-    }
-    /// The files of a model folder that define it (teacher: Hugging Face layout; student:
-    /// ours); their sizes add up to the model's size on disk.
-    pub fn model_files(dir: &Path, teacher: bool) -> Vec<PathBuf> {
-        let names: &[&str] = if teacher {
-            &["config.json", "model.safetensors", "tokenizer.json"]
-        } else {
-            &["config.json", "vocab.json", "model.safetensors"]
-        };
-        names.iter().map(|n| dir.join(n)).collect()
-    }
-
-    /// Every student folder with dev metrics (`eval/<name>.json`), by name.
-    pub fn evaluated_students(&self) -> Result<Vec<String>> {
-        let dir = self.dir.join("students");
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io("read", dir, e)),
-        };
-        let mut names: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().is_dir())
-            .filter_map(|e| e.file_name().to_str().map(str::to_string))
-            .filter(|n| self.eval(n).is_file())
-            .collect();
-        names.sort();
-        Ok(names)
-    }
+/// Every student folder with dev metrics (`eval/<name>.json`), by name.
+pub fn evaluated_students(run: &RunFolder) -> Result<Vec<String>> {
+    let dir = run.dir.join("students");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("read", dir, e)),
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| run.eval(n).is_file())
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 /// What the report reads of `pipeline.json`; every field may be missing.

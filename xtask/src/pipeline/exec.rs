@@ -26,8 +26,8 @@ pub struct Summary {
 /// Runs every stage of `plan` in order; stops at the first failure.
 pub fn run_all(ctx: &RunContext, plan: &[Stage]) -> Result<Summary> {
     let layout = &ctx.layout;
-    std::fs::create_dir_all(&layout.run)
-        .with_context(|| format!("creating {}", layout.run.display()))?;
+    std::fs::create_dir_all(&layout.run.dir)
+        .with_context(|| format!("creating {}", layout.run.dir.display()))?;
     for path in layout.sources(&ctx.settings.task) {
         ensure!(path.is_file(), "{} is missing", path.display());
     }
@@ -98,7 +98,7 @@ pub fn run_all(ctx: &RunContext, plan: &[Stage]) -> Result<Summary> {
         println!("    {}", super::prompt(&command));
         if !resume {
             for path in &stage.clean {
-                remove_inside(path, &layout.run)?;
+                remove_inside(path, &layout.run.dir)?;
             }
         }
         let mut rec = StageRecord {

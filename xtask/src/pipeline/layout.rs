@@ -15,7 +15,9 @@
 //!   plots/*.{png,svg}, report.{md,html,json}
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+pub use distill_data::RunFolder;
 
 use super::presets::Task;
 
@@ -95,8 +97,16 @@ pub enum TeacherBase {
 pub struct Layout {
     /// The workspace root (assets, fixtures).
     pub root: PathBuf,
-    /// `runs/<name>`.
-    pub run: PathBuf,
+    /// `runs/<name>`, in the layout `distill report` reads.
+    pub run: RunFolder,
+}
+
+/// A run's own files (`l.eval(..)`, `l.teacher()`, …) are those of its [`RunFolder`].
+impl std::ops::Deref for Layout {
+    type Target = RunFolder;
+    fn deref(&self) -> &RunFolder {
+        &self.run
+    }
 }
 
 impl Layout {
@@ -117,58 +127,5 @@ impl Layout {
         let mut files = vec![self.source_train(task), self.source_dev(task)];
         files.extend(task.test.iter().chain(&task.unlabelled).cloned());
         files
-    }
-    pub fn train(&self) -> PathBuf {
-        self.run.join("data/train.tsv")
-    }
-    pub fn dev(&self) -> PathBuf {
-        self.run.join("data/dev.tsv")
-    }
-    pub fn test(&self) -> PathBuf {
-        self.run.join("data/test.tsv")
-    }
-    pub fn unlabelled(&self) -> PathBuf {
-        self.run.join("data/unlabelled.tsv")
-    }
-    pub fn augmented(&self) -> PathBuf {
-        self.run.join("data/augment.tsv")
-    }
-    /// Augmented samples and unlabelled text together (only when there is unlabelled text).
-    pub fn transfer(&self) -> PathBuf {
-        self.run.join("data/transfer.tsv")
-    }
-    pub fn teacher(&self) -> PathBuf {
-        self.run.join("teacher")
-    }
-    pub fn logits(&self, name: &str) -> PathBuf {
-        self.run.join("logits").join(format!("{name}.safetensors"))
-    }
-    pub fn student(&self, name: &str) -> PathBuf {
-        self.run.join("students").join(name)
-    }
-    pub fn eval(&self, model: &str) -> PathBuf {
-        self.run.join("eval").join(format!("{model}.json"))
-    }
-    /// Metrics on the test file.
-    pub fn eval_test(&self, model: &str) -> PathBuf {
-        self.run.join("eval/test").join(format!("{model}.json"))
-    }
-    pub fn scores(&self, model: &str) -> PathBuf {
-        self.run.join("eval").join(format!("{model}.scores"))
-    }
-    pub fn bench(&self, model: &str) -> PathBuf {
-        self.run.join("bench").join(format!("{model}.json"))
-    }
-    pub fn pipeline_json(&self) -> PathBuf {
-        self.run.join("pipeline.json")
-    }
-    /// The files of a model folder that define it (teacher: HF layout; student: ours).
-    pub fn model_files(dir: &Path, teacher: bool) -> Vec<PathBuf> {
-        let names: &[&str] = if teacher {
-            &["config.json", "model.safetensors", "tokenizer.json"]
-        } else {
-            &["config.json", "vocab.json", "model.safetensors"]
-        };
-        names.iter().map(|n| dir.join(n)).collect()
     }
 }

@@ -22,7 +22,7 @@ use std::process::Command;
 use anyhow::{bail, ensure, Context as _, Result};
 
 use device::DeviceChoice;
-use layout::{Layout, TeacherBase};
+use layout::{Layout, RunFolder, TeacherBase};
 use presets::{Overrides, Preset, Settings};
 use stages::{Action, Stage};
 
@@ -192,7 +192,7 @@ pub fn run(args: &PipelineArgs) -> Result<()> {
     let run_dir = cwd.join(&args.runs_dir).join(&name);
     let layout = Layout {
         root: root.clone(),
-        run: run_dir.clone(),
+        run: RunFolder::new(run_dir.clone()),
     };
     let base = teacher_base(&settings.teacher, &cwd, &root)?;
     let paths = Paths {

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use super::device::DeviceChoice;
-use super::layout::{student, Layout, StudentSpec, TeacherBase};
+use super::layout::{student, Layout, RunFolder, StudentSpec, TeacherBase};
 use super::presets::{Settings, TeacherPrecision};
 
 /// What a stage does.
@@ -143,7 +143,7 @@ struct Planner<'a> {
 
 impl Planner<'_> {
     fn teacher_files(&self) -> Vec<PathBuf> {
-        Layout::model_files(&self.l.teacher(), true)
+        RunFolder::model_files(&self.l.teacher(), true)
     }
 
     /// Assets, data, fine-tuning, labelling and augmentation.
@@ -162,7 +162,7 @@ impl Planner<'_> {
         let (base_arg, base_inputs, hub) = match base {
             TeacherBase::Folder(dir) => (
                 dir.display().to_string(),
-                Layout::model_files(dir, true),
+                RunFolder::model_files(dir, true),
                 None,
             ),
             TeacherBase::Hub(id) => (id.clone(), Vec::new(), Some(id.clone())),
@@ -428,7 +428,7 @@ impl Planner<'_> {
 
     fn student_inputs(&self, spec: &StudentSpec) -> Vec<PathBuf> {
         let best = self.l.student(spec.name).join("best");
-        [Layout::model_files(&best, false), vec![self.l.dev()]].concat()
+        [RunFolder::model_files(&best, false), vec![self.l.dev()]].concat()
     }
 
     fn eval_student(&self, spec: &StudentSpec, test: bool) -> Stage {
@@ -439,7 +439,7 @@ impl Planner<'_> {
                 .path("--model", &best)
                 .path("--data", &l.test())
                 .flag("--json");
-            let inputs = [Layout::model_files(&best, false), vec![l.test()]].concat();
+            let inputs = [RunFolder::model_files(&best, false), vec![l.test()]].concat();
             return Stage::cli(
                 format!("eval-test-{}", spec.name),
                 format!("student `{}` on test", spec.name),
@@ -501,9 +501,9 @@ impl Planner<'_> {
         }
         let outputs: Vec<PathBuf> = ["report.md", "report.html", "report.json"]
             .iter()
-            .map(|f| l.run.join(f))
+            .map(|f| l.run.dir.join(f))
             .collect();
-        let args = Args::new(&["report"]).path("--run", &l.run);
+        let args = Args::new(&["report"]).path("--run", &l.run.dir);
         let mut stage = Stage::cli(
             "report".into(),
             "report.md, report.html and plots/".into(),
@@ -544,7 +544,7 @@ mod tests {
     fn every_stage_reads_only_what_an_earlier_stage_writes() {
         let layout = Layout {
             root: "/root".into(),
-            run: "/runs/x".into(),
+            run: RunFolder::new("/runs/x"),
         };
         let settings = Settings::preset(Preset::Full);
         let base = TeacherBase::Hub("a/b".into());
@@ -568,7 +568,7 @@ mod tests {
             written.extend(stage.outputs.iter().cloned());
             if stage.name.starts_with("student-") {
                 let best = stage.outputs[1].parent().unwrap().to_path_buf();
-                written.extend(Layout::model_files(&best, false));
+                written.extend(RunFolder::model_files(&best, false));
             }
             if let Action::Cli { args, .. } = &stage.action {
                 let on_device = args
@@ -588,7 +588,7 @@ mod tests {
     fn bf16_reaches_fine_tuning_and_every_label_stage_and_f32_keeps_the_old_commands() {
         let layout = Layout {
             root: "/root".into(),
-            run: "/runs/x".into(),
+            run: RunFolder::new("/runs/x"),
         };
         let base = TeacherBase::Hub("a/b".into());
         let cpu = DeviceChoice::parse("cpu").unwrap();
