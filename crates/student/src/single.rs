@@ -51,6 +51,20 @@ pub struct Scratch {
     c: [Vec<f32>; 2],
 }
 
+impl Scratch {
+    /// Zero states and gate scratch of `hidden` units for a new sentence.
+    fn reset(&mut self, hidden: usize) {
+        for d in 0..2 {
+            self.z[d].clear();
+            self.z[d].resize(4 * hidden, 0.0);
+            for v in [&mut self.h[d], &mut self.c[d]] {
+                v.clear();
+                v.resize(hidden, 0.0);
+            }
+        }
+    }
+}
+
 /// Runs both directions of one layer over a sentence of `len` tokens. `rows[d]` are the
 /// input rows of direction `d` (0 forward, 1 backward) indexed by position. With `out`
 /// (`[len, 2H]`), position `t` receives the forward and backward `h_t`. Final states are left
@@ -63,14 +77,7 @@ pub fn both(
     out: Option<&mut [f32]>,
 ) {
     let hidden = rec[0].hidden;
-    for d in 0..2 {
-        scratch.z[d].clear();
-        scratch.z[d].resize(4 * hidden, 0.0);
-        for v in [&mut scratch.h[d], &mut scratch.c[d]] {
-            v.clear();
-            v.resize(hidden, 0.0);
-        }
-    }
+    scratch.reset(hidden);
     #[cfg(target_arch = "x86_64")]
     if hidden == 8
         && rec[1].hidden == 8
@@ -93,14 +100,7 @@ pub fn both_portable(
     out: Option<&mut [f32]>,
 ) {
     let hidden = rec[0].hidden;
-    for d in 0..2 {
-        scratch.z[d].clear();
-        scratch.z[d].resize(4 * hidden, 0.0);
-        for v in [&mut scratch.h[d], &mut scratch.c[d]] {
-            v.clear();
-            v.resize(hidden, 0.0);
-        }
-    }
+    scratch.reset(hidden);
     portable(rec, rows, len, scratch, out)
 }
 

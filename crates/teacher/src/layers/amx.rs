@@ -614,14 +614,18 @@ mod tests {
             let got = packed.forward(&x, rows);
             let want = reference(&x, rows, &w, &b, out);
             assert_eq!(got.len(), want.len());
-            let worst = got
-                .iter()
-                .zip(&want)
-                .map(|(g, w)| (g - w).abs() / (1.0 + w.abs()))
-                .fold(0f32, f32::max);
+            let worst = worst_error(&got, &want);
             // Only the order of f32 additions differs from the oracle.
             assert!(worst < 1e-5 * k as f32, "{rows}×{out}×{k}: {worst}");
         }
+    }
+
+    /// The largest `|got − want| / (1 + |want|)`.
+    fn worst_error(got: &[f32], want: &[f32]) -> f32 {
+        got.iter()
+            .zip(want)
+            .map(|(g, w)| (g - w).abs() / (1.0 + w.abs()))
+            .fold(0f32, f32::max)
     }
 
     /// `src` `(rows, cols)` row-major, transposed.
@@ -664,11 +668,7 @@ mod tests {
                 let b_src = if b_stored == Stored::AsIs { &b } else { &bt };
                 let got = product(a_src, a_stored, b_src, b_stored, m, n, k, Some(&bias));
                 assert_eq!(got.len(), want.len());
-                let worst = got
-                    .iter()
-                    .zip(&want)
-                    .map(|(g, w)| (g - w).abs() / (1.0 + w.abs()))
-                    .fold(0f32, f32::max);
+                let worst = worst_error(&got, &want);
                 assert!(
                     worst < 1e-5 * k as f32,
                     "{m}×{n}×{k} {a_stored:?}/{b_stored:?}: {worst}"
@@ -746,29 +746,13 @@ mod timing {
             let t = std::time::Instant::now();
             for _ in 0..reps {
                 let mut y = vec![0f32; rows * out];
-                unsafe {
-                    gemm::gemm(
-                        rows,
-                        out,
-                        k,
-                        y.as_mut_ptr(),
-                        1,
-                        out as isize,
-                        true,
-                        x.as_ptr(),
-                        1,
-                        k as isize,
-                        w.as_ptr(),
-                        k as isize,
-                        1,
-                        1.0f32,
-                        1.0f32,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
-                }
+                crate::layers::linear::add_x_wt(
+                    &mut y,
+                    &x,
+                    &w,
+                    (rows, out, k),
+                    gemm::Parallelism::None,
+                );
                 std::hint::black_box(y);
             }
             let f32_s = t.elapsed().as_secs_f64() / reps as f64;

@@ -175,6 +175,43 @@ impl<'a> Operands<'a> {
     }
 }
 
+/// `y += x·Wᵀ` in f32 (gemm): `y` `rows × out`, `x` `rows × k`, `W` `out × k`, row-major.
+pub(crate) fn add_x_wt(
+    y: &mut [f32],
+    x: &[f32],
+    w: &[f32],
+    (rows, out, k): (usize, usize, usize),
+    parallelism: gemm::Parallelism,
+) {
+    assert!(y.len() == rows * out && x.len() == rows * k && w.len() == out * k);
+    // SAFETY: the lengths were just checked: `y` is rows × out (row-major), `x` rows × k,
+    // and `w` out × k read as its transpose (k × out: row stride 1, column stride k); gemm
+    // reads and writes within those bounds. dst = 1·dst + 1·x·Wᵀ adds to what `y` holds.
+    unsafe {
+        gemm::gemm(
+            rows,
+            out,
+            k,
+            y.as_mut_ptr(),
+            1,
+            out as isize,
+            true,
+            x.as_ptr(),
+            1,
+            k as isize,
+            w.as_ptr(),
+            k as isize,
+            1,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
 /// `(x, W, b)` → `x Wᵀ + b`, with its backward.
 struct LinearOp;
 
@@ -212,32 +249,7 @@ impl CustomOp3 for LinearOp {
         } else {
             gemm::Parallelism::None
         };
-        // SAFETY: `y` is rows × out (row-major), `x` rows × k, and `w` out × k read as its
-        // transpose (k × out: row stride 1, column stride k); gemm reads and writes within
-        // those bounds. dst = 1·dst + 1·x·Wᵀ adds the product to the preloaded bias.
-        unsafe {
-            gemm::gemm(
-                rows,
-                out,
-                k,
-                y.as_mut_ptr(),
-                1,
-                out as isize,
-                true,
-                x.as_ptr(),
-                1,
-                k as isize,
-                w.as_ptr(),
-                k as isize,
-                1,
-                1.0f32,
-                1.0f32,
-                false,
-                false,
-                false,
-                parallelism,
-            );
-        }
+        add_x_wt(&mut y, x, w, (rows, out, k), parallelism);
         Ok((CpuStorage::F32(y), Shape::from(out_dims(l1.dims(), out))))
     }
 
