@@ -44,6 +44,10 @@ impl DeviceChoice {
         Ok(Self { kind, index })
     }
 
+    pub fn is_cpu(&self) -> bool {
+        self.kind == Kind::Cpu
+    }
+
     /// The cargo feature of `distill-cli` this device needs.
     pub fn cargo_feature(&self) -> Option<&'static str> {
         match self.kind {

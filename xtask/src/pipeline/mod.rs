@@ -23,7 +23,7 @@ use anyhow::{bail, ensure, Context as _, Result};
 
 use device::DeviceChoice;
 use layout::{Layout, RunFolder, TeacherBase};
-use presets::{Overrides, Preset, Settings};
+use presets::{Overrides, Preset, Settings, TeacherPrecision};
 use stages::{Action, Stage};
 
 /// Options of `cargo xtask pipeline`.
@@ -170,8 +170,12 @@ pub fn run(args: &PipelineArgs) -> Result<()> {
         .context("xtask has no parent folder")?
         .to_path_buf();
     let cwd = std::env::current_dir().context("reading the current folder")?;
-    let settings = Settings::resolve(args.preset, &args.overrides, &root, &cwd)?;
+    let mut settings = Settings::resolve(args.preset, &args.overrides, &root, &cwd)?;
     let device = DeviceChoice::parse(&args.device)?;
+    // The presets' bf16 is the CPU's AMX tiles: a teacher on a GPU keeps f32 unless asked.
+    if args.overrides.teacher_precision.is_none() && !device.is_cpu() {
+        settings.teacher_precision = TeacherPrecision::F32;
+    }
     let student_device = DeviceChoice::parse(&args.student_device)?;
     ensure!(
         student_device.cargo_feature().is_none()

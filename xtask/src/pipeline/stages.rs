@@ -608,6 +608,7 @@ mod tests {
                 .collect()
         };
         let mut settings = Settings::preset(Preset::Full);
+        settings.teacher_precision = TeacherPrecision::F32;
         let f32_stages = precision_of(&settings);
         assert_eq!(f32_stages.len(), 3, "{f32_stages:?}");
         assert!(
