@@ -8,8 +8,8 @@ mod common;
 use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
-use common::fixture;
-use distill_data::{Dataset, LabelSet};
+use common::{fixture, toy};
+use distill_data::LabelSet;
 use distill_teacher::{finetune, pad_batch, FinetuneConfig, LoadOptions, Mode, Precision, Teacher};
 use serde_json::Value;
 
@@ -148,27 +148,6 @@ fn inference_passes_of_a_bf16_trained_model_stay_f32() {
     // Dev evaluation measures the f32 weights as a default load will run them.
     assert_eq!(logits(&exact, Mode::Eval), logits(&mixed, Mode::Eval));
     assert_ne!(logits(&exact, Mode::Grad), logits(&mixed, Mode::Grad));
-}
-
-/// "good …" sentences are positive, "bad …" ones negative (as in `finetune.rs`).
-fn toy(n: usize, offset: usize) -> Dataset {
-    let nouns = [
-        "film", "plot", "cast", "score", "ending", "script", "movie", "story",
-    ];
-    let lines: Vec<String> = (0..n)
-        .map(|i| {
-            let j = i + offset;
-            let (word, label) = if j % 2 == 0 { ("good", 1) } else { ("bad", 0) };
-            format!(
-                "a {word} {} , really {word} .\t{label}",
-                nouns[j % nouns.len()]
-            )
-        })
-        .collect();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("toy.tsv");
-    std::fs::write(&path, format!("sentence\tlabel\n{}\n", lines.join("\n"))).unwrap();
-    Dataset::read(&path, &LabelSet::binary()).unwrap()
 }
 
 #[test]

@@ -1,34 +1,12 @@
 //! A short fine-tuning run of the tiny BERT: it learns a separable toy task, writes
 //! `metrics.jsonl` and a checkpoint that reloads with the logged dev accuracy.
 
-use candle_core::Device;
-use distill_data::{Dataset, LabelSet};
-use distill_teacher::{evaluate, finetune, FinetuneConfig, InferOptions, LoadOptions, Teacher};
+mod common;
 
-/// "good …" sentences are positive, "bad …" ones negative.
-fn toy(n: usize, offset: usize) -> Dataset {
-    let nouns = [
-        "film", "plot", "cast", "score", "ending", "script", "movie", "story",
-    ];
-    let lines: Vec<String> = (0..n)
-        .map(|i| {
-            let j = i + offset;
-            let (word, label) = if j.is_multiple_of(2) {
-                ("good", 1)
-            } else {
-                ("bad", 0)
-            };
-            format!(
-                "a {word} {} , really {word} .\t{label}",
-                nouns[j % nouns.len()]
-            )
-        })
-        .collect();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("toy.tsv");
-    std::fs::write(&path, format!("sentence\tlabel\n{}\n", lines.join("\n"))).unwrap();
-    Dataset::read(&path, &LabelSet::binary()).unwrap()
-}
+use candle_core::Device;
+use common::toy;
+use distill_data::LabelSet;
+use distill_teacher::{evaluate, finetune, FinetuneConfig, InferOptions, LoadOptions, Teacher};
 
 #[test]
 fn fine_tuning_learns_and_saves_the_best_checkpoint() {

@@ -267,13 +267,16 @@ impl CustomOp3 for LinearOp {
         let x2 = x.detach().reshape((rows, k))?;
         let dx = g.matmul(&w.detach())?.reshape(x.shape())?;
         let dw = g.t()?.matmul(&x2)?;
-        // Column sums as a (1 × rows) · (rows × out) product: one gemm instead of a
-        // strided reduction.
-        let db = Tensor::ones((1, rows), DType::F32, g.device())?
-            .matmul(&g)?
-            .reshape(out)?;
-        Ok((Some(dx), Some(dw), Some(db)))
+        Ok((Some(dx), Some(dw), Some(bias_grad(&g, rows, out)?)))
     }
+}
+
+/// `∂b`: the column sums of `g` `(rows, out)`, as a (1 × rows) · (rows × out) product (one
+/// gemm instead of a strided reduction).
+fn bias_grad(g: &Tensor, rows: usize, out: usize) -> Result<Tensor> {
+    Tensor::ones((1, rows), DType::F32, g.device())?
+        .matmul(g)?
+        .reshape(out)
 }
 
 /// `x` → `x Wᵀ + b` in bf16 on AMX tiles; no backward.
@@ -346,10 +349,7 @@ impl CustomOp3 for Bf16LinearOp {
             .reshape(x.shape())?;
         // ∂W = gᵀ x: both stored transposed (`g` is `(rows, out)`, `x` `(rows, k)`).
         let dw = g.apply_op2_no_bwd(&x2.contiguous()?, &Bf16Product(Stored::Transposed))?;
-        let db = Tensor::ones((1, rows), DType::F32, g.device())?
-            .matmul(&g)?
-            .reshape(out)?;
-        Ok((Some(dx), Some(dw), Some(db)))
+        Ok((Some(dx), Some(dw), Some(bias_grad(&g, rows, out)?)))
     }
 }
 

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
+use distill_data::{Dataset, LabelSet};
 
 /// The device the parity tests run on: the CPU, or `DISTILL_TEST_DEVICE=cuda[:N]` (the GPU
 /// acceptance run, `scripts/gpu-acceptance.sh`, runs these test binaries on a GPU).
@@ -41,4 +42,31 @@ pub fn tensor_max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         .unwrap()
         .to_scalar::<f32>()
         .unwrap()
+}
+
+/// A separable toy task of `n` rows from row `offset` on: "good …" sentences are
+/// positive, "bad …" ones negative.
+#[allow(dead_code)]
+pub fn toy(n: usize, offset: usize) -> Dataset {
+    let nouns = [
+        "film", "plot", "cast", "score", "ending", "script", "movie", "story",
+    ];
+    let lines: Vec<String> = (0..n)
+        .map(|i| {
+            let j = i + offset;
+            let (word, label) = if j.is_multiple_of(2) {
+                ("good", 1)
+            } else {
+                ("bad", 0)
+            };
+            format!(
+                "a {word} {} , really {word} .\t{label}",
+                nouns[j % nouns.len()]
+            )
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("toy.tsv");
+    std::fs::write(&path, format!("sentence\tlabel\n{}\n", lines.join("\n"))).unwrap();
+    Dataset::read(&path, &LabelSet::binary()).unwrap()
 }
