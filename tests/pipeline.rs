@@ -206,6 +206,26 @@ fn smoke_pipeline_reports_every_model_and_resumes_by_skipping() {
         !second.contains(": running"),
         "second run ran something:\n{second}"
     );
+
+    // A dry run keys the stages as a run does: all up to date, until a setting changes.
+    let dry = smoke_pipeline_with(runs.path(), &["--dry-run"]);
+    assert_eq!(dry.matches(" (up to date) — ").count(), stages, "{dry}");
+    let changed = smoke_pipeline_with(runs.path(), &["--dry-run", "--augment-factor", "3"]);
+    let state = |name: &str| {
+        let line = changed
+            .lines()
+            .find(|l| l.contains(&format!("] {name} (")))
+            .unwrap_or_else(|| panic!("no stage {name}:\n{changed}"));
+        line[line.find(" (").unwrap() + 2..line.find(") — ").unwrap()].to_string()
+    };
+    assert_eq!(state("teacher-finetune"), "up to date");
+    assert_eq!(state("augment"), "runs: command or inputs changed");
+    assert_eq!(
+        state("teacher-label-augment"),
+        "runs: after an earlier stage"
+    );
+    assert_eq!(state("student-distill"), "up to date");
+    assert_eq!(state("report"), "runs: after an earlier stage");
 }
 
 /// The report of a smoke run on another task: every model evaluated on all `dev_rows`, with

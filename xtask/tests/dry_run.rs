@@ -41,7 +41,7 @@ fn smoke_plan_lists_every_stage_with_its_command() {
         "report",
     ] {
         assert!(
-            out.contains(&format!("] {stage} (not run yet)")),
+            out.contains(&format!("] {stage} (runs: new)")),
             "no {stage}:\n{out}"
         );
     }

@@ -87,9 +87,13 @@ pub struct TrainArgs {
     gamma: f64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Share of --train held out for validation.
+    /// Share of --train held out for validation (stratified; `distill augment` leaves out
+    /// the same rows given the same --val-share and --split-seed).
     #[arg(long, default_value_t = 0.2, value_parser = finite)]
     val_share: f64,
+    /// Seed of the validation split.
+    #[arg(long, default_value_t = 0)]
+    split_seed: u64,
     /// Skip the original word normalisation (punctuation, numbers, stemming).
     #[arg(long)]
     no_normalize: bool,
@@ -169,6 +173,7 @@ fn train(a: TrainArgs) -> Result<()> {
     let mut run = StudentRun::new(a.train.clone(), a.out.clone());
     run.preset = StudentPreset::by_name(&a.preset)?;
     run.val_share = a.val_share;
+    run.split_seed = a.split_seed;
     run.normalize = !a.no_normalize;
     run.max_vocab = a.max_vocab;
     run.min_freq = a.min_freq;

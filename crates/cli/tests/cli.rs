@@ -461,25 +461,77 @@ fn bench_reports_batched_and_per_sentence_figures_beside_pytorch() {
     fails_with(&run(missing), &["no/such/script.py", "--torch-script"]);
 }
 
+/// `distill augment` of `data` into `out` with the tiny teacher and `extra` flags.
+fn augment(data: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let (d, o, t) = (
+        data.to_str().unwrap(),
+        out.to_str().unwrap(),
+        tiny_teacher(),
+    );
+    let mut args = vec![
+        "augment",
+        "--data",
+        d,
+        "--out",
+        o,
+        "--teacher",
+        t.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    distill(&args)
+}
+
 #[test]
-fn augment_with_zero_neighbours_is_an_error_not_a_panic() {
+fn augment_with_zero_neighbours_or_a_bad_val_share_is_an_error_not_a_panic() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("train.tsv");
     head(&assets().join("train.tsv"), &data, 20);
     let out = tmp.path().join("aug.tsv");
-    let o = distill(&[
-        "augment",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--teacher",
-        tiny_teacher().to_str().unwrap(),
-        "--neighbours",
-        "0",
-    ]);
+    let o = augment(&data, &out, &["--neighbours", "0"]);
     fails_with(&o, &["--neighbours 0", "at least 1"]);
     assert!(!out.exists());
+    for share in ["1", "1.5", "NaN"] {
+        let o = augment(&data, &out, &["--val-share", share]);
+        fails_with(&o, &[&format!("--val-share {share}"), "[0, 1)"]);
+        assert!(!out.exists());
+    }
+}
+
+#[test]
+fn augmentation_leaves_out_the_students_validation_part() {
+    // Each sentence carries a word of its own, so a sample shows which row it came from.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("train.tsv");
+    let mut tsv = String::from("sentence\tlabel\n");
+    for i in 0..40 {
+        tsv += &format!("a quite good film zq{i} with heart\t{}\n", i % 3 % 2);
+    }
+    std::fs::write(&data, tsv).unwrap();
+    let labels = distill_data::LabelSet::binary();
+    let rows = distill_data::Dataset::read(&data, &labels).unwrap();
+    let (train_rows, val_rows) = distill_data::stratified_split_indices(&rows, 0.25, 0);
+    let markers_in = |val_share: &str| -> Vec<usize> {
+        let out = tmp.path().join(format!("aug-{val_share}.tsv"));
+        let o = augment(
+            &data,
+            &out,
+            &["--augment-factor", "20", "--val-share", val_share],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let text = std::fs::read_to_string(&out).unwrap();
+        let mut seen: Vec<usize> = text
+            .split_whitespace()
+            .filter_map(|w| w.strip_prefix("zq")?.parse().ok())
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        seen
+    };
+    // The student's split (`distill student train --val-share 0.25`): training rows only.
+    assert_eq!(markers_in("0.25"), train_rows);
+    // Without the hold-out every row is augmented, validation rows included.
+    let all = markers_in("0");
+    assert!(val_rows.iter().all(|r| all.contains(r)));
 }
 
 #[test]

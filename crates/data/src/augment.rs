@@ -53,11 +53,21 @@ impl Augmenter {
         sentences: &[S],
         substitutes: &Substitutes,
     ) -> Vec<String> {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        let mut seen: HashSet<String> = sentences
+        let seen = sentences
             .iter()
             .map(|s| normalise_space(s.as_ref()))
             .collect();
+        self.augment_unseen(sentences, substitutes, seen)
+    }
+
+    /// [`Self::augment`], dropping samples already in `seen` (normalised spacing).
+    fn augment_unseen<S: AsRef<str>>(
+        &self,
+        sentences: &[S],
+        substitutes: &Substitutes,
+        mut seen: HashSet<String>,
+    ) -> Vec<String> {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         let mut out = Vec::new();
         for sentence in sentences {
             let words: Vec<&str> = sentence.as_ref().split_whitespace().collect();
@@ -82,13 +92,33 @@ impl Augmenter {
         data: &crate::Dataset,
         substitutes: &Substitutes,
     ) -> crate::Dataset {
+        self.augment_dataset_avoiding(data, substitutes, &crate::Dataset::default())
+    }
+
+    /// [`Self::augment_dataset`], also dropping samples equal to an example of
+    /// `held_out` (a validation part: a copy of one would carry it into training).
+    pub fn augment_dataset_avoiding(
+        &self,
+        data: &crate::Dataset,
+        substitutes: &Substitutes,
+        held_out: &crate::Dataset,
+    ) -> crate::Dataset {
+        let key = |a: &str, b: Option<&str>| match b {
+            Some(b) => format!("{}\t{}", normalise_space(a), normalise_space(b)),
+            None => normalise_space(a),
+        };
+        let mut seen: HashSet<String> = data
+            .examples
+            .iter()
+            .chain(&held_out.examples)
+            .map(|e| key(&e.text, e.text_pair.as_deref()))
+            .collect();
         let Some(pairs) = data.text_pairs().filter(|_| data.is_pairs()) else {
-            return crate::Dataset::from_texts(self.augment(&data.texts(), substitutes));
+            let texts = self.augment_unseen(&data.texts(), substitutes, seen);
+            return crate::Dataset::from_texts(texts);
         };
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        let key = |a: &str, b: &str| format!("{}\t{}", normalise_space(a), normalise_space(b));
         let texts = data.texts();
-        let mut seen: HashSet<String> = texts.iter().zip(&pairs).map(|(a, b)| key(a, b)).collect();
         let mut out = crate::Dataset::default();
         for (a, b) in texts.iter().zip(&pairs) {
             let (wa, wb): (Vec<&str>, Vec<&str>) = (
@@ -101,7 +131,7 @@ impl Augmenter {
             for _ in 0..self.n_iter {
                 let sa = self.sample(&wa, substitutes, &mut rng);
                 let sb = self.sample(&wb, substitutes, &mut rng);
-                if seen.insert(key(&sa, &sb)) {
+                if seen.insert(key(&sa, Some(&sb))) {
                     out.examples.push(crate::Example {
                         text: sa,
                         text_pair: Some(sb),
@@ -173,6 +203,29 @@ mod tests {
         let mut s = Substitutes::new();
         s.insert("good".into(), vec!["great".into(), "fine".into()]);
         s
+    }
+
+    #[test]
+    fn samples_equal_to_a_held_out_example_are_dropped() {
+        // Unigrams only: every sample is one word of the source, masked or not.
+        let aug = Augmenter {
+            p_mask: 0.0,
+            p_swap: 0.0,
+            p_ngram: 1.0,
+            max_ngram: 1,
+            n_iter: 30,
+            ..Augmenter::default()
+        };
+        let data = crate::Dataset::from_texts(vec!["plain good film".into()]);
+        let texts =
+            |d: &crate::Dataset| d.texts().iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        let all = texts(&aug.augment_dataset(&data, &subs()));
+        assert!(all.contains(&"good".to_string()), "{all:?}");
+        // `good  ` is the held-out sentence `good` with other spacing.
+        let held_out = crate::Dataset::from_texts(vec!["good  ".into()]);
+        let kept = texts(&aug.augment_dataset_avoiding(&data, &subs(), &held_out));
+        let expected: Vec<String> = all.into_iter().filter(|t| t != "good").collect();
+        assert_eq!(kept, expected);
     }
 
     #[test]

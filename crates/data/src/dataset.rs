@@ -54,6 +54,18 @@ impl LabelSet {
         Self::new(set.into_iter().map(str::to_string).collect())
     }
 
+    /// The labels a student distilled from a teacher reads its training file with, given
+    /// the file's own (`None`: the file has too few to form a set): the teacher's, in its
+    /// output order, when they name every label of the file (ids then index the logits'
+    /// columns); the file's otherwise. `distill augment` reads with the same set, so its
+    /// split of the file is the student's.
+    pub fn for_distillation(file: Option<LabelSet>, teacher: LabelSet) -> LabelSet {
+        match file {
+            Some(file) if file.names.iter().any(|n| teacher.index(n).is_none()) => file,
+            _ => teacher,
+        }
+    }
+
     /// Labels from a comma-separated list (`--labels neg,pos`): names trimmed,
     /// none empty, none repeated.
     pub fn parse_list(list: &str) -> std::result::Result<Self, String> {
@@ -388,6 +400,20 @@ mod tests {
         let p = dir.path().join(name);
         std::fs::write(&p, content).unwrap();
         p
+    }
+
+    #[test]
+    fn a_distilled_student_takes_the_teachers_label_order_only_when_it_covers_the_file() {
+        let set = |names: &[&str]| LabelSet::new(names.iter().map(|n| n.to_string()).collect());
+        let teacher = set(&["pos", "neg", "neutral"]);
+        // The file's own order (sorted) gives way to the teacher's, whose ids are columns.
+        let chosen = LabelSet::for_distillation(Some(set(&["neg", "pos"])), teacher.clone());
+        assert_eq!(chosen, teacher);
+        // A label the teacher does not know keeps the file's set.
+        let file = set(&["neg", "other", "pos"]);
+        let chosen = LabelSet::for_distillation(Some(file.clone()), teacher.clone());
+        assert_eq!(chosen, file);
+        assert_eq!(LabelSet::for_distillation(None, teacher.clone()), teacher);
     }
 
     #[test]

@@ -129,13 +129,9 @@ impl StudentRun {
         let Some(cache) = cache else {
             return Ok(from_file?);
         };
+        // A file without (enough) labels distils from the teacher alone.
         let teacher = LabelSet::new(cache.meta.labels.clone());
-        match from_file {
-            Ok(file) if file.names().iter().all(|n| teacher.index(n).is_some()) => Ok(teacher),
-            Ok(file) => Ok(file),
-            // A file without (enough) labels distils from the teacher alone.
-            Err(_) => Ok(teacher),
-        }
+        Ok(LabelSet::for_distillation(from_file.ok(), teacher))
     }
 
     /// The training file: every row labelled unless the loss has a teacher term.

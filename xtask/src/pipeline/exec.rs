@@ -16,6 +16,109 @@ use super::layout::Layout;
 use super::stages::{Action, Stage};
 use super::{Context as RunContext, Paths};
 
+/// Whether a stage runs, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Done under the same key, outputs present: skipped.
+    UpToDate,
+    /// Runs: new, resuming, forced, outputs missing, inputs changed, after an earlier stage.
+    Runs(&'static str),
+}
+
+const RESUMING: &str = "resuming";
+const NEW: &str = "new";
+
+/// The SHA-256 of each of `stage`'s inputs, by canonical path.
+fn input_hashes(
+    ctx: &RunContext,
+    stage: &Stage,
+    hasher: &mut FileHasher,
+) -> Result<BTreeMap<String, String>> {
+    let mut inputs = BTreeMap::new();
+    for path in &stage.inputs {
+        let hash = hasher.sha256(path).with_context(|| {
+            format!(
+                "stage `{}` needs {}, which an earlier stage should have written",
+                stage.name,
+                path.display()
+            )
+        })?;
+        inputs.insert(ctx.paths.canonical(&path.display().to_string()), hash);
+    }
+    Ok(inputs)
+}
+
+/// `stage`'s key: its settings, canonical command line and input hashes.
+fn key_of(
+    ctx: &RunContext,
+    stage: &Stage,
+    record: &PipelineFile,
+    inputs: &BTreeMap<String, String>,
+) -> String {
+    let mut settings = stage.settings.clone();
+    if stage.name == "report" {
+        // The report shows every stage's wall time: a rerun stage reruns the report. Keyed
+        // on the times as shown, since a float read back from JSON may differ in its last bit.
+        for r in record.stages.iter().filter(|r| r.name != stage.name) {
+            let shown = r.seconds.map(seconds).unwrap_or_default();
+            settings.push_str(&format!("\n{} {} {shown}", r.name, r.key));
+        }
+    }
+    let canonical: Vec<String> = ctx
+        .paths
+        .command_args(stage)
+        .iter()
+        .map(|a| ctx.paths.canonical(a))
+        .collect();
+    stage_key(&settings, &canonical, inputs)
+}
+
+/// Whether `stage`, keyed `key` now, runs given its last record.
+fn verdict(ctx: &RunContext, stage: &Stage, previous: Option<&StageRecord>, key: &str) -> Verdict {
+    let same_key = previous.is_some_and(|r| r.key == key);
+    let done = previous.is_some_and(|r| r.state == State::Done);
+    let outputs_exist = stage.outputs.iter().all(|p| p.exists());
+    Verdict::Runs(match previous {
+        _ if ctx.forced(&stage.name) => "forced",
+        None => NEW,
+        Some(_) if same_key && done && outputs_exist => return Verdict::UpToDate,
+        Some(_) if same_key && !done => RESUMING,
+        Some(_) if same_key => "outputs missing",
+        Some(_) => "command or inputs changed",
+    })
+}
+
+/// What a run would do with each stage of `plan`, without running any: a stage never run
+/// is new; one whose inputs an earlier running stage writes (or that are missing) runs
+/// after it.
+pub fn verdicts(ctx: &RunContext, plan: &[Stage]) -> Result<Vec<Verdict>> {
+    let record = PipelineFile::load(&ctx.layout.pipeline_json())?;
+    let mut hasher = FileHasher::default();
+    let mut rewritten: Vec<&PathBuf> = Vec::new();
+    let mut out = Vec::with_capacity(plan.len());
+    for stage in plan {
+        let after_earlier = stage
+            .inputs
+            .iter()
+            .any(|p| rewritten.contains(&p) || !p.exists())
+            || (stage.name == "report" && out.iter().any(|v| *v != Verdict::UpToDate));
+        let v = if record.get(&stage.name).is_none() && !ctx.forced(&stage.name) {
+            Verdict::Runs(NEW)
+        } else if after_earlier {
+            Verdict::Runs("after an earlier stage")
+        } else {
+            let inputs = input_hashes(ctx, stage, &mut hasher)?;
+            let key = key_of(ctx, stage, &record, &inputs);
+            verdict(ctx, stage, record.get(&stage.name), &key)
+        };
+        if v != Verdict::UpToDate {
+            rewritten.extend(&stage.outputs);
+        }
+        out.push(v);
+    }
+    Ok(out)
+}
+
 /// What a finished run did.
 pub struct Summary {
     pub ran: usize,
@@ -44,55 +147,18 @@ pub fn run_all(ctx: &RunContext, plan: &[Stage]) -> Result<Summary> {
     let started = Instant::now();
     for (i, stage) in plan.iter().enumerate() {
         let tag = format!("[{:>2}/{}] {}", i + 1, plan.len(), stage.name);
-        let mut inputs = BTreeMap::new();
-        for path in &stage.inputs {
-            let hash = hasher.sha256(path).with_context(|| {
-                format!(
-                    "stage `{}` needs {}, which an earlier stage should have written",
-                    stage.name,
-                    path.display()
-                )
-            })?;
-            inputs.insert(ctx.paths.canonical(&path.display().to_string()), hash);
-        }
-        let mut settings = stage.settings.clone();
-        if stage.name == "report" {
-            // The report shows every stage's wall time: a rerun stage reruns the report. Keyed
-            // on the times as shown, since a float read back from JSON may differ in its last bit.
-            for r in record.stages.iter().filter(|r| r.name != stage.name) {
-                let shown = r.seconds.map(seconds).unwrap_or_default();
-                settings.push_str(&format!("\n{} {} {shown}", r.name, r.key));
-            }
-        }
-        let canonical: Vec<String> = ctx
-            .paths
-            .command_args(stage)
-            .iter()
-            .map(|a| ctx.paths.canonical(a))
-            .collect();
-        let key = stage_key(&settings, &canonical, &inputs);
+        let inputs = input_hashes(ctx, stage, &mut hasher)?;
+        let key = key_of(ctx, stage, &record, &inputs);
         let previous = record.get(&stage.name).cloned();
-        let outputs_exist = stage.outputs.iter().all(|p| p.exists());
-        let forced = ctx.forced(&stage.name);
-        let same_key = previous.as_ref().is_some_and(|r| r.key == key);
-        if !forced
-            && same_key
-            && outputs_exist
-            && previous.as_ref().is_some_and(|r| r.state == State::Done)
-        {
-            println!("{tag}: skipped (up to date)");
-            skipped += 1;
-            continue;
-        }
-        let resume =
-            !forced && same_key && previous.as_ref().is_some_and(|r| r.state != State::Done);
-        let why = match (&previous, forced, resume) {
-            (_, true, _) => "forced",
-            (None, ..) => "new",
-            (Some(_), _, true) => "resuming",
-            (Some(_), _, false) if same_key => "outputs missing",
-            _ => "inputs changed",
+        let why = match verdict(ctx, stage, previous.as_ref(), &key) {
+            Verdict::UpToDate => {
+                println!("{tag}: skipped (up to date)");
+                skipped += 1;
+                continue;
+            }
+            Verdict::Runs(why) => why,
         };
+        let resume = why == RESUMING;
         println!("{tag}: running ({why}) — {}", stage.what);
         let command = ctx.paths.display_command(stage);
         println!("    {}", super::prompt(&command));

@@ -75,7 +75,8 @@ pub const STUDENTS: [StudentSpec; 10] = [
     teacher_embeddings(spec("augment-teacher-emb", "distilled + augmentation, embeddings from the teacher", Some("distill"), true, "original")),
     spec("large-baseline", "large preset, BiLSTM on labels (CE)", None, false, "large"),
     spec("large-distill", "large preset, distilled: CE + logit MSE", Some("distill"), false, "large"),
-    spec("large-augment", "large preset, distilled + augmentation", Some("distill"), true, "large"),
+    // Tang et al.'s student starts from word2vec; the teacher's embeddings play that part.
+    teacher_embeddings(spec("large-augment", "large preset, distilled + augmentation, embeddings from the teacher", Some("distill"), true, "large")),
 ];
 
 /// The spec of a student by name.

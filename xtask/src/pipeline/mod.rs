@@ -51,7 +51,8 @@ pub struct PipelineArgs {
     /// Rerun a stage even when up to date (repeatable; `all`, or a prefix ending in `*`).
     #[arg(long = "force", value_name = "STAGE")]
     pub force: Vec<String>,
-    /// Print the settings and the stages' commands, run nothing.
+    /// Print the settings and the stages' commands, each with whether a run would skip it
+    /// (its key, input files hashed, matches its record) or run it and why; run nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// Use the `distill` binary already built instead of running cargo build first.
@@ -269,13 +270,13 @@ fn dry_run(ctx: &Context, plan: &[Stage]) -> Result<()> {
         let how = if r.overridden { "set by flag" } else { "rule" };
         println!("size rule: {} = {} ({how}: {})", r.setting, r.value, r.rule);
     }
-    let record = cache::PipelineFile::load(&ctx.layout.pipeline_json())?;
-    for (i, stage) in plan.iter().enumerate() {
-        let state = record
-            .get(&stage.name)
-            .map_or("not run yet".to_string(), |r| {
-                format!("{:?}", r.state).to_lowercase()
-            });
+    // Keyed as a run keys them (input files hashed), so "up to date" means a run skips it.
+    let verdicts = exec::verdicts(ctx, plan)?;
+    for (i, (stage, verdict)) in plan.iter().zip(&verdicts).enumerate() {
+        let state = match verdict {
+            exec::Verdict::UpToDate => "up to date".to_string(),
+            exec::Verdict::Runs(why) => format!("runs: {why}"),
+        };
         println!(
             "[{:>2}/{}] {} ({state}) — {}",
             i + 1,

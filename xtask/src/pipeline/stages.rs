@@ -14,6 +14,11 @@ use super::device::DeviceChoice;
 use super::layout::{student, Layout, RunFolder, StudentSpec, TeacherBase};
 use super::presets::{Settings, TeacherPrecision};
 
+/// Share of the training file each student holds out for validation. `distill augment`
+/// leaves the same rows out (same share, same default split seed), so that no augmented
+/// copy of a validation sentence trains a student and validation stays unseen.
+const STUDENT_VAL_SHARE: f64 = 0.2;
+
 /// What a stage does.
 #[derive(Clone, Debug)]
 pub enum Action {
@@ -250,6 +255,7 @@ impl Planner<'_> {
                 .path("--out", &aug)
                 .path("--teacher", &l.teacher())
                 .opt("--augment-factor", s.augment_factor)
+                .opt("--val-share", STUDENT_VAL_SHARE)
                 .opt("--seed", s.seed);
             let inputs = [self.teacher_files(), vec![train.clone()]].concat();
             let what = format!(
@@ -368,6 +374,7 @@ impl Planner<'_> {
             .opt("--preset", spec.preset)
             .opt("--epochs", s.epochs_of(spec.preset))
             .opt("--batch-size", s.student_batch_size)
+            .opt("--val-share", STUDENT_VAL_SHARE)
             .opt("--seed", s.seed)
             .opt("--device", &self.student_device);
         let outputs = vec![
