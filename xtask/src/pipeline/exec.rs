@@ -89,23 +89,21 @@ fn verdict(ctx: &RunContext, stage: &Stage, previous: Option<&StageRecord>, key:
 }
 
 /// What a run would do with each stage of `plan`, without running any: a stage never run
-/// is new; one whose inputs an earlier running stage writes (or that are missing) runs
-/// after it.
+/// is new; one whose inputs an earlier running stage writes runs after it.
 pub fn verdicts(ctx: &RunContext, plan: &[Stage]) -> Result<Vec<Verdict>> {
     let record = PipelineFile::load(&ctx.layout.pipeline_json())?;
     let mut hasher = FileHasher::default();
     let mut rewritten: Vec<&PathBuf> = Vec::new();
     let mut out = Vec::with_capacity(plan.len());
     for stage in plan {
-        let after_earlier = stage
-            .inputs
-            .iter()
-            .any(|p| rewritten.contains(&p) || !p.exists())
+        let after_earlier = stage.inputs.iter().any(|p| rewritten.contains(&p))
             || (stage.name == "report" && out.iter().any(|v| *v != Verdict::UpToDate));
         let v = if record.get(&stage.name).is_none() && !ctx.forced(&stage.name) {
             Verdict::Runs(NEW)
         } else if after_earlier {
             Verdict::Runs("after an earlier stage")
+        } else if stage.inputs.iter().any(|p| !p.exists()) {
+            Verdict::Runs("an input is missing")
         } else {
             let inputs = input_hashes(ctx, stage, &mut hasher)?;
             let key = key_of(ctx, stage, &record, &inputs);
