@@ -76,6 +76,15 @@ pub struct TrainArgs {
     /// Architecture preset: original or large.
     #[arg(long, default_value = "original")]
     preset: String,
+    /// Embedding size [default: the preset's].
+    #[arg(long)]
+    embedding_dim: Option<usize>,
+    /// LSTM hidden size per direction [default: the preset's].
+    #[arg(long)]
+    hidden_size: Option<usize>,
+    /// Dropout before the head [default: the preset's].
+    #[arg(long, value_parser = finite)]
+    dropout: Option<f64>,
     #[arg(long, default_value_t = 30)]
     epochs: usize,
     #[arg(long, default_value_t = 32)]
@@ -172,6 +181,15 @@ fn train(a: TrainArgs) -> Result<()> {
     };
     let mut run = StudentRun::new(a.train.clone(), a.out.clone());
     run.preset = StudentPreset::by_name(&a.preset)?;
+    if let Some(n) = a.embedding_dim {
+        run.preset.embedding_dim = n;
+    }
+    if let Some(n) = a.hidden_size {
+        run.preset.hidden_size = n;
+    }
+    if let Some(p) = a.dropout {
+        run.preset.dropout = p as f32;
+    }
     run.val_share = a.val_share;
     run.split_seed = a.split_seed;
     run.normalize = !a.no_normalize;

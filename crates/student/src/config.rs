@@ -46,6 +46,19 @@ impl StudentPreset {
         }
     }
 
+    /// Rejects sizes a model cannot be built with (checked before a run writes anything).
+    pub fn validate(&self) -> Result<()> {
+        if self.embedding_dim == 0 || self.hidden_size == 0 || self.num_layers == 0 {
+            return Err(Error::Config(
+                "embedding_dim, hidden_size and num_layers must be positive".into(),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::Config("dropout must be in [0, 1)".into()));
+        }
+        Ok(())
+    }
+
     /// Looks a preset up by name.
     pub fn by_name(name: &str) -> Result<Self> {
         match name {

@@ -94,6 +94,7 @@ impl StudentRun {
                 reason: "must be in (0, 1)",
             });
         }
+        self.preset.validate()?;
         self.train.validate()
     }
 

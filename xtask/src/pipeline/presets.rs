@@ -16,6 +16,20 @@ pub const SMOKE_TEACHER: &str = "fixtures/tiny-bert";
 /// The teacher base of the other presets (`distill teacher fetch`'s default).
 pub const DEFAULT_TEACHER: &str = "sentence-transformers/all-MiniLM-L6-v2";
 
+/// Sizes of a student that replace its architecture preset's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StudentSize {
+    pub embedding_dim: usize,
+    pub hidden_size: usize,
+}
+
+/// The sizes of `distill student train --preset large` (xtask does not link the student
+/// crate: it only runs commands).
+pub const LARGE_PRESET_SIZE: StudentSize = StudentSize {
+    embedding_dim: 64,
+    hidden_size: 64,
+};
+
 /// A preset's name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -124,6 +138,10 @@ pub struct Settings {
     /// Epochs of students of the `large` preset (`None`: `student_epochs`); each of their
     /// epochs over the augmented set costs minutes on a CPU.
     pub large_student_epochs: Option<usize>,
+    /// Embedding and hidden size of the `large` students (`None`: the preset's 64/64).
+    /// Recorded runs from before the setting read as `None`.
+    #[serde(default)]
+    pub large_student_size: Option<StudentSize>,
     pub student_batch_size: usize,
     /// Augmented samples drawn per training sentence (0: no augmentation stages).
     pub augment_factor: usize,
@@ -159,6 +177,7 @@ impl Settings {
                 teacher_lr: Some(1e-3),
                 student_epochs: 1,
                 large_student_epochs: None,
+                large_student_size: None,
                 student_batch_size: 32,
                 augment_factor: 2,
                 teacher_precision: TeacherPrecision::F32,
@@ -179,6 +198,7 @@ impl Settings {
                 teacher_lr: None,
                 student_epochs: 10,
                 large_student_epochs: None,
+                large_student_size: None,
                 student_batch_size: 32,
                 augment_factor: 4,
                 teacher_precision: TeacherPrecision::fastest_on_cpu(),
@@ -199,6 +219,7 @@ impl Settings {
                 teacher_lr: None,
                 student_epochs: 30,
                 large_student_epochs: None,
+                large_student_size: None,
                 student_batch_size: 32,
                 augment_factor: 20,
                 teacher_precision: TeacherPrecision::fastest_on_cpu(),
@@ -241,6 +262,16 @@ impl Settings {
         }
         if let Some(v) = o.large_student_epochs {
             s.large_student_epochs = Some(v);
+        }
+        match (o.large_embedding_dim, o.large_hidden_size) {
+            (None, None) => {}
+            (Some(0), _) | (_, Some(0)) => bail!("student sizes must be positive"),
+            (embedding_dim, hidden_size) => {
+                s.large_student_size = Some(StudentSize {
+                    embedding_dim: embedding_dim.unwrap_or(LARGE_PRESET_SIZE.embedding_dim),
+                    hidden_size: hidden_size.unwrap_or(LARGE_PRESET_SIZE.hidden_size),
+                });
+            }
         }
         if let Some(v) = o.student_batch_size {
             s.student_batch_size = v;
@@ -366,6 +397,10 @@ impl Settings {
                     .unwrap_or(self.student_epochs)
                     .to_string(),
             ),
+            ("large student size (embedding/hidden)", {
+                let z = self.large_student_size.unwrap_or(LARGE_PRESET_SIZE);
+                format!("{}/{}", z.embedding_dim, z.hidden_size)
+            }),
             ("student batch size", self.student_batch_size.to_string()),
             ("augment factor", self.augment_factor.to_string()),
             (
@@ -387,6 +422,11 @@ impl Settings {
             ("large", Some(n)) => n,
             _ => self.student_epochs,
         }
+    }
+
+    /// Sizes that replace the preset's for a student of architecture preset `preset`.
+    pub fn size_of(&self, preset: &str) -> Option<StudentSize> {
+        self.large_student_size.filter(|_| preset == "large")
     }
 
     /// True when some student learns from the transfer set.
@@ -539,6 +579,13 @@ pub struct Overrides {
     /// Epochs of the `large` preset students.
     #[arg(long)]
     pub large_student_epochs: Option<usize>,
+    /// Embedding size of the `large` preset students [default: 64]; cost grows with it.
+    #[arg(long)]
+    pub large_embedding_dim: Option<usize>,
+    /// LSTM hidden size of the `large` preset students [default: 64]; an epoch costs
+    /// about 3× as much at 128 as at 64.
+    #[arg(long)]
+    pub large_hidden_size: Option<usize>,
     #[arg(long)]
     pub student_batch_size: Option<usize>,
     /// Augmented samples per training sentence (0: skip augmentation) [default: full: 20
@@ -591,6 +638,23 @@ mod tests {
         assert_eq!(full.epochs_of("original"), 30);
         assert!(!s.uses_augmentation());
         assert!(s.students.iter().all(|n| !n.contains("augment")));
+        assert_eq!(full.size_of("large"), None);
+        let o = Overrides {
+            large_hidden_size: Some(128),
+            ..Overrides::default()
+        };
+        let wider = resolve(Preset::Full, &o).unwrap();
+        let size = StudentSize {
+            embedding_dim: LARGE_PRESET_SIZE.embedding_dim,
+            hidden_size: 128,
+        };
+        assert_eq!(wider.size_of("large"), Some(size));
+        assert_eq!(wider.size_of("original"), None);
+        let o = Overrides {
+            large_embedding_dim: Some(0),
+            ..Overrides::default()
+        };
+        assert!(resolve(Preset::Full, &o).is_err());
     }
 
     #[test]

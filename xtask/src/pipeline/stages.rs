@@ -370,8 +370,13 @@ impl Planner<'_> {
                 .path("--teacher", &l.teacher());
             inputs.extend(self.teacher_files());
         }
+        let mut args = args.opt("--preset", spec.preset);
+        if let Some(size) = s.size_of(spec.preset) {
+            args = args
+                .opt("--embedding-dim", size.embedding_dim)
+                .opt("--hidden-size", size.hidden_size);
+        }
         let args = args
-            .opt("--preset", spec.preset)
             .opt("--epochs", s.epochs_of(spec.preset))
             .opt("--batch-size", s.student_batch_size)
             .opt("--val-share", STUDENT_VAL_SHARE)
@@ -545,7 +550,7 @@ fn task_key(task: &super::presets::Task) -> String {
 mod tests {
     use super::*;
     use crate::pipeline::layout::STUDENTS;
-    use crate::pipeline::presets::Preset;
+    use crate::pipeline::presets::{Preset, StudentSize};
 
     #[test]
     fn every_stage_reads_only_what_an_earlier_stage_writes() {
@@ -631,5 +636,45 @@ mod tests {
                 .all(|(_, p)| p.as_deref() == Some("bf16")),
             "{bf16_stages:?}"
         );
+    }
+
+    #[test]
+    fn a_large_student_size_reaches_only_the_large_students_and_none_keeps_the_old_commands() {
+        let layout = Layout {
+            root: "/root".into(),
+            run: RunFolder::new("/runs/x"),
+        };
+        let base = TeacherBase::Hub("a/b".into());
+        let cpu = DeviceChoice::parse("cpu").unwrap();
+        let sizes_of = |settings: &Settings| -> Vec<(String, Option<String>)> {
+            plan(settings, &layout, &base, &cpu, &cpu)
+                .iter()
+                .filter_map(|stage| match &stage.action {
+                    Action::Cli { args, .. } if args[..2] == ["student", "train"] => {
+                        let value = |flag: &str| {
+                            let w = args.windows(2).find(|w| w[0] == flag)?;
+                            Some(w[1].clone())
+                        };
+                        let size = value("--hidden-size")
+                            .map(|h| format!("{}/{h}", value("--embedding-dim").unwrap()));
+                        Some((value("--preset").unwrap(), size))
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        let mut settings = Settings::preset(Preset::Full);
+        let default = sizes_of(&settings);
+        assert!(default.iter().all(|(_, z)| z.is_none()), "{default:?}");
+        settings.large_student_size = Some(StudentSize {
+            embedding_dim: 300,
+            hidden_size: 150,
+        });
+        let sized = sizes_of(&settings);
+        assert!(sized.iter().any(|(p, _)| p == "large"), "{sized:?}");
+        for (preset, size) in &sized {
+            let want = (preset == "large").then(|| "300/150".to_string());
+            assert_eq!(size, &want, "{sized:?}");
+        }
     }
 }
