@@ -364,10 +364,15 @@ impl Planner<'_> {
                 .path("--augment-logits", &logits);
             inputs.extend([file, logits]);
         }
+        let wordpieces = s.reads_wordpieces(spec.preset);
+        if wordpieces {
+            args = args.opt("--tokenizer", "teacher");
+        }
         if spec.teacher_embeddings {
-            args = args
-                .opt("--init-embeddings", "teacher")
-                .path("--teacher", &l.teacher());
+            args = args.opt("--init-embeddings", "teacher");
+        }
+        if wordpieces || spec.teacher_embeddings {
+            args = args.path("--teacher", &l.teacher());
             inputs.extend(self.teacher_files());
         }
         let mut args = args.opt("--preset", spec.preset);
@@ -639,7 +644,8 @@ mod tests {
     }
 
     #[test]
-    fn a_large_student_size_reaches_only_the_large_students_and_none_keeps_the_old_commands() {
+    fn large_student_sizes_and_wordpieces_reach_only_the_large_students_and_none_keeps_the_old_commands(
+    ) {
         let layout = Layout {
             root: "/root".into(),
             run: RunFolder::new("/runs/x"),
@@ -675,6 +681,26 @@ mod tests {
         for (preset, size) in &sized {
             let want = (preset == "large").then(|| "300/150".to_string());
             assert_eq!(size, &want, "{sized:?}");
+        }
+
+        // WordPieces: the large students read them (and so get the teacher), no other does.
+        settings.large_student_wordpieces = true;
+        for stage in plan(&settings, &layout, &base, &cpu, &cpu) {
+            let Action::Cli { args, .. } = &stage.action else {
+                continue;
+            };
+            if args[..2] != ["student", "train"] {
+                continue;
+            }
+            let has = |flag: &str, value: &str| args.windows(2).any(|w| w == [flag, value]);
+            let large = has("--preset", "large");
+            assert_eq!(has("--tokenizer", "teacher"), large, "{args:?}");
+            if large {
+                assert!(args.iter().any(|a| a == "--teacher"), "{args:?}");
+                assert!(stage
+                    .inputs
+                    .contains(&layout.teacher().join("tokenizer.json")));
+            }
         }
     }
 }
