@@ -33,10 +33,12 @@ pub struct StudentSpec {
     pub augment: bool,
     /// Architecture preset of `distill student train --preset`.
     pub preset: &'static str,
-    /// Starts from the teacher's PCA-reduced word embeddings (`--init-embeddings
-    /// teacher`). Words, not the teacher's WordPieces: as accurate (README) and 4× faster
-    /// to serve, since the `tokenizers` crate costs ~50 µs a sentence.
+    /// Starts from the teacher's PCA-reduced embeddings (`--init-embeddings teacher`).
     pub teacher_embeddings: bool,
+    /// Reads the teacher's WordPieces instead of normalised words (`--tokenizer teacher`):
+    /// no word is out of vocabulary, but the `tokenizers` crate costs ~50 µs a sentence
+    /// when serving raw text, so only the student that gains from it reads them (README).
+    pub wordpieces: bool,
 }
 
 const fn spec(
@@ -53,12 +55,20 @@ const fn spec(
         augment,
         preset,
         teacher_embeddings: false,
+        wordpieces: false,
     }
 }
 
 const fn teacher_embeddings(s: StudentSpec) -> StudentSpec {
     StudentSpec {
         teacher_embeddings: true,
+        ..s
+    }
+}
+
+const fn wordpieces(s: StudentSpec) -> StudentSpec {
+    StudentSpec {
+        wordpieces: true,
         ..s
     }
 }
@@ -76,7 +86,7 @@ pub const STUDENTS: [StudentSpec; 10] = [
     spec("large-baseline", "large preset, BiLSTM on labels (CE)", None, false, "large"),
     spec("large-distill", "large preset, distilled: CE + logit MSE", Some("distill"), false, "large"),
     // Tang et al.'s student starts from word2vec; the teacher's embeddings play that part.
-    teacher_embeddings(spec("large-augment", "large preset, distilled + augmentation, embeddings from the teacher", Some("distill"), true, "large")),
+    wordpieces(teacher_embeddings(spec("large-augment", "large preset, distilled + augmentation, the teacher's WordPieces and embeddings", Some("distill"), true, "large"))),
 ];
 
 /// The spec of a student by name.

@@ -142,11 +142,6 @@ pub struct Settings {
     /// Recorded runs from before the setting read as `None`.
     #[serde(default)]
     pub large_student_size: Option<StudentSize>,
-    /// The `large` students read the teacher's WordPieces instead of normalised words
-    /// (`distill student train --tokenizer teacher`): no out-of-vocabulary words, slower
-    /// raw-text serving.
-    #[serde(default)]
-    pub large_student_wordpieces: bool,
     pub student_batch_size: usize,
     /// Augmented samples drawn per training sentence (0: no augmentation stages).
     pub augment_factor: usize,
@@ -183,7 +178,6 @@ impl Settings {
                 student_epochs: 1,
                 large_student_epochs: None,
                 large_student_size: None,
-                large_student_wordpieces: false,
                 student_batch_size: 32,
                 augment_factor: 2,
                 teacher_precision: TeacherPrecision::F32,
@@ -205,7 +199,6 @@ impl Settings {
                 student_epochs: 10,
                 large_student_epochs: None,
                 large_student_size: None,
-                large_student_wordpieces: false,
                 student_batch_size: 32,
                 augment_factor: 4,
                 teacher_precision: TeacherPrecision::fastest_on_cpu(),
@@ -227,7 +220,6 @@ impl Settings {
                 student_epochs: 30,
                 large_student_epochs: None,
                 large_student_size: None,
-                large_student_wordpieces: false,
                 student_batch_size: 32,
                 augment_factor: 20,
                 teacher_precision: TeacherPrecision::fastest_on_cpu(),
@@ -271,7 +263,6 @@ impl Settings {
         if let Some(v) = o.large_student_epochs {
             s.large_student_epochs = Some(v);
         }
-        s.large_student_wordpieces |= o.large_wordpieces;
         match (o.large_embedding_dim, o.large_hidden_size) {
             (None, None) => {}
             (Some(0), _) | (_, Some(0)) => bail!("student sizes must be positive"),
@@ -410,15 +401,6 @@ impl Settings {
                 let z = self.large_student_size.unwrap_or(LARGE_PRESET_SIZE);
                 format!("{}/{}", z.embedding_dim, z.hidden_size)
             }),
-            (
-                "large students read",
-                if self.large_student_wordpieces {
-                    "the teacher's WordPieces"
-                } else {
-                    "words"
-                }
-                .into(),
-            ),
             ("student batch size", self.student_batch_size.to_string()),
             ("augment factor", self.augment_factor.to_string()),
             (
@@ -445,11 +427,6 @@ impl Settings {
     /// Sizes that replace the preset's for a student of architecture preset `preset`.
     pub fn size_of(&self, preset: &str) -> Option<StudentSize> {
         self.large_student_size.filter(|_| preset == "large")
-    }
-
-    /// True when a student of architecture preset `preset` reads the teacher's WordPieces.
-    pub fn reads_wordpieces(&self, preset: &str) -> bool {
-        self.large_student_wordpieces && preset == "large"
     }
 
     /// True when some student learns from the transfer set.
@@ -609,9 +586,6 @@ pub struct Overrides {
     /// about 3× as much at 128 as at 64.
     #[arg(long)]
     pub large_hidden_size: Option<usize>,
-    /// The `large` preset students read the teacher's WordPieces instead of words.
-    #[arg(long)]
-    pub large_wordpieces: bool,
     #[arg(long)]
     pub student_batch_size: Option<usize>,
     /// Augmented samples per training sentence (0: skip augmentation) [default: full: 20

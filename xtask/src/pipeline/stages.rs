@@ -364,14 +364,13 @@ impl Planner<'_> {
                 .path("--augment-logits", &logits);
             inputs.extend([file, logits]);
         }
-        let wordpieces = s.reads_wordpieces(spec.preset);
-        if wordpieces {
+        if spec.wordpieces {
             args = args.opt("--tokenizer", "teacher");
         }
         if spec.teacher_embeddings {
             args = args.opt("--init-embeddings", "teacher");
         }
-        if wordpieces || spec.teacher_embeddings {
+        if spec.wordpieces || spec.teacher_embeddings {
             args = args.path("--teacher", &l.teacher());
             inputs.extend(self.teacher_files());
         }
@@ -644,8 +643,7 @@ mod tests {
     }
 
     #[test]
-    fn large_student_sizes_and_wordpieces_reach_only_the_large_students_and_none_keeps_the_old_commands(
-    ) {
+    fn sizes_reach_only_the_large_students_and_wordpieces_only_the_students_that_read_them() {
         let layout = Layout {
             root: "/root".into(),
             run: RunFolder::new("/runs/x"),
@@ -683,8 +681,7 @@ mod tests {
             assert_eq!(size, &want, "{sized:?}");
         }
 
-        // WordPieces: the large students read them (and so get the teacher), no other does.
-        settings.large_student_wordpieces = true;
+        // WordPieces: the students whose spec says so read them (and so get the teacher).
         for stage in plan(&settings, &layout, &base, &cpu, &cpu) {
             let Action::Cli { args, .. } = &stage.action else {
                 continue;
@@ -692,15 +689,19 @@ mod tests {
             if args[..2] != ["student", "train"] {
                 continue;
             }
-            let has = |flag: &str, value: &str| args.windows(2).any(|w| w == [flag, value]);
-            let large = has("--preset", "large");
-            assert_eq!(has("--tokenizer", "teacher"), large, "{args:?}");
-            if large {
+            let spec = STUDENTS
+                .iter()
+                .find(|k| stage.name == format!("student-{}", k.name))
+                .unwrap();
+            let reads = args.windows(2).any(|w| w == ["--tokenizer", "teacher"]);
+            assert_eq!(reads, spec.wordpieces, "{args:?}");
+            if reads {
                 assert!(args.iter().any(|a| a == "--teacher"), "{args:?}");
                 assert!(stage
                     .inputs
                     .contains(&layout.teacher().join("tokenizer.json")));
             }
         }
+        assert!(STUDENTS.iter().any(|k| k.wordpieces));
     }
 }
