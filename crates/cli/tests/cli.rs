@@ -182,15 +182,12 @@ fn size_flags_override_the_preset_and_are_recorded_in_config_json() {
     let train = tmp.path().join("train.tsv");
     head(&assets().join("train.tsv"), &train, 200);
     let out = tmp.path().join("run");
-    let o = distill(&[
-        "student",
-        "train",
-        "--train",
-        train.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--preset",
-        "large",
+    let large = |extra: &[&str]| {
+        let (train, out) = (train.to_str().unwrap(), out.to_str().unwrap());
+        let base = ["student", "train", "--train", train, "--out", out];
+        distill(&[&base[..], &["--preset", "large", "--quiet"], extra].concat())
+    };
+    let o = large(&[
         "--embedding-dim",
         "12",
         "--hidden-size",
@@ -199,33 +196,16 @@ fn size_flags_override_the_preset_and_are_recorded_in_config_json() {
         "0.1",
         "--epochs",
         "1",
-        "--quiet",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = std::fs::read_to_string(out.join("best/config.json")).unwrap();
     let config: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(config["embedding_dim"], 12, "{config}");
     assert_eq!(config["hidden_size"], 6, "{config}");
-    assert!(
-        (config["dropout"].as_f64().unwrap() - 0.1).abs() < 1e-6,
-        "{config}"
-    );
+    let dropout = config["dropout"].as_f64().unwrap();
+    assert!((dropout - 0.1).abs() < 1e-6, "{config}");
     // Resuming with another size would load weights of the wrong shape: refused.
-    let o = distill(&[
-        "student",
-        "train",
-        "--train",
-        train.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--preset",
-        "large",
-        "--hidden-size",
-        "8",
-        "--epochs",
-        "2",
-        "--quiet",
-    ]);
+    let o = large(&["--hidden-size", "8", "--epochs", "2"]);
     fails_with(&o, &["student config differs"]);
 }
 

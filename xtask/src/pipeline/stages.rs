@@ -556,12 +556,16 @@ mod tests {
     use crate::pipeline::layout::STUDENTS;
     use crate::pipeline::presets::{Preset, StudentSize};
 
-    #[test]
-    fn every_stage_reads_only_what_an_earlier_stage_writes() {
-        let layout = Layout {
+    fn test_layout() -> Layout {
+        Layout {
             root: "/root".into(),
             run: RunFolder::new("/runs/x"),
-        };
+        }
+    }
+
+    #[test]
+    fn every_stage_reads_only_what_an_earlier_stage_writes() {
+        let layout = test_layout();
         let settings = Settings::preset(Preset::Full);
         let base = TeacherBase::Hub("a/b".into());
         let plan = plan(
@@ -602,10 +606,7 @@ mod tests {
 
     #[test]
     fn bf16_reaches_fine_tuning_and_every_label_stage_and_f32_keeps_the_old_commands() {
-        let layout = Layout {
-            root: "/root".into(),
-            run: RunFolder::new("/runs/x"),
-        };
+        let layout = test_layout();
         let base = TeacherBase::Hub("a/b".into());
         let cpu = DeviceChoice::parse("cpu").unwrap();
         let precision_of = |settings: &Settings| -> Vec<(String, Option<String>)> {
@@ -644,10 +645,7 @@ mod tests {
 
     #[test]
     fn sizes_reach_only_the_large_students_and_wordpieces_only_the_students_that_read_them() {
-        let layout = Layout {
-            root: "/root".into(),
-            run: RunFolder::new("/runs/x"),
-        };
+        let layout = test_layout();
         let base = TeacherBase::Hub("a/b".into());
         let cpu = DeviceChoice::parse("cpu").unwrap();
         let sizes_of = |settings: &Settings| -> Vec<(String, Option<String>)> {
