@@ -207,6 +207,10 @@ fn size_flags_override_the_preset_and_are_recorded_in_config_json() {
     // Resuming with another size would load weights of the wrong shape: refused.
     let o = large(&["--hidden-size", "8", "--epochs", "2"]);
     fails_with(&o, &["student config differs"]);
+    let after = std::fs::read_to_string(out.join("best/config.json")).unwrap();
+    assert_eq!(after, text, "the refused resume left the run as it was");
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 1);
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::layout::student;
+use super::layout::{student, StudentSpec};
 use super::presets::{Preset, Settings};
 use super::Context;
 
@@ -37,7 +37,7 @@ pub fn describe(ctx: &Context) -> Description {
     );
     for name in &s.students {
         if let Some(spec) = student(name) {
-            models.insert(name.clone(), spec.label.to_string());
+            models.insert(name.clone(), student_label(s, spec));
         }
     }
     let mut settings = vec![(
@@ -100,6 +100,14 @@ fn training_data(s: &Settings) -> String {
     }
 }
 
+/// What the report calls a student: its spec's label, with its sizes when a flag set them.
+fn student_label(s: &Settings, spec: &StudentSpec) -> String {
+    match s.size_of(spec.preset) {
+        Some(z) => format!("{} ({}/{})", spec.label, z.embedding_dim, z.hidden_size),
+        None => spec.label.to_string(),
+    }
+}
+
 /// `owner/name` → `name`; a folder → its last component.
 fn short_name(id_or_dir: &str) -> String {
     Path::new(id_or_dir).file_name().map_or_else(
@@ -111,6 +119,7 @@ fn short_name(id_or_dir: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::presets::StudentSize;
 
     #[test]
     fn subsets_and_short_names() {
@@ -131,5 +140,21 @@ mod tests {
             "all-MiniLM-L6-v2"
         );
         assert_eq!(short_name("/a/b/tiny-bert"), "tiny-bert");
+    }
+
+    #[test]
+    fn a_student_sized_by_flag_says_its_sizes() {
+        let mut s = Settings::preset(Preset::Full);
+        let (large, original) = (student("large-augment").unwrap(), student("kl").unwrap());
+        assert_eq!(student_label(&s, large), large.label);
+        s.large_student_size = Some(StudentSize {
+            embedding_dim: 128,
+            hidden_size: 96,
+        });
+        assert_eq!(
+            student_label(&s, large),
+            format!("{} (128/96)", large.label)
+        );
+        assert_eq!(student_label(&s, original), original.label);
     }
 }
