@@ -48,15 +48,12 @@ impl StudentPreset {
 
     /// Rejects sizes a model cannot be built with (checked before a run writes anything).
     pub fn validate(&self) -> Result<()> {
-        if self.embedding_dim == 0 || self.hidden_size == 0 || self.num_layers == 0 {
-            return Err(Error::Config(
-                "embedding_dim, hidden_size and num_layers must be positive".into(),
-            ));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(Error::Config("dropout must be in [0, 1)".into()));
-        }
-        Ok(())
+        check_sizes(
+            self.embedding_dim,
+            self.hidden_size,
+            self.num_layers,
+            self.dropout,
+        )
     }
 
     /// Looks a preset up by name.
@@ -69,6 +66,24 @@ impl StudentPreset {
             ))),
         }
     }
+}
+
+/// The sizes and dropout a model can be built with: one rule for presets and configs.
+fn check_sizes(
+    embedding_dim: usize,
+    hidden_size: usize,
+    layers: usize,
+    dropout: f32,
+) -> Result<()> {
+    if embedding_dim == 0 || hidden_size == 0 || layers == 0 {
+        return Err(Error::Config(
+            "embedding_dim, hidden_size and num_layers must be positive".into(),
+        ));
+    }
+    if !(0.0..1.0).contains(&dropout) {
+        return Err(Error::Config("dropout must be in [0, 1)".into()));
+    }
+    Ok(())
 }
 
 /// Everything needed to rebuild a student and feed it text.
@@ -144,9 +159,12 @@ impl StudentConfig {
         if self.vocab_size < 2 {
             return bad("vocab_size must be at least 2 (<unk>, <pad>)");
         }
-        if self.embedding_dim == 0 || self.hidden_size == 0 || self.num_layers == 0 {
-            return bad("embedding_dim, hidden_size and num_layers must be positive");
-        }
+        check_sizes(
+            self.embedding_dim,
+            self.hidden_size,
+            self.num_layers,
+            self.dropout,
+        )?;
         if self.labels.len() < 2 {
             return bad("a classifier needs at least 2 labels");
         }
@@ -170,9 +188,6 @@ impl StudentConfig {
                 )))
             }
             _ => {}
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return bad("dropout must be in [0, 1)");
         }
         if !["words", "wordpiece"].contains(&self.tokenizer.as_str()) {
             return bad("tokenizer must be `words` or `wordpiece`");
