@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use distill_data::{stratified_split_indices, Augmenter, Dataset, LabelSet};
+use distill_data::{Augmenter, Dataset, LabelSet, ValSplit};
 use distill_teacher::{similar_words, HeadInit, LoadOptions, Teacher};
 
 use crate::task::TaskArgs;
@@ -24,6 +24,9 @@ pub struct AugmentArgs {
     /// Seed of the validation split (the student's `--split-seed`).
     #[arg(long, default_value_t = 0)]
     split_seed: u64,
+    /// How the student draws it (the student's `--val-split`).
+    #[arg(long, value_enum, default_value = "rows")]
+    val_split: ValSplit,
     #[command(flatten)]
     task: TaskArgs,
     /// Output TSV (header `sentence`, or `sentence1<TAB>sentence2` for pairs), one
@@ -104,7 +107,7 @@ fn student_split(a: &AugmentArgs, teacher: &Teacher) -> Result<(Dataset, Dataset
     let file_labels = Dataset::label_set_of(&a.data, &spec).ok();
     let labels = LabelSet::for_distillation(file_labels, LabelSet::new(teacher.labels().to_vec()));
     let data = Dataset::read_with(&a.data, &spec, &labels)?;
-    let (train_rows, val_rows) = stratified_split_indices(&data, a.val_share, a.split_seed);
+    let (train_rows, val_rows) = a.val_split.indices(&data, a.val_share, a.split_seed);
     tracing::info!(
         "augmenting the student's {} training rows; its {} validation rows (--val-share {}) are left out",
         train_rows.len(),

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use distill_data::LabelSet;
+use distill_data::{LabelSet, ValSplit};
 use distill_student::StudentPreset;
 use distill_teacher::TeacherSource;
 use distill_trainer::{Augmentation, Engine, InitEmbeddings, Loss, StudentRun};
@@ -97,12 +97,17 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Share of --train held out for validation (stratified; `distill augment` leaves out
-    /// the same rows given the same --val-share and --split-seed).
+    /// the same rows given the same --val-share, --val-split and --split-seed).
     #[arg(long, default_value_t = 0.2, value_parser = finite)]
     val_share: f64,
     /// Seed of the validation split.
     #[arg(long, default_value_t = 0)]
     split_seed: u64,
+    /// `rows`: validation rows drawn one by one; `sentences`: whole sentences, each with
+    /// every row that is a word span of it (SST-2 lists each parse-tree phrase as a row), so
+    /// that validation holds no phrase of a training row.
+    #[arg(long, value_enum, default_value = "rows")]
+    val_split: ValSplit,
     /// Skip the original word normalisation (punctuation, numbers, stemming).
     #[arg(long)]
     no_normalize: bool,
@@ -192,6 +197,7 @@ fn train(a: TrainArgs) -> Result<()> {
     }
     run.val_share = a.val_share;
     run.split_seed = a.split_seed;
+    run.val_split = a.val_split;
     run.normalize = !a.no_normalize;
     run.max_vocab = a.max_vocab;
     run.min_freq = a.min_freq;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 mod common;
 
 use common::{assets, distill, fails_with, head};
+use distill_data::ValSplit;
 
 #[test]
 fn train_eval_predict() {
@@ -211,6 +212,52 @@ fn size_flags_override_the_preset_and_are_recorded_in_config_json() {
     assert_eq!(after, text, "the refused resume left the run as it was");
     let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     assert_eq!(metrics.lines().count(), 1);
+}
+
+#[test]
+fn the_sentence_split_reaches_the_trainer_and_a_resume_cannot_switch_splits() {
+    // 40 sentences and a phrase of each: the two splits differ on this file.
+    let tmp = tempfile::tempdir().unwrap();
+    let train = tmp.path().join("train.tsv");
+    let mut tsv = String::from("sentence\tlabel\n");
+    for i in 0..40 {
+        tsv += &format!("a quite good film zq{i} with heart\t{}\n", i % 2);
+    }
+    for i in 0..40 {
+        tsv += &format!("zq{i} with heart\t{}\n", i % 2);
+    }
+    std::fs::write(&train, tsv).unwrap();
+    let out = tmp.path().join("run");
+    let run = |split: &str, epochs: &str| {
+        let (train, out) = (train.to_str().unwrap(), out.to_str().unwrap());
+        distill(&[
+            "student",
+            "train",
+            "--train",
+            train,
+            "--out",
+            out,
+            "--quiet",
+            "--val-split",
+            split,
+            "--epochs",
+            epochs,
+        ])
+    };
+    let o = run("sentences", "1");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let config = std::fs::read_to_string(out.join("config.json")).unwrap();
+    assert!(config.contains("\"val_split\": \"sentences\""), "{config}");
+    let o = run("rows", "2");
+    fails_with(&o, &["the validation split"]);
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(
+        metrics.lines().count(),
+        1,
+        "the refused resume trained nothing"
+    );
+    let o = run("sentences", "2");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 #[test]
@@ -538,23 +585,40 @@ fn augment_with_zero_neighbours_or_a_bad_val_share_is_an_error_not_a_panic() {
 
 #[test]
 fn augmentation_leaves_out_the_students_validation_part() {
-    // Each sentence carries a word of its own, so a sample shows which row it came from.
+    // Each sentence carries a word of its own, so a sample shows which sentence it came
+    // from; rows 40.. are phrases of the sentences, as in SST-2.
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("train.tsv");
     let mut tsv = String::from("sentence\tlabel\n");
     for i in 0..40 {
         tsv += &format!("a quite good film zq{i} with heart\t{}\n", i % 3 % 2);
     }
+    for i in 0..40 {
+        tsv += &format!("zq{i} with heart\t{}\n", i % 3 % 2);
+    }
     std::fs::write(&data, tsv).unwrap();
     let labels = distill_data::LabelSet::binary();
     let rows = distill_data::Dataset::read(&data, &labels).unwrap();
-    let (train_rows, val_rows) = distill_data::stratified_split_indices(&rows, 0.25, 0);
-    let markers_in = |val_share: &str| -> Vec<usize> {
-        let out = tmp.path().join(format!("aug-{val_share}.tsv"));
+    let sentences = |rows: &[usize]| -> Vec<usize> {
+        let mut s: Vec<usize> = rows.iter().map(|r| r % 40).collect();
+        s.sort_unstable();
+        s.dedup();
+        s
+    };
+    let markers_in = |val_share: &str, split: ValSplit| -> Vec<usize> {
+        let out = tmp.path().join(format!("aug-{val_share}-{split:?}.tsv"));
+        let name = format!("{split:?}").to_lowercase();
         let o = augment(
             &data,
             &out,
-            &["--augment-factor", "20", "--val-share", val_share],
+            &[
+                "--augment-factor",
+                "20",
+                "--val-share",
+                val_share,
+                "--val-split",
+                &name,
+            ],
         );
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let text = std::fs::read_to_string(&out).unwrap();
@@ -566,11 +630,28 @@ fn augmentation_leaves_out_the_students_validation_part() {
         seen.dedup();
         seen
     };
-    // The student's split (`distill student train --val-share 0.25`): training rows only.
-    assert_eq!(markers_in("0.25"), train_rows);
-    // Without the hold-out every row is augmented, validation rows included.
-    let all = markers_in("0");
-    assert!(val_rows.iter().all(|r| all.contains(r)));
+    for split in [ValSplit::Rows, ValSplit::Sentences] {
+        // The student's split (`distill student train --val-share 0.25 --val-split …`):
+        // samples come from its training rows only.
+        let (train_rows, val_rows) = split.indices(&rows, 0.25, 0);
+        assert_eq!(
+            markers_in("0.25", split),
+            sentences(&train_rows),
+            "{split:?}"
+        );
+        let (train, val) = (sentences(&train_rows), sentences(&val_rows));
+        if split == ValSplit::Sentences {
+            assert_eq!(train.len() + val.len(), 40, "a phrase left its sentence");
+        } else {
+            assert!(
+                train.len() + val.len() > 40,
+                "rows split sentences from phrases"
+            );
+        }
+        // Without the hold-out every row is augmented, validation rows included.
+        let all = markers_in("0", split);
+        assert!(val.iter().all(|r| all.contains(r)));
+    }
 }
 
 #[test]

@@ -62,6 +62,7 @@ pub mod numwords;
 pub mod pr;
 pub mod run_folder;
 pub mod shard;
+pub mod spans;
 pub mod split;
 mod table;
 pub mod task;
@@ -81,7 +82,10 @@ pub use metrics::{average_precision, pr_curve, probabilities, ClassMetrics, Metr
 pub use normalize::{Normalizer, MASK_TOKEN};
 pub use numwords::number_to_words;
 pub use run_folder::RunFolder;
-pub use split::{stratified_split, stratified_split_indices, stratified_subset};
+pub use spans::SpanGroups;
+pub use split::{
+    sentence_split_indices, stratified_split, stratified_split_indices, stratified_subset, ValSplit,
+};
 #[cfg(feature = "clap")]
 pub use task::TaskArgs;
 pub use task::{Format, TaskSpec};

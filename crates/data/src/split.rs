@@ -1,8 +1,12 @@
 //! Seeded, stratified splitting: a validation share taken per label, and a
 //! smaller subset with the same label proportions (for quick presets). Both
 //! keep the examples' original relative order and depend only on the seed.
+//! [`ValSplit`] says how a student's validation part is drawn: those rows, or
+//! whole [`SpanGroups`] ([`sentence_split_indices`]) so that no validation row is
+//! a word span of a training row.
 
 use crate::dataset::Dataset;
+use crate::spans::SpanGroups;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -12,9 +16,17 @@ use std::collections::BTreeMap;
 /// group), groups in label order, each group shuffled by one `ChaCha8Rng`
 /// seeded with `seed`.
 fn shuffled_strata(data: &Dataset, seed: u64) -> Vec<Vec<usize>> {
+    shuffled_strata_of(data.examples.iter().map(|e| e.label).enumerate(), seed)
+}
+
+/// [`shuffled_strata`] over chosen (index, label) pairs.
+fn shuffled_strata_of(
+    items: impl Iterator<Item = (usize, Option<u32>)>,
+    seed: u64,
+) -> Vec<Vec<usize>> {
     let mut groups: BTreeMap<Option<u32>, Vec<usize>> = BTreeMap::new();
-    for (i, e) in data.examples.iter().enumerate() {
-        groups.entry(e.label).or_default().push(i);
+    for (i, label) in items {
+        groups.entry(label).or_default().push(i);
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     groups
@@ -42,20 +54,76 @@ pub fn stratified_split_indices(
     val_share: f64,
     seed: u64,
 ) -> (Vec<usize>, Vec<usize>) {
-    let share = if val_share.is_nan() {
-        0.0
-    } else {
-        val_share.clamp(0.0, 1.0)
-    };
     let mut in_val = vec![false; data.len()];
-    for group in shuffled_strata(data, seed) {
-        let take = (share * group.len() as f64).round() as usize;
-        for &i in &group[..take.min(group.len())] {
-            in_val[i] = true;
-        }
+    for i in take_share(shuffled_strata(data, seed), val_share) {
+        in_val[i] = true;
     }
     let (val, train) = (0..data.len()).partition(|&i| in_val[i]);
     (train, val)
+}
+
+/// How a student's validation part is drawn from its training file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum ValSplit {
+    /// Rows one by one, stratified by label ([`stratified_split_indices`]).
+    #[default]
+    Rows,
+    /// Whole sentences with the phrases inside them ([`sentence_split_indices`]).
+    Sentences,
+}
+
+impl ValSplit {
+    /// (training rows, validation rows), ascending.
+    pub fn indices(self, data: &Dataset, val_share: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+        match self {
+            ValSplit::Rows => stratified_split_indices(data, val_share, seed),
+            ValSplit::Sentences => sentence_split_indices(data, val_share, seed),
+        }
+    }
+}
+
+/// A train/validation split by sentence, as ascending row indices: roots of [`SpanGroups`]
+/// (sentences, with duplicates and the phrases inside them) stratified by their label,
+/// `round(val_share · n)` of each label's `n` roots to validation, and a row in validation
+/// only if every root holding it is. Validation thus never holds a word span of a training
+/// row (it comes out a little under `val_share` of the rows when phrases are shared); on
+/// data where no row is inside another it is [`stratified_split_indices`] exactly.
+pub fn sentence_split_indices(
+    data: &Dataset,
+    val_share: f64,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
+    let groups = SpanGroups::of(data);
+    let roots = groups.roots();
+    let mut root_in_val = vec![false; roots.len()];
+    let strata = shuffled_strata_of(
+        roots.iter().map(|&row| (row, data.examples[row].label)),
+        seed,
+    );
+    let position: std::collections::HashMap<usize, usize> =
+        roots.iter().enumerate().map(|(k, &row)| (row, k)).collect();
+    for row in take_share(strata, val_share) {
+        root_in_val[position[&row]] = true;
+    }
+    let in_val = |i: &usize| groups.roots_of(*i).iter().all(|&r| root_in_val[r as usize]);
+    let (val, train) = (0..data.len()).partition(in_val);
+    (train, val)
+}
+
+/// The first `round(share · n)` of each shuffled stratum (`share` clamped to `[0, 1]`, NaN
+/// as 0).
+fn take_share(strata: Vec<Vec<usize>>, share: f64) -> impl Iterator<Item = usize> {
+    let share = if share.is_nan() {
+        0.0
+    } else {
+        share.clamp(0.0, 1.0)
+    };
+    strata.into_iter().flat_map(move |group| {
+        let take = ((share * group.len() as f64).round() as usize).min(group.len());
+        group.into_iter().take(take)
+    })
 }
 
 /// A subset of `n` examples (all of them if `n ≥ len`) with the label
@@ -163,6 +231,58 @@ mod tests {
         assert_eq!((train.len(), val.len()), (100, 0));
         let (train, val) = stratified_split(&d, 1.5, 3);
         assert_eq!((train.len(), val.len()), (0, 100));
+    }
+
+    #[test]
+    fn without_spans_the_sentence_split_is_the_stratified_one() {
+        let d = toy();
+        for (share, seed) in [(0.1, 7), (0.25, 9), (0.0, 1), (1.0, 2)] {
+            assert_eq!(
+                sentence_split_indices(&d, share, seed),
+                stratified_split_indices(&d, share, seed)
+            );
+        }
+    }
+
+    #[test]
+    fn validation_never_holds_a_span_of_a_training_row() {
+        // 40 "sentences" of five words, each with two of its phrases, and phrases shared
+        // between sentences ("w0 w1").
+        let mut examples = Vec::new();
+        for i in 0..40 {
+            let sentence = format!("w{} w{} s{i} t{i} u{i}", i % 3, i % 3 + 1);
+            let phrases = [
+                sentence.clone(),
+                format!("s{i} t{i}"),
+                format!("w{} w{}", i % 3, i % 3 + 1),
+            ];
+            for text in phrases {
+                examples.push(crate::dataset::Example {
+                    text,
+                    text_pair: None,
+                    label: Some(u32::from(i % 4 == 0)),
+                });
+            }
+        }
+        let d = Dataset {
+            examples,
+            source: None,
+        };
+        let (train, val) = sentence_split_indices(&d, 0.25, 5);
+        assert_eq!(train.len() + val.len(), d.len());
+        let words = |i: usize| d.examples[i].text.split_whitespace().collect::<Vec<_>>();
+        for &v in &val {
+            for &t in &train {
+                let (v, t) = (words(v), words(t));
+                assert!(!t.windows(v.len()).any(|w| w == v), "{v:?} inside {t:?}");
+            }
+        }
+        // round(2.5) = 3 of the 10 positive sentences and round(7.5) = 8 of the 30 negative
+        // ones, each with its own phrase; the shared phrases stay in training.
+        let sentences = val.iter().filter(|&&i| i % 3 == 0).count();
+        assert_eq!(sentences, 3 + 8);
+        assert_eq!(val.len(), 2 * sentences);
+        assert_eq!(sentence_split_indices(&d, 0.25, 5), (train, val));
     }
 
     #[test]

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use distill_data::{
-    io::write_atomic, split::stratified_split_indices, Dataset, LabelSet, Normalizer, TaskSpec,
-    TeacherLogits, TextEncoder, Tokenization, VocabBuilder,
+    io::write_atomic, Dataset, LabelSet, Normalizer, TaskSpec, TeacherLogits, TextEncoder,
+    Tokenization, ValSplit, VocabBuilder,
 };
 use distill_student::{StudentConfig, StudentPreset};
 use serde::Serialize;
@@ -46,6 +46,8 @@ pub struct StudentRun {
     pub preset: StudentPreset,
     /// Share of the training file held out for validation (stratified).
     pub val_share: f64,
+    /// Rows one by one, or whole sentences with their phrases.
+    pub val_split: ValSplit,
     /// Seed of the validation split (the training seed is in `train`).
     pub split_seed: u64,
     pub normalize: bool,
@@ -72,6 +74,7 @@ impl StudentRun {
             labels: None,
             preset: StudentPreset::original(),
             val_share: 0.2,
+            val_split: ValSplit::Rows,
             split_seed: 0,
             normalize: true,
             max_vocab: 10_000,
@@ -157,8 +160,9 @@ impl StudentRun {
         self.train.loss.check_labels(&labels)?;
         let data = self.read_train(&labels)?;
         let pairs = data.is_pairs();
-        let (train_rows, val_rows) =
-            stratified_split_indices(&data, self.val_share, self.split_seed);
+        let (train_rows, val_rows) = self
+            .val_split
+            .indices(&data, self.val_share, self.split_seed);
         if train_rows.is_empty() || val_rows.is_empty() {
             return Err(Error::Config(format!(
                 "{}: {} sentences leave an empty training or validation part at --val-share {}",
