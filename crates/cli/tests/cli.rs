@@ -214,19 +214,25 @@ fn size_flags_override_the_preset_and_are_recorded_in_config_json() {
     assert_eq!(metrics.lines().count(), 1);
 }
 
-#[test]
-fn the_sentence_split_reaches_the_trainer_and_a_resume_cannot_switch_splits() {
-    // 40 sentences and a phrase of each: the two splits differ on this file.
-    let tmp = tempfile::tempdir().unwrap();
-    let train = tmp.path().join("train.tsv");
+/// 40 sentences, each with a word of its own (`zq<i>`), then a phrase of each (rows 40..),
+/// as SST-2 lists them; sentence `i` and its phrase get label `label(i)`.
+fn write_sentences_and_phrases(path: &Path, label: impl Fn(usize) -> usize) {
     let mut tsv = String::from("sentence\tlabel\n");
     for i in 0..40 {
-        tsv += &format!("a quite good film zq{i} with heart\t{}\n", i % 2);
+        tsv += &format!("a quite good film zq{i} with heart\t{}\n", label(i));
     }
     for i in 0..40 {
-        tsv += &format!("zq{i} with heart\t{}\n", i % 2);
+        tsv += &format!("zq{i} with heart\t{}\n", label(i));
     }
-    std::fs::write(&train, tsv).unwrap();
+    std::fs::write(path, tsv).unwrap();
+}
+
+#[test]
+fn the_sentence_split_reaches_the_trainer_and_a_resume_cannot_switch_splits() {
+    // The two splits differ on this file.
+    let tmp = tempfile::tempdir().unwrap();
+    let train = tmp.path().join("train.tsv");
+    write_sentences_and_phrases(&train, |i| i % 2);
     let out = tmp.path().join("run");
     let run = |split: &str, epochs: &str| {
         let (train, out) = (train.to_str().unwrap(), out.to_str().unwrap());
@@ -585,18 +591,10 @@ fn augment_with_zero_neighbours_or_a_bad_val_share_is_an_error_not_a_panic() {
 
 #[test]
 fn augmentation_leaves_out_the_students_validation_part() {
-    // Each sentence carries a word of its own, so a sample shows which sentence it came
-    // from; rows 40.. are phrases of the sentences, as in SST-2.
+    // Each sentence carries a word of its own, so a sample shows which sentence it came from.
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("train.tsv");
-    let mut tsv = String::from("sentence\tlabel\n");
-    for i in 0..40 {
-        tsv += &format!("a quite good film zq{i} with heart\t{}\n", i % 3 % 2);
-    }
-    for i in 0..40 {
-        tsv += &format!("zq{i} with heart\t{}\n", i % 3 % 2);
-    }
-    std::fs::write(&data, tsv).unwrap();
+    write_sentences_and_phrases(&data, |i| i % 3 % 2);
     let labels = distill_data::LabelSet::binary();
     let rows = distill_data::Dataset::read(&data, &labels).unwrap();
     let sentences = |rows: &[usize]| -> Vec<usize> {

@@ -98,14 +98,11 @@ pub fn sentence_split_indices(
     let groups = SpanGroups::of(data);
     let roots = groups.roots();
     let mut root_in_val = vec![false; roots.len()];
-    let strata = shuffled_strata_of(
-        roots.iter().map(|&row| (row, data.examples[row].label)),
-        seed,
-    );
-    let position: std::collections::HashMap<usize, usize> =
-        roots.iter().enumerate().map(|(k, &row)| (row, k)).collect();
-    for row in take_share(strata, val_share) {
-        root_in_val[position[&row]] = true;
+    // Strata of root positions: where every row is a root, position = row, and the shuffles
+    // are those of the row split.
+    let labels = roots.iter().map(|&row| data.examples[row].label);
+    for k in take_share(shuffled_strata_of(labels.enumerate(), seed), val_share) {
+        root_in_val[k] = true;
     }
     let in_val = |i: &usize| groups.roots_of(*i).iter().all(|&r| root_in_val[r as usize]);
     let (val, train) = (0..data.len()).partition(in_val);
