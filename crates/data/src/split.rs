@@ -1,9 +1,9 @@
 //! Seeded, stratified splitting: a validation share taken per label, and a
 //! smaller subset with the same label proportions (for quick presets). Both
 //! keep the examples' original relative order and depend only on the seed.
-//! [`ValSplit`] says how a student's validation part is drawn: those rows, or
-//! whole [`SpanGroups`] ([`sentence_split_indices`]) so that no validation row is
-//! a word span of a training row.
+//! [`ValSplit`] says how a student's validation part is drawn: row by row, or
+//! as whole [`SpanGroups`] ([`sentence_split_indices`]) so that no validation row
+//! is a word span of a training row.
 
 use crate::dataset::Dataset;
 use crate::spans::SpanGroups;
