@@ -17,8 +17,10 @@ use std::collections::HashMap;
 pub struct SpanGroups {
     /// Row of each root: its first row, ascending.
     roots: Vec<usize>,
-    /// Per row, the positions in `roots` of the roots that contain it, ascending.
-    root_of_row: Vec<Vec<u32>>,
+    /// Per row, its distinct text.
+    text_of_row: Vec<usize>,
+    /// Per distinct text, the positions in `roots` of the roots that contain it, ascending.
+    roots_of_text: Vec<Vec<u32>>,
 }
 
 impl SpanGroups {
@@ -74,11 +76,11 @@ impl SpanGroups {
                 r
             })
             .collect();
-        let root_of_row = text_of_row
-            .iter()
-            .map(|&id| roots_of_text[id].clone())
-            .collect();
-        Self { roots, root_of_row }
+        Self {
+            roots,
+            text_of_row,
+            roots_of_text,
+        }
     }
 
     /// The first row of each root, ascending.
@@ -88,7 +90,7 @@ impl SpanGroups {
 
     /// Positions in [`roots`](Self::roots) of the roots that contain `row`.
     pub fn roots_of(&self, row: usize) -> &[u32] {
-        &self.root_of_row[row]
+        &self.roots_of_text[self.text_of_row[row]]
     }
 }
 
