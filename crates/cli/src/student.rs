@@ -82,6 +82,9 @@ pub struct TrainArgs {
     /// LSTM hidden size per direction [default: the preset's].
     #[arg(long)]
     hidden_size: Option<usize>,
+    /// Stacked BiLSTM layers [default: the preset's].
+    #[arg(long)]
+    num_layers: Option<usize>,
     /// Dropout before the head [default: the preset's].
     #[arg(long, value_parser = finite)]
     dropout: Option<f64>,
@@ -191,6 +194,9 @@ fn train(a: TrainArgs) -> Result<()> {
     }
     if let Some(n) = a.hidden_size {
         run.preset.hidden_size = n;
+    }
+    if let Some(n) = a.num_layers {
+        run.preset.num_layers = n;
     }
     if let Some(p) = a.dropout {
         run.preset.dropout = p as f32;

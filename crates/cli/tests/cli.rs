@@ -174,6 +174,7 @@ fn nan_flags_and_zero_temperature_are_refused() {
         &["alpha = 1.5", "[0, 1]"],
     );
     refused(&["--hidden-size", "0"], &["hidden_size", "positive"]);
+    refused(&["--num-layers", "0"], &["num_layers", "positive"]);
     refused(&["--dropout", "1"], &["dropout", "[0, 1)"]);
 }
 
@@ -193,6 +194,8 @@ fn size_flags_override_the_preset_and_are_recorded_in_config_json() {
         "12",
         "--hidden-size",
         "6",
+        "--num-layers",
+        "2",
         "--dropout",
         "0.1",
         "--epochs",
@@ -203,6 +206,7 @@ fn size_flags_override_the_preset_and_are_recorded_in_config_json() {
     let config: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(config["embedding_dim"], 12, "{config}");
     assert_eq!(config["hidden_size"], 6, "{config}");
+    assert_eq!(config["num_layers"], 2, "{config}");
     let dropout = config["dropout"].as_f64().unwrap();
     assert!((dropout - 0.1).abs() < 1e-6, "{config}");
     // Resuming with another size would load weights of the wrong shape: refused.
