@@ -1,7 +1,7 @@
 # The mean of the weights of epoch checkpoints RUN/snap/ep-FIRST .. ep-LAST (copies of `last/` taken
 # after each epoch) written as a model folder OUT, for `distill eval --model OUT`.
 # usage: average_epochs.py RUN FIRST LAST OUT   (needs torch, safetensors)
-import sys, shutil, os
+import sys, shutil
 from safetensors.torch import load_file, save_file
 run, a, b, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 acc = None

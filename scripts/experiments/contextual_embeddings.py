@@ -2,7 +2,7 @@
 # teacher's hidden state (layer LAYER, default the last) over its occurrences in TRAIN_TSV: for
 # `distill student train --init-embeddings teacher --teacher OUT_DIR`, which reduces it by PCA.
 # usage: contextual_embeddings.py TEACHER_DIR TRAIN_TSV OUT_DIR [LAYER]   (needs torch, transformers)
-import sys, shutil, os, torch
+import sys, shutil, torch
 from transformers import AutoTokenizer, BertForSequenceClassification
 from safetensors.torch import load_file, save_file
 tdir, tsv, out = sys.argv[1:4]; layer = int(sys.argv[4]) if len(sys.argv) > 4 else -1
