@@ -6,7 +6,8 @@ run=$1; dev=$2; seen=0
 while [ ! -f "$run/done" ]; do
   n=$(wc -l < "$run/metrics.jsonl" 2>/dev/null || echo 0)
   if [ "$n" -gt "$seen" ]; then
-    sleep 3 # let the trainer finish swapping in last/
+    # metrics.jsonl is written before last/ is swapped in: wait for last/ to hold epoch n.
+    until [ "$(python3 -c "import json; print(json.load(open('$run/last/state.json'))['epochs_done'])" 2>/dev/null)" = "$n" ]; do sleep 1; done
     mkdir -p "$run/snap" && cp -r "$run/last" "$run/snap/ep-$n"
     acc=$(target/release/distill eval --model "$run/snap/ep-$n" --data "$dev" --json |
       python3 -c "import json,sys; print(json.load(sys.stdin)['acc'])")
