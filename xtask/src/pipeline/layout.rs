@@ -39,6 +39,10 @@ pub struct StudentSpec {
     /// no word is out of vocabulary, but the `tokenizers` crate costs ~50 µs a sentence
     /// when serving raw text, so only the student that gains from it reads them (README).
     pub wordpieces: bool,
+    /// Stacked BiLSTM layers (`--num-layers`; `None`: the preset's one).
+    pub num_layers: Option<usize>,
+    /// Weight of the gold-label loss (`--alpha`; `None`: the CLI's 0.5).
+    pub alpha: Option<f64>,
 }
 
 const fn spec(
@@ -56,6 +60,8 @@ const fn spec(
         preset,
         teacher_embeddings: false,
         wordpieces: false,
+        num_layers: None,
+        alpha: None,
     }
 }
 
@@ -73,6 +79,17 @@ const fn wordpieces(s: StudentSpec) -> StudentSpec {
     }
 }
 
+/// Two stacked layers fitted to the teacher's logits alone (a = 0): on SST-2's ×20 transfer
+/// set the one pairing that left the 86.7–87.8 % plateau every single change to the
+/// one-layer student stayed on (README, "Towards 88 %").
+const fn deep_on_logits(s: StudentSpec) -> StudentSpec {
+    StudentSpec {
+        num_layers: Some(2),
+        alpha: Some(0.0),
+        ..s
+    }
+}
+
 /// Every student the pipeline knows, in report order.
 #[rustfmt::skip]
 pub const STUDENTS: [StudentSpec; 10] = [
@@ -86,7 +103,8 @@ pub const STUDENTS: [StudentSpec; 10] = [
     spec("large-baseline", "large preset, BiLSTM on labels (CE)", None, false, "large"),
     spec("large-distill", "large preset, distilled: CE + logit MSE", Some("distill"), false, "large"),
     // Tang et al.'s student starts from word2vec; the teacher's embeddings play that part.
-    wordpieces(teacher_embeddings(spec("large-augment", "large preset, distilled + augmentation, the teacher's WordPieces and embeddings", Some("distill"), true, "large"))),
+    // Two layers on logits alone: the README's "Towards 88 %" measures the alternatives.
+    deep_on_logits(wordpieces(teacher_embeddings(spec("large-augment", "large preset, two layers on the teacher's logits alone + augmentation, its WordPieces and embeddings", Some("distill"), true, "large")))),
 ];
 
 /// The spec of a student by name.

@@ -380,6 +380,12 @@ impl Planner<'_> {
                 .opt("--embedding-dim", size.embedding_dim)
                 .opt("--hidden-size", size.hidden_size);
         }
+        if let Some(n) = s.layers_of(spec) {
+            args = args.opt("--num-layers", n);
+        }
+        if let Some(a) = spec.alpha {
+            args = args.opt("--alpha", a);
+        }
         let args = args
             .opt("--epochs", s.epochs_of(spec.preset))
             .opt("--batch-size", s.student_batch_size)
@@ -693,6 +699,14 @@ mod tests {
                 .unwrap();
             let reads = args.windows(2).any(|w| w == ["--tokenizer", "teacher"]);
             assert_eq!(reads, spec.wordpieces, "{args:?}");
+            // Depth and the label weight reach exactly the students whose spec sets them.
+            let value = |flag: &str| args.windows(2).find(|w| w[0] == flag).map(|w| w[1].clone());
+            assert_eq!(
+                value("--num-layers"),
+                spec.num_layers.map(|n| n.to_string())
+            );
+            assert_eq!(settings.layers_of(spec), spec.num_layers);
+            assert_eq!(value("--alpha"), spec.alpha.map(|a| a.to_string()));
             if reads {
                 assert!(args.iter().any(|a| a == "--teacher"), "{args:?}");
                 assert!(stage
@@ -701,5 +715,21 @@ mod tests {
             }
         }
         assert!(STUDENTS.iter().any(|k| k.wordpieces));
+        let deep = student("large-augment").unwrap();
+        assert_eq!((deep.num_layers, deep.alpha), (Some(2), Some(0.0)));
+
+        // `--large-num-layers` sets every `large` student's depth and no other's.
+        settings.large_num_layers = Some(1);
+        for stage in plan(&settings, &layout, &base, &cpu, &cpu) {
+            let Action::Cli { args, .. } = &stage.action else {
+                continue;
+            };
+            if args[..2] != ["student", "train"] {
+                continue;
+            }
+            let value = |flag: &str| args.windows(2).find(|w| w[0] == flag).map(|w| w[1].clone());
+            let want = (value("--preset").as_deref() == Some("large")).then(|| "1".to_string());
+            assert_eq!(value("--num-layers"), want, "{args:?}");
+        }
     }
 }
