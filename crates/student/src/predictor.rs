@@ -613,27 +613,8 @@ fn not_pair() -> Error {
 pub(crate) fn project(w: &[f32], b: &[f32], x: &[f32], out: &mut [f32]) {
     let n = x.len();
     for (j, o) in out.iter_mut().enumerate() {
-        *o = b[j] + dot(&w[j * n..(j + 1) * n], x);
+        *o = b[j] + distill_ops::math::dot(&w[j * n..(j + 1) * n], x);
     }
-}
-
-/// `a · b` in eight running sums: a single f32 sum is one dependent chain the compiler may
-/// not reorder, so it never reaches SIMD (upper layers' projections ran ~8× slower).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = a8
-        .remainder()
-        .iter()
-        .zip(b8.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in a8.zip(b8) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 /// Probability of each label from logits: softmax over `C ≥ 2` logits; for one (BCE) logit

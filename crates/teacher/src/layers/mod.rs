@@ -29,25 +29,7 @@ pub use linear::Linear;
 
 use rand_chacha::ChaCha8Rng;
 
-/// `Σ aᵢ bᵢ` with eight independent accumulators, so that the compiler vectorises it (a
-/// plain iterator sum is a sequential chain of float additions).
-#[inline]
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
+pub(crate) use distill_ops::math::dot;
 
 /// `Σ aᵢ`, vectorised like [`dot`].
 #[inline]
