@@ -436,15 +436,12 @@ impl Settings {
             }),
             (
                 "large student layers",
-                match self.large_num_layers {
-                    Some(n) => n.to_string(),
-                    None => STUDENTS
-                        .iter()
-                        .filter(|k| k.preset == "large")
-                        .map(|k| format!("{} {}", k.name, k.num_layers.unwrap_or(1)))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                },
+                STUDENTS
+                    .iter()
+                    .filter(|k| k.preset == "large")
+                    .map(|k| format!("{} {}", k.name, self.layers_of(k).unwrap_or(1)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             ),
             ("student batch size", self.student_batch_size.to_string()),
             ("augment factor", self.augment_factor.to_string()),

@@ -649,6 +649,11 @@ mod tests {
         );
     }
 
+    /// The value after `flag` in a command's arguments.
+    fn flag_value(args: &[String], flag: &str) -> Option<String> {
+        args.windows(2).find(|w| w[0] == flag).map(|w| w[1].clone())
+    }
+
     #[test]
     fn sizes_reach_only_the_large_students_and_wordpieces_only_the_students_that_read_them() {
         let layout = test_layout();
@@ -659,10 +664,7 @@ mod tests {
                 .iter()
                 .filter_map(|stage| match &stage.action {
                     Action::Cli { args, .. } if args[..2] == ["student", "train"] => {
-                        let value = |flag: &str| {
-                            let w = args.windows(2).find(|w| w[0] == flag)?;
-                            Some(w[1].clone())
-                        };
+                        let value = |flag: &str| flag_value(args, flag);
                         let size = value("--hidden-size")
                             .map(|h| format!("{}/{h}", value("--embedding-dim").unwrap()));
                         Some((value("--preset").unwrap(), size))
@@ -700,7 +702,7 @@ mod tests {
             let reads = args.windows(2).any(|w| w == ["--tokenizer", "teacher"]);
             assert_eq!(reads, spec.wordpieces, "{args:?}");
             // Depth and the label weight reach exactly the students whose spec sets them.
-            let value = |flag: &str| args.windows(2).find(|w| w[0] == flag).map(|w| w[1].clone());
+            let value = |flag: &str| flag_value(args, flag);
             assert_eq!(
                 value("--num-layers"),
                 spec.num_layers.map(|n| n.to_string())
@@ -727,7 +729,7 @@ mod tests {
             if args[..2] != ["student", "train"] {
                 continue;
             }
-            let value = |flag: &str| args.windows(2).find(|w| w[0] == flag).map(|w| w[1].clone());
+            let value = |flag: &str| flag_value(args, flag);
             let want = (value("--preset").as_deref() == Some("large")).then(|| "1".to_string());
             assert_eq!(value("--num-layers"), want, "{args:?}");
         }
