@@ -25,7 +25,8 @@ pub struct BenchArgs {
     data: PathBuf,
     #[command(flatten)]
     task: TaskArgs,
-    /// Also time training epochs of the original preset on this file (80% split).
+    /// Also time training epochs of the student (`--preset`, `--num-layers`) on this file
+    /// (80% split).
     #[arg(long)]
     train: Option<PathBuf>,
     /// Training epochs to time.
@@ -34,6 +35,9 @@ pub struct BenchArgs {
     /// Student preset to time training of: original or large.
     #[arg(long, default_value = "original")]
     preset: String,
+    /// BiLSTM layers of the timed student [default: the preset's].
+    #[arg(long)]
+    num_layers: Option<usize>,
     /// Training step: fused, candle or auto (fused on the CPU).
     #[arg(long, default_value_t = distill_trainer::Engine::Auto)]
     engine: distill_trainer::Engine,
@@ -115,6 +119,9 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         run.train.progress = false;
         run.train.engine = a.engine;
         run.preset = distill_student::StudentPreset::by_name(&a.preset)?;
+        if let Some(n) = a.num_layers {
+            run.preset.num_layers = n;
+        }
         let outcome = run.run(&Device::Cpu).context("timing training")?;
         let _ = std::fs::remove_dir_all(&dir);
         report.epoch_seconds = Some(outcome.records.iter().map(|r| r.epoch_seconds).collect());
@@ -153,20 +160,25 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         if let Some(e) = &report.epoch_seconds {
+            let layers = a
+                .num_layers
+                .map_or(String::new(), |n| format!(", {n} layers"));
             println!(
-                "training seconds per epoch ({} preset, batch 32, {} engine): {e:.3?}",
+                "training seconds per epoch ({} preset{layers}, batch 32, {} engine): {e:.3?}",
                 a.preset, a.engine
             );
         }
         if let Some(i) = &report.inference {
             // PyTorch trains a student of the model's sizes: our epoch goes beside it only
-            // when --preset timed the same sizes.
+            // when --preset and --num-layers timed the same sizes.
             let preset = distill_student::StudentPreset::by_name(&a.preset)?;
             let epoch = report
                 .epoch_seconds
                 .as_ref()
                 .filter(|_| {
-                    (i.embedding_dim, i.hidden_size) == (preset.embedding_dim, preset.hidden_size)
+                    let layers = a.num_layers.unwrap_or(preset.num_layers);
+                    (i.embedding_dim, i.hidden_size, i.num_layers)
+                        == (preset.embedding_dim, preset.hidden_size, layers)
                 })
                 .and_then(|e| e.iter().copied().reduce(f64::min));
             print!("{}", table(i, report.pytorch.as_ref(), epoch));

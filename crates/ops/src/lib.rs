@@ -4,7 +4,9 @@
 //! - [`adamw`]: one AdamW update rule ([`adamw::StepRule`]) over a dense tensor, or over a
 //!   table whose gradient touches some rows (every row still moves); [`lazy::LazyRows`]
 //!   applies the same rule to a table lazily, a row at a time when it is touched.
-//! - [`math`]: branch-free `exp`, `sigmoid` and `tanh` that vectorise.
+//! - [`math`]: branch-free `exp`, `sigmoid` and `tanh` that vectorise; the dot product.
+//! - [`gemm`]: products of small row-major matrices in register tiles (the fused training
+//!   step's, and the serving path's projections of layers above the first).
 //! - [`dropout`]: the seeded inverted-dropout keep-mask.
 //! - `host` (feature `candle`): contiguous `&[f32]` views of candle CPU storage, for custom
 //!   ops that hand these kernels their slices, and in-place runs of a kernel on a tensor.
@@ -22,6 +24,7 @@
 pub mod adamw;
 pub mod dropout;
 mod error;
+pub mod gemm;
 #[cfg(feature = "candle")]
 pub mod host;
 pub mod lazy;

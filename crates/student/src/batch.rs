@@ -22,7 +22,7 @@ use std::cmp::Reverse;
 use rayon::prelude::*;
 
 use crate::lanes::{self, LANES};
-use crate::predictor::{check_pairs, project, Prediction, Predictor};
+use crate::predictor::{check_pairs, Prediction, Predictor};
 use crate::single;
 use crate::Result;
 
@@ -47,6 +47,7 @@ struct Scratch {
     single: single::Scratch,
     seq: [Vec<f32>; 2],
     xg1: [Vec<f32>; 2],
+    /// `[LANES·steps, 2H]` the layer below's outputs, both directions side by side.
     x: Vec<f32>,
     vectors: Vec<f32>,
     head: Vec<f32>,
@@ -267,6 +268,15 @@ impl Predictor {
         let layers = self.layers.len();
         for (li, layer) in self.layers.iter().enumerate() {
             let top = li + 1 == layers;
+            if li > 0 {
+                // `[h_fwd; h_bwd]` of every lane and position below: both directions' input.
+                ws.x.clear();
+                for at in 0..LANES * steps {
+                    for below in &ws.below {
+                        ws.x.extend_from_slice(&below[at * h..(at + 1) * h]);
+                    }
+                }
+            }
             for (d, dir) in layer.iter().enumerate() {
                 let offsets = &mut ws.offsets[d];
                 offsets.clear();
@@ -280,27 +290,13 @@ impl Predictor {
                         }
                     }
                 } else {
-                    // Deeper layers read W_ih·[h_fwd; h_bwd] + b of the layer below, projected
-                    // here per lane and position (project's order, as the per-sentence path).
+                    // Deeper layers read W_ih·[h_fwd; h_bwd] + b of the layer below, every
+                    // lane and position in one product (positions past a lane's length read
+                    // zeros and are never used).
                     let xg = &mut ws.xg[d];
                     xg.clear();
                     xg.resize(LANES * steps * g4, 0.0);
-                    ws.x.resize(f, 0.0);
-                    for l in 0..LANES {
-                        for t in 0..lens[l] {
-                            let at = l * steps + t;
-                            for (half, below) in ws.below.iter().enumerate() {
-                                ws.x[half * h..(half + 1) * h]
-                                    .copy_from_slice(&below[at * h..(at + 1) * h]);
-                            }
-                            project(
-                                &dir.weight_ih,
-                                &dir.bias,
-                                &ws.x,
-                                &mut xg[at * g4..(at + 1) * g4],
-                            );
-                        }
-                    }
+                    dir.project_rows(&ws.x, xg);
                     for s in 0..steps {
                         for l in 0..LANES {
                             let at = position(d, s, l).map_or(0, |t| l * steps + t);

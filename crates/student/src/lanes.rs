@@ -21,11 +21,12 @@
 //! directions of a layer run in the same loop: each step ends in a chain of dependent
 //! nonlinearities, and the other direction's work fills the wait.
 //!
-//! Two kernels: the portable one sums in the same order as [`crate::cell::forward_seq`]
+//! Three kernels: the portable one sums in the same order as [`crate::cell::forward_seq`]
 //! (`k` ascending, multiply then add) with the same nonlinearities, so a lane's result is the
 //! per-sentence result bit for bit; the AVX-512 one ([`avx512`]) fuses multiply-adds and
 //! replaces `σ`'s division by a refined reciprocal estimate, within a few roundings per step
-//! of it.
+//! of it; the AVX2 one ([`avx2`], even hidden sizes, for CPUs without AVX-512) fuses
+//! multiply-adds over the two 8-float halves of each lane vector.
 
 // Lane loops index several arrays in step; an index reads plainer than zipped iterators.
 #![allow(clippy::needless_range_loop)]
@@ -64,6 +65,74 @@ impl State {
     }
 }
 
+/// Both directions' state buffers of a block as the SIMD kernels step them: each step
+/// reads `h` and writes the new hidden state into `next`, then [`Buffers::end_step`] swaps
+/// the two (and `c` is updated in place).
+pub(crate) struct Buffers<'s> {
+    pub(crate) z: [&'s mut [Lane]; 2],
+    pub(crate) c: [&'s mut [Lane]; 2],
+    pub(crate) h: [&'s mut [Lane]; 2],
+    pub(crate) next: [&'s mut [Lane]; 2],
+    hidden: usize,
+}
+
+impl<'s> Buffers<'s> {
+    /// Views of `states` (already reset to `hidden`).
+    pub(crate) fn new(states: &'s mut [State; 2], hidden: usize) -> Self {
+        let [s0, s1] = states;
+        let (z0, c0, h0, n0) = (&mut s0.z, &mut s0.c, &mut s0.h, &mut s0.next);
+        let (z1, c1, h1, n1) = (&mut s1.z, &mut s1.c, &mut s1.h, &mut s1.next);
+        let g4 = 4 * hidden;
+        Self {
+            z: [&mut z0[..g4], &mut z1[..g4]],
+            c: [&mut c0[..hidden], &mut c1[..hidden]],
+            h: [&mut h0[..hidden], &mut h1[..hidden]],
+            next: [&mut n0[..hidden], &mut n1[..hidden]],
+            hidden,
+        }
+    }
+
+    /// Ends step `s`: the new states become current, and each lane still reading writes
+    /// its `h` to its direction's outputs, if any.
+    pub(crate) fn end_step(
+        &mut self,
+        s: usize,
+        lens: &[usize; LANES],
+        outs: &mut [Option<Outputs<'_>>; 2],
+    ) {
+        let hd = self.hidden;
+        for d in 0..2 {
+            std::mem::swap(&mut self.h[d], &mut self.next[d]);
+            if let Some(Outputs { out, at }) = outs[d].as_mut() {
+                let at = &at[s * LANES..(s + 1) * LANES];
+                for l in 0..LANES {
+                    if s < lens[l] {
+                        let row = &mut out[at[l]..at[l] + hd];
+                        for (o, hk) in row.iter_mut().zip(self.h[d].iter()) {
+                            *o = hk.0[l];
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// After the last of `steps` steps: the final states into each [`State::h`] (after an
+    /// odd number of steps they are in the `next` buffers).
+    pub(crate) fn finish(self, steps: usize) {
+        if steps % 2 == 1 {
+            for d in 0..2 {
+                self.next[d].copy_from_slice(self.h[d]);
+            }
+        }
+    }
+}
+
+/// Each lane's length as an `i32` (saturated), to compare with the step in vector lanes.
+pub(crate) fn lens_i32(lens: &[usize; LANES]) -> [i32; LANES] {
+    lens.map(|l| l.min(i32::MAX as usize) as i32)
+}
+
 /// Where a block's per-step outputs go (layers below the top): lane `l`'s `h` at step `s`
 /// is written to `out[at[s·LANES + l]..][..H]` while `s < lens[l]`.
 pub struct Outputs<'a> {
@@ -83,21 +152,28 @@ pub struct Direction<'a> {
 
 /// Runs both directions of one layer over a block whose lane `l` has `lens[l]` steps. On
 /// return `states[d].h` holds direction `d`'s final hidden state of each lane (zero for a
-/// lane of length 0). The AVX-512 kernel where the CPU has it, else the portable one.
+/// lane of length 0). The AVX-512 kernel where the CPU has it, else the AVX2 one (even
+/// hidden sizes), else the portable one.
 pub fn run(
     hidden: usize,
     lens: &[usize; LANES],
     dirs: [Direction<'_>; 2],
     states: &mut [State; 2],
 ) {
-    for (d, s) in dirs.iter().zip(states.iter_mut()) {
-        check(hidden, lens, d);
-        s.reset(hidden);
-    }
+    prepare(hidden, lens, &dirs, states);
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the feature was just detected; `check` has bounded every row and output.
         return unsafe { avx512::run(hidden, lens, dirs, states) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if hidden.is_multiple_of(2)
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+    {
+        // SAFETY: the features were just detected; the hidden size is even; `check` has
+        // bounded every row and output.
+        return unsafe { avx2::run(hidden, lens, dirs, states) };
     }
     portable(hidden, lens, dirs, states)
 }
@@ -110,10 +186,7 @@ pub fn run_portable(
     dirs: [Direction<'_>; 2],
     states: &mut [State; 2],
 ) {
-    for (d, s) in dirs.iter().zip(states.iter_mut()) {
-        check(hidden, lens, d);
-        s.reset(hidden);
-    }
+    prepare(hidden, lens, &dirs, states);
     portable(hidden, lens, dirs, states)
 }
 
@@ -135,8 +208,22 @@ fn portable(
     }
 }
 
-/// Panics unless every row and output the block reads or writes is in bounds (the
-/// AVX-512 kernel reads and writes through raw pointers).
+/// Checks both directions ([`check`]) and resets the states to `hidden`: what every kernel
+/// needs first.
+fn prepare(
+    hidden: usize,
+    lens: &[usize; LANES],
+    dirs: &[Direction<'_>; 2],
+    states: &mut [State; 2],
+) {
+    for (d, s) in dirs.iter().zip(states.iter_mut()) {
+        check(hidden, lens, d);
+        s.reset(hidden);
+    }
+}
+
+/// Panics unless every row and output the block reads or writes is in bounds (the SIMD
+/// kernels read and write through raw pointers).
 fn check(hidden: usize, lens: &[usize; LANES], d: &Direction<'_>) {
     let steps = lens.iter().copied().max().unwrap_or(0);
     assert_eq!(d.w.len(), 4 * hidden * hidden, "weight_hh is [4H, H]");
@@ -260,6 +347,9 @@ fn run_impl<const H: usize>(
 /// The block step in AVX-512 intrinsics (see [`run`]).
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
+
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
 
 #[cfg(test)]
 mod tests {
@@ -412,6 +502,53 @@ mod tests {
             let fast = block(&c, run);
             let d = max_diff(&fast, &want);
             assert!(d <= 2e-6, "H {hidden}: {d:e}");
+            // The AVX2 kernel by name, so that it is tested on AVX-512 machines too.
+            #[cfg(target_arch = "x86_64")]
+            if hidden % 2 == 0 && has_avx2() {
+                let d = max_diff(&block(&c, run_avx2_kernel), &want);
+                assert!(d <= 2e-6, "AVX2 kernel, H {hidden}: {d:e}");
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn has_avx2() -> bool {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+
+    /// [`avx2::run`] behind [`run`]'s checks (callers test [`has_avx2`] and an even size).
+    #[cfg(target_arch = "x86_64")]
+    fn run_avx2_kernel(
+        hidden: usize,
+        lens: &[usize; LANES],
+        dirs: [Direction<'_>; 2],
+        states: &mut [State; 2],
+    ) {
+        prepare(hidden, lens, &dirs, states);
+        // SAFETY: the caller detected AVX2 and FMA and passes an even hidden size; every
+        // row and output was checked above.
+        unsafe { avx2::run(hidden, lens, dirs, states) }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_transpose_moves_every_element() {
+        use std::arch::x86_64::*;
+        if !has_avx2() {
+            return;
+        }
+        let m: [[f32; 8]; 8] = std::array::from_fn(|i| std::array::from_fn(|j| (i * 8 + j) as f32));
+        // SAFETY: AVX2 was detected above.
+        unsafe {
+            let mut r = m.map(|row| _mm256_loadu_ps(row.as_ptr()));
+            distill_ops::math::avx2::transpose8(&mut r);
+            for (j, v) in r.iter().enumerate() {
+                let mut col = [0.0f32; 8];
+                _mm256_storeu_ps(col.as_mut_ptr(), *v);
+                for (i, &x) in col.iter().enumerate() {
+                    assert_eq!(x, m[i][j], "transpose ({i}, {j})");
+                }
+            }
         }
     }
 

@@ -32,18 +32,38 @@ use rayon::prelude::*;
 use serde::Serialize;
 use thread_local::ThreadLocal;
 
+use distill_ops::gemm::{gemm_panels, transpose, Panels};
+
 use crate::cell::{forward_seq, Recurrent};
 use crate::single::{self, Rows};
 use crate::{Error, Result, StudentModel};
 
 /// One direction of one layer, as plain vectors.
 pub(crate) struct Direction {
-    /// `[4H, in]`, absent for layer 0 (its projections are tabulated).
-    pub(crate) weight_ih: Vec<f32>,
+    /// `W_ihᵀ` `[in, 4H]` packed for [`Direction::project_rows`]; empty for layer 0 (its
+    /// projections are tabulated).
+    weight_ih_t: Panels,
     pub(crate) bias: Vec<f32>,
     pub(crate) rec: Recurrent,
     /// Layer 0 only: `[V, 4H]` projections of every word.
     pub(crate) table: Vec<f32>,
+}
+
+impl Direction {
+    /// `out[t] = W_ih·x[t] + b` for every row `t` of `x` (`[T, in]` → `[T, 4H]`), a layer
+    /// above the first: one matrix product over the rows, so `W_ih` is read once per block
+    /// of rows rather than once per token (per token it was most of a two-layer student's
+    /// serving time). A row's result depends on nothing but the row, so every path gets
+    /// the same numbers.
+    pub(crate) fn project_rows(&self, x: &[f32], out: &mut [f32]) {
+        let (input, g4) = (self.weight_ih_t.rows(), self.bias.len());
+        let rows = out.len() / g4;
+        debug_assert_eq!(x.len(), rows * input, "one input row per output row");
+        for row in out.chunks_exact_mut(g4) {
+            row.copy_from_slice(&self.bias);
+        }
+        gemm_panels(rows, x, input, &self.weight_ih_t, out, g4, true);
+    }
 }
 
 /// A prediction for one sentence or pair.
@@ -130,6 +150,7 @@ impl Predictor {
                     .zip(vec_of(&d.bias_hh)?)
                     .map(|(a, b)| a + b)
                     .collect();
+                let mut weight_ih_t = Panels::default();
                 let table = if l == 0 {
                     let mut table = vec![0.0; cfg.vocab_size * 4 * h];
                     for (w, row) in table.chunks_mut(4 * h).enumerate() {
@@ -137,10 +158,14 @@ impl Predictor {
                     }
                     table
                 } else {
+                    let input = 2 * h;
+                    let mut t = vec![0.0; input * 4 * h];
+                    transpose(4 * h, input, &weight_ih, input, &mut t);
+                    weight_ih_t.pack(input, 4 * h, &t, 4 * h);
                     Vec::new()
                 };
                 Ok(Direction {
-                    weight_ih,
+                    weight_ih_t,
                     bias,
                     rec: Recurrent::new(vec_of(&d.weight_hh)?, h),
                     table,
@@ -331,9 +356,7 @@ impl Predictor {
             if l > 0 {
                 for (d, dir) in [fwd, bwd].into_iter().enumerate() {
                     xg[d].resize(len * 4 * h, 0.0);
-                    for (row, x) in xg[d].chunks_mut(4 * h).zip(input.chunks(2 * h)) {
-                        project(&dir.weight_ih, &dir.bias, x, row);
-                    }
+                    dir.project_rows(&input[..len * 2 * h], &mut xg[d]);
                 }
             }
             let rows = if l == 0 {
@@ -460,9 +483,7 @@ impl Predictor {
                         row.copy_from_slice(&dir.table[id * 4 * h..(id + 1) * 4 * h]);
                     }
                 } else {
-                    for (row, x) in xg.chunks_mut(4 * h).zip(input.chunks(2 * h)) {
-                        project(&dir.weight_ih, &dir.bias, x, row);
-                    }
+                    dir.project_rows(&input, &mut xg);
                 }
                 let (mut hs, mut cs) = (vec![0.0f32; h], vec![0.0f32; h]);
                 let mut seq = vec![0.0f32; if top { 0 } else { len * h }];

@@ -1,6 +1,6 @@
 use std::arch::x86_64::*;
 
-use super::{Direction, Lane, Outputs, State, LANES};
+use super::{lens_i32, Buffers, Direction, Lane, State, LANES};
 
 use distill_ops::math::{EXP_POLY, LN2_HI, LN2_LO};
 
@@ -209,71 +209,33 @@ unsafe fn run_h<const H: usize>(
     states: &mut [State; 2],
 ) {
     let hd = if H > 0 { H } else { hidden };
-    let g4 = 4 * hd;
     let steps = lens.iter().copied().max().unwrap_or(0);
-    let mut len_v = [0i32; LANES];
-    for (v, &l) in len_v.iter_mut().zip(lens) {
-        *v = l.min(i32::MAX as usize) as i32;
-    }
+    let len_v = lens_i32(lens);
     let len_v = _mm512_loadu_si512(len_v.as_ptr().cast());
     let [d0, d1] = dirs;
     let (w, rows, offsets) = ([d0.w, d1.w], [d0.rows, d1.rows], [d0.offsets, d1.offsets]);
     let mut outs = [d0.out, d1.out];
-    let [s0, s1] = states;
-    let State {
-        z: z0,
-        h: h0,
-        c: c0,
-        next: n0,
-    } = s0;
-    let State {
-        z: z1,
-        h: h1,
-        c: c1,
-        next: n1,
-    } = s1;
-    let z = [&mut z0[..g4], &mut z1[..g4]];
-    let c = [&mut c0[..hd], &mut c1[..hd]];
-    let mut h = [&mut h0[..hd], &mut h1[..hd]];
-    let mut next = [&mut n0[..hd], &mut n1[..hd]];
+    let mut b = Buffers::new(states, hd);
     for s in 0..steps {
         let active = _mm512_cmpgt_epi32_mask(len_v, _mm512_set1_epi32(s as i32));
         for d in 0..2 {
-            gather(rows[d], &offsets[d][s * LANES..(s + 1) * LANES], z[d]);
+            gather(rows[d], &offsets[d][s * LANES..(s + 1) * LANES], b.z[d]);
         }
         // Units two at a time (one at the end for odd H), the directions alternating:
         // independent chains side by side for the CPU to overlap.
         let mut k = 0;
         while k + 2 <= hd {
             for d in 0..2 {
-                unit_step::<2, 8>(k, hd, w[d], z[d], h[d], c[d], next[d], active);
+                unit_step::<2, 8>(k, hd, w[d], b.z[d], b.h[d], b.c[d], b.next[d], active);
             }
             k += 2;
         }
         if k < hd {
             for d in 0..2 {
-                unit_step::<1, 4>(k, hd, w[d], z[d], h[d], c[d], next[d], active);
+                unit_step::<1, 4>(k, hd, w[d], b.z[d], b.h[d], b.c[d], b.next[d], active);
             }
         }
-        for d in 0..2 {
-            std::mem::swap(&mut h[d], &mut next[d]);
-            if let Some(Outputs { out, at }) = outs[d].as_mut() {
-                let at = &at[s * LANES..(s + 1) * LANES];
-                for l in 0..LANES {
-                    if s < lens[l] {
-                        let row = &mut out[at[l]..at[l] + hd];
-                        for (o, hk) in row.iter_mut().zip(h[d].iter()) {
-                            *o = hk.0[l];
-                        }
-                    }
-                }
-            }
-        }
+        b.end_step(s, lens, &mut outs);
     }
-    // After an odd number of steps the final states are in the `next` buffers.
-    if steps % 2 == 1 {
-        for d in 0..2 {
-            next[d].copy_from_slice(h[d]);
-        }
-    }
+    b.finish(steps);
 }

@@ -494,7 +494,9 @@ mod tiles {
         n: usize,
         k: usize,
     ) {
-        debug_assert!(m % BLOCK == 0 && n % BLOCK == 0 && k % K_STEP == 0);
+        debug_assert!(
+            m.is_multiple_of(BLOCK) && n.is_multiple_of(BLOCK) && k.is_multiple_of(K_STEP)
+        );
         debug_assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n);
         let config = TileConfig::all_16_by_64();
         let k_tiles = k / K_STEP;

@@ -10,53 +10,9 @@
 
 use std::arch::x86_64::*;
 
-use distill_ops::math::{EXP_POLY, LN2_HI, LN2_LO, ROUND};
+use distill_ops::math::avx2::{sigmoid8, tanh8};
 
 use super::lstm::{StepBackward, StepForward};
-
-/// `eˣ` lane by lane: 0 below −87, `e⁸⁸` above 88, NaN for NaN.
-#[inline(always)]
-unsafe fn exp8(x: __m256) -> __m256 {
-    let underflow = _mm256_cmp_ps::<_CMP_LT_OQ>(x, _mm256_set1_ps(-87.0));
-    // max/min return their second operand when either is NaN: x second keeps a NaN.
-    let x = _mm256_min_ps(
-        _mm256_set1_ps(88.0),
-        _mm256_max_ps(_mm256_set1_ps(-87.0), x),
-    );
-    let round = _mm256_set1_ps(ROUND);
-    let shifted = _mm256_fmadd_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E), round);
-    let n = _mm256_sub_ps(shifted, round);
-    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
-    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
-    let mut p = _mm256_set1_ps(EXP_POLY[0]);
-    for &c in &EXP_POLY[1..] {
-        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
-    }
-    let p = _mm256_fmadd_ps(
-        p,
-        _mm256_mul_ps(r, r),
-        _mm256_add_ps(r, _mm256_set1_ps(1.0)),
-    );
-    let bits = _mm256_sub_epi32(_mm256_castps_si256(shifted), _mm256_castps_si256(round));
-    let scale = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(
-        bits,
-        _mm256_set1_epi32(127),
-    )));
-    _mm256_andnot_ps(underflow, _mm256_mul_ps(p, scale))
-}
-
-#[inline(always)]
-unsafe fn sigmoid8(x: __m256) -> __m256 {
-    let one = _mm256_set1_ps(1.0);
-    let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
-    _mm256_div_ps(one, _mm256_add_ps(one, e))
-}
-
-#[inline(always)]
-unsafe fn tanh8(x: __m256) -> __m256 {
-    let s = sigmoid8(_mm256_add_ps(x, x));
-    _mm256_sub_ps(_mm256_add_ps(s, s), _mm256_set1_ps(1.0))
-}
 
 /// `σ′` from `σ`: `s·(1 − s)`.
 #[inline(always)]

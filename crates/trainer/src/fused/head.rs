@@ -12,7 +12,7 @@
 
 use rand::RngCore;
 
-use super::gemm::{gemm, gemm_tn, transpose};
+use distill_ops::gemm::{gemm, gemm_tn, transpose};
 
 /// A linear layer's weight `(out, inp)` (PyTorch layout) and bias `(out)`.
 pub struct Linear<'a> {

@@ -22,19 +22,19 @@
 
 use distill_ops::math::{sigmoid, tanh};
 
-use super::gemm::{gemm, gemm_tn};
 use super::pack::Pack;
+use distill_ops::gemm::{gemm, gemm_panels, gemm_tn, Panels};
 
 /// The weights of one direction, PyTorch layout plus the transposes the products read.
 pub struct Weights<'a> {
     /// `(4H, in)`.
     pub w_ih: &'a [f32],
-    /// `(4H, H)`.
-    pub w_hh: &'a [f32],
     /// `(in, 4H)`.
     pub w_ih_t: &'a [f32],
-    /// `(H, 4H)`.
-    pub w_hh_t: &'a [f32],
+    /// `W_hhᵀ` `(H, 4H)` and `W_hh` `(4H, H)` packed: each is the right-hand side of one
+    /// product per step of the recurrence (forward and backward).
+    pub w_hh_t: &'a Panels,
+    pub w_hh: &'a Panels,
     /// `b_ih + b_hh` `(4H)`.
     pub bias: &'a [f32],
 }
@@ -95,7 +95,7 @@ pub fn forward(pack: &Pack, hidden: usize, input: usize, x: &[f32], w: &Weights,
         let prev = s.checked_sub(1).map(|p| pack.offset[p]);
         if let Some(p) = prev {
             let h_prev = &tr.h[p * hidden..(p + rows) * hidden];
-            gemm(rows, hidden, g4, h_prev, hidden, w.w_hh_t, g4, z, g4, true);
+            gemm_panels(rows, h_prev, hidden, w.w_hh_t, z, g4, true);
         }
         let step = StepForward {
             z,
@@ -151,9 +151,7 @@ pub fn backward(
         cell_backward(hidden, step);
         if s > 0 {
             let dz = &sc.dz[o * g4..(o + active) * g4];
-            gemm(
-                active, g4, hidden, dz, g4, w.w_hh, hidden, &mut sc.dh, hidden, false,
-            );
+            gemm_panels(active, dz, g4, w.w_hh, &mut sc.dh, hidden, false);
         }
     }
 

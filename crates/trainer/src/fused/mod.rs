@@ -7,7 +7,8 @@
 //! over buffers reused from step to step:
 //! - `pack`: the batch packed step by step (rows sorted by length), so each step of the
 //!   recurrence is one product over the rows still reading, and no padding is computed;
-//! - `gemm`: the small row-major matrix products, in register tiles (AVX-512 / AVX2);
+//! - the small row-major matrix products come from [`distill_ops::gemm`] (register tiles,
+//!   AVX-512 / AVX2), which the serving path shares;
 //! - `lstm`: one direction of one layer, forward and backward (its cell in AVX2 intrinsics
 //!   in `cell_x86`);
 //! - `head`: dropout and the linear head (single text, or the siamese pair head);
@@ -23,7 +24,6 @@
 
 #[cfg(target_arch = "x86_64")]
 mod cell_x86;
-mod gemm;
 mod head;
 mod loss;
 mod lstm;

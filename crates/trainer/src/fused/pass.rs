@@ -9,7 +9,6 @@
 
 use distill_student::StudentConfig;
 
-use super::gemm::transpose;
 use super::head::{self, HeadCache, Linear, LinearGrads};
 use super::loss::loss_and_grad;
 use super::lstm::{self, Scratch, Trace, Weights};
@@ -17,6 +16,7 @@ use super::pack::Pack;
 use super::params::direction_index;
 use super::student::{reorder, Gradients, StepBatch};
 use crate::{Loss, Result};
+use distill_ops::gemm::{transpose, Panels};
 
 /// Below this many multiply-adds per direction and layer, the second thread costs more than
 /// it saves.
@@ -28,7 +28,10 @@ pub(super) struct Direction {
     /// Input in this direction's packed order `(N, in)`.
     pub(super) x: Vec<f32>,
     w_ih_t: Vec<f32>,
-    w_hh_t: Vec<f32>,
+    /// `W_hhᵀ` before packing.
+    w_hh_t_plain: Vec<f32>,
+    w_hh_t: Panels,
+    w_hh: Panels,
     bias: Vec<f32>,
     trace: Trace,
     scratch: Scratch,
@@ -103,8 +106,10 @@ impl Workspace {
                 let k = direction_index(l, dir);
                 d.w_ih_t.resize(input * 4 * h, 0.0);
                 transpose(4 * h, input, &dense[k], input, &mut d.w_ih_t);
-                d.w_hh_t.resize(h * 4 * h, 0.0);
-                transpose(4 * h, h, &dense[k + 1], h, &mut d.w_hh_t);
+                d.w_hh_t_plain.resize(h * 4 * h, 0.0);
+                transpose(4 * h, h, &dense[k + 1], h, &mut d.w_hh_t_plain);
+                d.w_hh_t.pack(h, 4 * h, &d.w_hh_t_plain, 4 * h);
+                d.w_hh.pack(4 * h, h, &dense[k + 1], h);
                 d.bias.clear();
                 d.bias
                     .extend(dense[k + 2].iter().zip(&dense[k + 3]).map(|(a, b)| a + b));
@@ -113,9 +118,9 @@ impl Workspace {
                 let k = direction_index(l, reverse);
                 let w = Weights {
                     w_ih: &dense[k],
-                    w_hh: &dense[k + 1],
                     w_ih_t: &d.w_ih_t,
                     w_hh_t: &d.w_hh_t,
+                    w_hh: &d.w_hh,
                     bias: &d.bias,
                 };
                 lstm::forward(pack, h, input, &d.x, &w, &mut d.trace);
@@ -254,9 +259,9 @@ impl Workspace {
                 let k = direction_index(l, reverse);
                 let w = Weights {
                     w_ih: &p[k],
-                    w_hh: &p[k + 1],
                     w_ih_t: &d.w_ih_t,
                     w_hh_t: &d.w_hh_t,
+                    w_hh: &d.w_hh,
                     bias: &d.bias,
                 };
                 let d_out = (!top).then_some(&d.d_out[..]);

@@ -106,57 +106,108 @@ unsafe fn tile512<const AT: bool, const R: usize, const NV: usize>(
     }
 }
 
-/// `C = [C +] op(A)·B` with 8-lane vectors. The caller checked every slice's length.
+/// `C = [C +] op(A)·B` with 8-lane vectors, `B` packed first (see [`gemm_avx2_panels`]).
+/// The caller checked every slice's length.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn gemm_avx2<const AT: bool>(p: &Args, c: &mut [f32]) {
+    PANELS.with_borrow_mut(|panels| {
+        super::pack_panels(p.k, p.m, p.b, p.ldb, panels);
+        gemm_avx2_panels::<AT>(&Args { b: panels, ..*p }, c)
+    })
+}
+
+thread_local! {
+    /// `B` in panels, reused from product to product.
+    static PANELS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `C = [C +] op(A)·B` with `p.b` in panels ([`super::pack_panels`]; `p.ldb` unused).
+///
+/// AVX2 has 16 vector registers: a tile of 6 rows × 2 vectors (12 sums, 2 loaded `B`
+/// vectors, one broadcast) is the widest that does not spill; 8 × 2 spilled and ran at
+/// half the speed. `B` is read from contiguous panels: in place, its rows lie a
+/// power-of-two stride apart and fall into the same few sets of the L1 cache, so every tile
+/// fetched them again from L2.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn gemm_avx2_panels<const AT: bool>(p: &Args, c: &mut [f32]) {
     let c = c.as_mut_ptr();
-    let full = _mm256_set1_epi32(-1);
     let mut j = 0;
-    while j + 16 <= p.m {
-        block256::<AT, 2>(p, c, j, [full; 2]);
-        j += 16;
-    }
     while j < p.m {
-        let left = (p.m - j).min(8) as i32;
-        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lanes);
-        block256::<AT, 1>(p, c, j, [mask]);
-        j += 8;
+        let width = (p.m - j).min(super::PANEL);
+        let vectors = width.div_ceil(8);
+        let q = Args {
+            b: &p.b[p.k * j..],
+            ldb: 8 * vectors,
+            ..*p
+        };
+        match (vectors, width.is_multiple_of(8)) {
+            (2, true) => rows256::<AT, 2, 6, false>(&q, c, j, 8),
+            (2, false) => rows256::<AT, 2, 6, true>(&q, c, j, width - 8),
+            (_, true) => rows256::<AT, 1, 12, false>(&q, c, j, 8),
+            (_, false) => rows256::<AT, 1, 12, true>(&q, c, j, width),
+        }
+        j += width;
     }
 }
 
+/// Columns `j..j + 8·NV` of every row of `C`, in tiles of `MR` rows, then 4, 2, 1. With
+/// `MASKED`, the last vector stores only its first `left` (< 8) columns; `B` (a panel) is
+/// read whole.
 #[inline(always)]
-unsafe fn block256<const AT: bool, const NV: usize>(
+unsafe fn rows256<const AT: bool, const NV: usize, const MR: usize, const MASKED: bool>(
     p: &Args,
     c: *mut f32,
     j: usize,
-    masks: [__m256i; NV],
+    left: usize,
 ) {
-    row_tiles!(p, tile256, c, j, masks)
+    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(left as i32), lanes);
+    let mut i = 0;
+    while i + MR <= p.n {
+        tile256::<AT, MR, NV, MASKED>(p, c, i, j, mask);
+        i += MR;
+    }
+    if i + 4 <= p.n && MR > 4 {
+        tile256::<AT, 4, NV, MASKED>(p, c, i, j, mask);
+        i += 4;
+    }
+    if i + 2 <= p.n {
+        tile256::<AT, 2, NV, MASKED>(p, c, i, j, mask);
+        i += 2;
+    }
+    // Up to MR − 1 rows can be left after the first loop, so this one repeats.
+    while i < p.n {
+        tile256::<AT, 1, NV, MASKED>(p, c, i, j, mask);
+        i += 1;
+    }
 }
 
 #[inline(always)]
-unsafe fn tile256<const AT: bool, const R: usize, const NV: usize>(
+unsafe fn tile256<const AT: bool, const R: usize, const NV: usize, const MASKED: bool>(
     p: &Args,
     c: *mut f32,
     i: usize,
     j: usize,
-    masks: [__m256i; NV],
+    mask: __m256i,
 ) {
     let mut acc = [[_mm256_setzero_ps(); NV]; R];
     if p.accumulate {
         for (r, acc) in acc.iter_mut().enumerate() {
             let row = c.add((i + r) * p.ldc + j);
             for (v, acc) in acc.iter_mut().enumerate() {
-                *acc = _mm256_maskload_ps(row.add(8 * v), masks[v]);
+                *acc = if MASKED && v + 1 == NV {
+                    _mm256_maskload_ps(row.add(8 * v), mask)
+                } else {
+                    _mm256_loadu_ps(row.add(8 * v))
+                };
             }
         }
     }
+    // `B` is a packed panel: its columns start at 0 and are whole vectors.
     let b = p.b.as_ptr();
     for q in 0..p.k {
-        let brow = b.add(q * p.ldb + j);
-        let bv: [__m256; NV] =
-            std::array::from_fn(|v| _mm256_maskload_ps(brow.add(8 * v), masks[v]));
+        let brow = b.add(q * p.ldb);
+        let bv: [__m256; NV] = std::array::from_fn(|v| _mm256_loadu_ps(brow.add(8 * v)));
         for (r, acc) in acc.iter_mut().enumerate() {
             let x = _mm256_set1_ps(a_at::<AT>(p, i + r, q));
             for (acc, bv) in acc.iter_mut().zip(&bv) {
@@ -167,13 +218,17 @@ unsafe fn tile256<const AT: bool, const R: usize, const NV: usize>(
     for (r, acc) in acc.iter().enumerate() {
         let row = c.add((i + r) * p.ldc + j);
         for (v, acc) in acc.iter().enumerate() {
-            _mm256_maskstore_ps(row.add(8 * v), masks[v], *acc);
+            if MASKED && v + 1 == NV {
+                _mm256_maskstore_ps(row.add(8 * v), mask, *acc);
+            } else {
+                _mm256_storeu_ps(row.add(8 * v), *acc);
+            }
         }
     }
 }
 
 /// The 8×8 block of `a` (stride `lda`) at row `r0`, column `c0`, transposed into `out`
-/// (stride `rows`): unpack pairs of rows, shuffle quads, swap the 128-bit halves.
+/// (stride `rows`) through registers.
 #[target_feature(enable = "avx")]
 pub unsafe fn transpose8(
     a: &[f32],
@@ -184,36 +239,10 @@ pub unsafe fn transpose8(
     rows: usize,
 ) {
     let src = a.as_ptr().add(r0 * lda + c0);
-    let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * lda)));
-    let t = [
-        _mm256_unpacklo_ps(r[0], r[1]),
-        _mm256_unpackhi_ps(r[0], r[1]),
-        _mm256_unpacklo_ps(r[2], r[3]),
-        _mm256_unpackhi_ps(r[2], r[3]),
-        _mm256_unpacklo_ps(r[4], r[5]),
-        _mm256_unpackhi_ps(r[4], r[5]),
-        _mm256_unpacklo_ps(r[6], r[7]),
-        _mm256_unpackhi_ps(r[6], r[7]),
-    ];
-    let u = [
-        _mm256_shuffle_ps::<0x44>(t[0], t[2]),
-        _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
-        _mm256_shuffle_ps::<0x44>(t[1], t[3]),
-        _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
-        _mm256_shuffle_ps::<0x44>(t[4], t[6]),
-        _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
-        _mm256_shuffle_ps::<0x44>(t[5], t[7]),
-        _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
-    ];
+    let mut r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * lda)));
+    crate::math::avx2::transpose8(&mut r);
     let dst = out.as_mut_ptr().add(c0 * rows + r0);
-    for i in 0..4 {
-        _mm256_storeu_ps(
-            dst.add(i * rows),
-            _mm256_permute2f128_ps::<0x20>(u[i], u[i + 4]),
-        );
-        _mm256_storeu_ps(
-            dst.add((i + 4) * rows),
-            _mm256_permute2f128_ps::<0x31>(u[i], u[i + 4]),
-        );
+    for (i, v) in r.iter().enumerate() {
+        _mm256_storeu_ps(dst.add(i * rows), *v);
     }
 }

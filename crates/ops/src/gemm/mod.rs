@@ -5,12 +5,14 @@
 //! row length), so a block of rows of a larger buffer is a matrix as is.
 //!
 //! The shapes are the student's: `n` a batch's rows or tokens (up to a few thousand), `k`
-//! and `m` between 1 and `8H`. That is too small for a library GEMM's packing to pay and too
-//! large for a naive triple loop: the product runs in register tiles (up to 8 rows × 32
+//! and `m` between 1 and `8H`. That is too small for a library GEMM's blocking to pay and
+//! too large for a naive triple loop: the product runs in register tiles (up to 8 rows × 32
 //! columns) held over the whole `k`, so each loaded row of `B` feeds several rows of `A`.
 //! With AVX-512 or AVX2 + FMA the tiles are written with intrinsics (`x86`), otherwise a
-//! portable auto-vectorised version runs. On one machine the result depends on neither `n`
-//! nor the blocking, only on the instruction set: every output is one sum in `k` order.
+//! portable auto-vectorised version runs. The AVX2 tiles read `B` from contiguous panels
+//! (packed per product, or once for many with [`Panels`]). On one machine the result
+//! depends on neither `n` nor the blocking nor the packing, only on the instruction set:
+//! every output is one sum in `k` order.
 
 /// `C = [C +] A·B`; see the module docs. `accumulate` adds to `C` instead of overwriting.
 ///
@@ -109,6 +111,109 @@ fn run<const AT: bool>(
     gemm_impl::<AT>(&args, c)
 }
 
+/// Columns per panel of a packed `B` ([`Panels`]).
+const PANEL: usize = 16;
+
+/// `B` (`k × m`, stride `ldb`) as panels of [`PANEL`] columns, one after the other, each
+/// `k` contiguous rows; the last panel's rows are padded with zeros to a multiple of 8. The
+/// panel of column `j` (a multiple of [`PANEL`]) starts at `k·j`.
+fn pack_panels(k: usize, m: usize, b: &[f32], ldb: usize, out: &mut Vec<f32>) {
+    out.clear();
+    let mut j = 0;
+    while j < m {
+        let width = (m - j).min(PANEL);
+        let stride = 8 * width.div_ceil(8);
+        for q in 0..k {
+            let o = q * ldb + j;
+            out.extend_from_slice(&b[o..o + width]);
+            out.resize(out.len() + stride - width, 0.0);
+        }
+        j += width;
+    }
+}
+
+/// A right-hand matrix `B` packed once for many products ([`gemm_panels`]): the
+/// recurrence multiplies by the same `W_hh` at every step of a batch.
+#[derive(Default)]
+pub struct Panels {
+    k: usize,
+    m: usize,
+    /// `B` as given (`k × m`, dense), for the paths that read it in place.
+    plain: Vec<f32>,
+    /// `B` in panels ([`pack_panels`]).
+    packed: Vec<f32>,
+}
+
+impl Panels {
+    /// Packs `b` (`k × m`, row stride `ldb`), reusing this value's buffers.
+    pub fn pack(&mut self, k: usize, m: usize, b: &[f32], ldb: usize) {
+        assert!(
+            ldb >= m && (k == 0 || b.len() >= (k - 1) * ldb + m),
+            "Panels: B too short"
+        );
+        (self.k, self.m) = (k, m);
+        self.plain.clear();
+        for q in 0..k {
+            self.plain.extend_from_slice(&b[q * ldb..q * ldb + m]);
+        }
+        pack_panels(k, m, b, ldb, &mut self.packed);
+    }
+
+    /// Rows of `B` (`k`).
+    pub fn rows(&self) -> usize {
+        self.k
+    }
+
+    /// Columns of `B` (`m`).
+    pub fn cols(&self) -> usize {
+        self.m
+    }
+}
+
+/// `C = [C +] A·B` with `B` packed; as [`gemm`] otherwise.
+///
+/// # Panics
+/// If a slice is too short for its shape and stride.
+pub fn gemm_panels(
+    n: usize,
+    a: &[f32],
+    lda: usize,
+    b: &Panels,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if !std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+    {
+        let (k, m) = (b.k, b.m);
+        if n == 0 || m == 0 {
+            return;
+        }
+        assert!(
+            lda >= k && ldc >= m && a.len() >= (n - 1) * lda + k && c.len() >= (n - 1) * ldc + m,
+            "gemm_panels: A or C too short"
+        );
+        let args = Args {
+            n,
+            k,
+            m,
+            a,
+            lda,
+            b: &b.packed,
+            ldb: 0,
+            ldc,
+            accumulate,
+        };
+        // SAFETY: the features were just detected; A and C were checked above, and the
+        // panels were packed to hold B.
+        return unsafe { x86::gemm_avx2_panels::<false>(&args, c) };
+    }
+    gemm(n, b.k, b.m, a, lda, &b.plain, b.m, c, ldc, accumulate)
+}
+
 /// `Aᵀ`: `a` is `rows × cols` (stride `lda`), `out` becomes `cols × rows` (stride `rows`).
 pub fn transpose(rows: usize, cols: usize, a: &[f32], lda: usize, out: &mut [f32]) {
     if rows == 0 || cols == 0 {
@@ -143,6 +248,7 @@ pub fn transpose(rows: usize, cols: usize, a: &[f32], lda: usize, out: &mut [f32
 }
 
 /// One product's shapes and operands.
+#[derive(Clone, Copy)]
 struct Args<'a> {
     n: usize,
     k: usize,
@@ -364,6 +470,59 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Packed once, `B` gives the same products as read in place, bit for bit (each output
+    /// is the same sum in the same order), for widths around the panel's and the vector's.
+    #[test]
+    fn packed_panels_give_the_same_products_as_b_in_place() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
+        let mut panels = Panels::default();
+        for &(n, k, m) in &[
+            (1, 1, 1),
+            (7, 3, 7),
+            (13, 64, 8),
+            (6, 9, 9),
+            (32, 64, 16),
+            (5, 17, 17),
+            (11, 33, 57),
+            (32, 64, 256),
+            (3, 256, 64),
+        ] {
+            // B as a block of a wider matrix (stride m + 3), to pack through its stride.
+            let ldb = m + 3;
+            let b: Vec<f32> = (0..k * ldb).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let a: Vec<f32> = (0..n * k).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let c0: Vec<f32> = (0..n * m).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            panels.pack(k, m, &b, ldb);
+            for accumulate in [false, true] {
+                let (mut want, mut got) = (c0.clone(), c0.clone());
+                gemm(n, k, m, &a, k, &b, ldb, &mut want, m, accumulate);
+                gemm_panels(n, &a, k, &panels, &mut got, m, accumulate);
+                assert_eq!(got, want, "{n}×{k}×{m} accumulate {accumulate}");
+                let reference = naive_strided(n, k, m, &a, &b, ldb, &c0, accumulate);
+                for (x, y) in got.iter().zip(&reference) {
+                    assert!((*x as f64 - y).abs() <= 1e-5 * (1.0 + k as f64).sqrt());
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn naive_strided(
+        n: usize,
+        k: usize,
+        m: usize,
+        a: &[f32],
+        b: &[f32],
+        ldb: usize,
+        c0: &[f32],
+        acc: bool,
+    ) -> Vec<f64> {
+        let dense: Vec<f32> = (0..k)
+            .flat_map(|q| b[q * ldb..q * ldb + m].iter().copied())
+            .collect();
+        naive(n, k, m, a, &dense, c0, acc)
     }
 
     #[test]
