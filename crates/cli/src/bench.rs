@@ -133,11 +133,6 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         let Some(inference) = &report.inference else {
             anyhow::bail!("--compare-pytorch compares a student's serving: give --model");
         };
-        anyhow::ensure!(
-            inference.num_layers == 1,
-            "--compare-pytorch: PyTorch's script builds a one-layer student, this one has {}",
-            inference.num_layers
-        );
         // PyTorch trains on --train when we time training too; else it only serves (its
         // vocabulary then comes from --data).
         let (train, epochs) = match &a.train {
@@ -150,8 +145,11 @@ pub fn bench(a: BenchArgs) -> Result<()> {
                     train,
                     &a.data,
                     epochs,
-                    inference.embedding_dim,
-                    inference.hidden_size,
+                    (
+                        inference.embedding_dim,
+                        inference.hidden_size,
+                        inference.num_layers,
+                    ),
                 )
                 .context("timing PyTorch (--compare-pytorch PYTHON, --torch-script SCRIPT)")?,
         );

@@ -16,9 +16,16 @@ pub struct Torch {
     pub threads: Option<usize>,
     pub emb: usize,
     pub hid: usize,
+    /// Stacked layers (absent from figures written before the script took `--layers`).
+    #[serde(default = "one")]
+    pub layers: usize,
     pub best_epoch_s: Option<f64>,
     pub dev_sent_per_s_batch256: f64,
     pub latency_us_median: f64,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// How to run PyTorch's timing script.
@@ -34,14 +41,13 @@ pub struct PyTorchBench {
 
 impl PyTorchBench {
     /// Runs the script on `dev` (training `epochs` epochs on `train` first when `epochs > 0`)
-    /// with a student of `emb`/`hid`, and reads what it wrote.
+    /// with a student of `emb`/`hid` and `layers` stacked layers, and reads what it wrote.
     pub fn run(
         &self,
         train: &Path,
         dev: &Path,
         epochs: usize,
-        emb: usize,
-        hid: usize,
+        (emb, hid, layers): (usize, usize, usize),
     ) -> Result<Torch> {
         let failed = |reason: String| Error::Program {
             program: self.python.clone(),
@@ -64,6 +70,7 @@ impl PyTorchBench {
             .args([train, dev, out.as_path()])
             .args(["--emb", &emb.to_string(), "--hid", &hid.to_string()])
             .args(["--epochs", &epochs.to_string()])
+            .args(["--layers", &layers.to_string()])
             .args(["--threads", &self.threads.to_string()])
             .output()
             .map_err(|e| failed(format!("cannot run: {e}")))?;

@@ -15,7 +15,7 @@ pub fn table(i: &Serving, torch: Option<&Torch>, epoch_s: Option<f64>) -> String
         i.threads,
         if i.threads == 1 { "" } else { "s" },
         torch.map_or(String::new(), |t| format!(
-            "; PyTorch {} ({}, {}, {}/{}, batches of 256)",
+            "; PyTorch {} ({}, {}, {}/{}{}, batches of 256)",
             t.torch,
             match t.threads.unwrap_or(2) {
                 1 => "1 thread".to_string(),
@@ -23,7 +23,12 @@ pub fn table(i: &Serving, torch: Option<&Torch>, epoch_s: Option<f64>) -> String
             },
             if t.packed { "packed" } else { "padded" },
             t.emb,
-            t.hid
+            t.hid,
+            if t.layers == 1 {
+                String::new()
+            } else {
+                format!(" × {} layers", t.layers)
+            }
         )),
     );
     s.push_str("| | batched | per sentence (before) | gain |");
@@ -128,6 +133,7 @@ mod tests {
             threads: Some(2),
             emb: 16,
             hid: 8,
+            layers: 1,
             best_epoch_s: Some(4.0),
             dev_sent_per_s_batch256: 25_000.0,
             latency_us_median: 300.0,
@@ -149,6 +155,16 @@ mod tests {
         );
         assert!(
             s.contains("| training epoch, best, s | 0.500 | | | 4.000 | 8.0× |"),
+            "{s}"
+        );
+        assert!(
+            s.contains("(2 threads, packed, 16/8, batches of 256)"),
+            "{s}"
+        );
+        let deep = Torch { layers: 2, ..t };
+        let s = table(&i, Some(&deep), None);
+        assert!(
+            s.contains("(2 threads, packed, 16/8 × 2 layers, batches"),
             "{s}"
         );
         let plain = table(&i, None, None);
