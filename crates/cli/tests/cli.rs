@@ -470,9 +470,10 @@ fn fake_python(dir: &Path, fail: bool) -> PathBuf {
     let body = if fail {
         "echo 'ModuleNotFoundError: No module named torch' >&2; exit 1".to_string()
     } else {
-        // $1 script, $2 train, $3 dev, $4 out, then --emb E --hid H --epochs N --threads T.
+        // $1 script, $2 train, $3 dev, $4 out, then --emb E --hid H --epochs N --layers L
+        // --threads T (the model's sizes and depth).
         r#"case "$1" in *torch_student_bench.py) ;; *) exit 3;; esac
-[ "$5 $6 $7 $8 $9 ${10} ${11} ${12}" = "--emb 16 --hid 8 --epochs 0 --threads 2" ] || exit 4
+[ "$5 $6 $7 $8 $9 ${10} ${11} ${12} ${13} ${14}" = "--emb 16 --hid 8 --epochs 0 --layers 1 --threads 2" ] || exit 4
 [ "$2" = "$3" ] || exit 5
 printf '{"torch": "9.9", "packed": true, "threads": 2, "emb": 16, "hid": 8, "epoch_s": [], "best_epoch_s": null, "dev_sent_per_s_batch256": 1000.0, "latency_us_median": 500.0}' > "$4""#
             .to_string()
