@@ -163,11 +163,6 @@ impl Panels {
     pub fn rows(&self) -> usize {
         self.k
     }
-
-    /// Columns of `B` (`m`).
-    pub fn cols(&self) -> usize {
-        self.m
-    }
 }
 
 /// `C = [C +] A·B` with `B` packed; as [`gemm`] otherwise.
