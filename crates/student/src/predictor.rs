@@ -17,8 +17,11 @@
 //!   serving path, kept as the reference the other two are tested against and as the
 //!   benchmark's baseline.
 //!
-//! The first two run hand-written AVX-512 kernels where the CPU has them; elsewhere their
-//! portable loops do the per-sentence arithmetic bit for bit.
+//! The batched path runs hand-written AVX-512 or AVX2 kernels where the CPU has them, and
+//! the single-sentence path an AVX-512 one for hidden size 8; elsewhere their portable loops
+//! do the per-sentence arithmetic bit for bit. Layers above the first project their input
+//! with one matrix product per block or sentence ([`Direction::project_rows`]), the same
+//! numbers in every path.
 //!
 //! Text is read through a per-thread [`WordCache`], so each distinct raw word is normalised
 //! and stemmed once per thread (bounded; see its docs). A pair model reads each text of a
