@@ -237,7 +237,7 @@ pub mod h8 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
 
     /// `σ(x) = 1 / (1 + e⁻ˣ)` of two vectors with a short dependent chain: `e⁻ˣ` as
-    /// [`crate::cell::exp`] (Cephes range reduction and polynomial, `−x` clamped to
+    /// [`distill_ops::math::exp`] (Cephes range reduction and polynomial, `−x` clamped to
     /// [−87, 88]) with the rounding by the 1.5·2²³ trick, the polynomial evaluated in
     /// Estrin's order, the power of two built in the exponent bits; the division as a 14-bit
     /// reciprocal estimate and one Newton step.

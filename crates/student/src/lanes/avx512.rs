@@ -46,7 +46,7 @@ pub fn transpose(r: &mut [__m512; 16]) {
 
 /// `σ` of `N` vectors, each step applied to all of them before the next (independent
 /// chains interleaved in program order, so the CPU's scheduler always has work).
-/// `e⁻ˣ` as [`crate::cell::exp`] (Cephes: range reduction, degree-5 polynomial) with
+/// `e⁻ˣ` as [`distill_ops::math::exp`] (Cephes: range reduction, degree-5 polynomial) with
 /// fused multiply-adds and `scalef` for the power of two, `−x` clamped to [−87, 88]; the
 /// division `1 / (1 + e⁻ˣ)` as a 14-bit reciprocal estimate and one Newton step.
 ///
