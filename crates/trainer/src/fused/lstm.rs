@@ -9,6 +9,12 @@
 //! ```
 //! The input projection is one `(N, in)·(in, 4H)` product over all tokens; only `h·W_hhᵀ` is
 //! sequential, one `(count[s], H)·(H, 4H)` product per step across the rows still reading.
+//! The first layer's input is an embedding row per token, and a batch repeats its tokens
+//! (a bucketed SST-2 batch holds about 45 % distinct ones), so there it is given as a table
+//! of the batch's distinct rows ([`Input::Distinct`]): the projection runs once per distinct
+//! token and is gathered per row, and backward sums `dz` per token first, so `dW_ih` and the
+//! input gradient (one row per distinct token, as the embedding's optimiser takes it) are
+//! products over the table too.
 //!
 //! Backward, with `dh`, `dc` the gradients flowing into a row's state from its next step (or
 //! from the classifier for its final `h`) plus `d_out_r` from the layer above:
@@ -18,7 +24,9 @@
 //! dc_p = dc⊙f                    dh_p = dz·W_hh
 //! ```
 //! and then, over all rows at once, `dW_ih = dzᵀ·x`, `dW_hh = dzᵀ·h_p`, `db_ih = db_hh = Σ dz`,
-//! `dx = dz·W_ih`. Shapes: `x` `(N, in)`, `h`, `c` `(N, H)`, `dz` `(N, 4H)`.
+//! `dx = dz·W_ih`. Shapes: `x` `(N, in)`, `h`, `c` `(N, H)`, `dz` `(N, 4H)`. With a table of
+//! `D` distinct rows, `Dz` `(D, 4H)` is `dz` summed per row of the table and `dW_ih = Dzᵀ·table`,
+//! `db = Σ Dz`, `dx = Dz·W_ih` `(D, in)`.
 
 use distill_ops::math::{sigmoid, tanh};
 
@@ -39,6 +47,15 @@ pub struct Weights<'a> {
     pub bias: &'a [f32],
 }
 
+/// A direction's input, in its packed order.
+#[derive(Clone, Copy)]
+pub enum Input<'a> {
+    /// One row per packed token `(N, in)`.
+    Rows(&'a [f32]),
+    /// `D` distinct rows `(D, in)` and, per packed token, the index of its row.
+    Distinct { table: &'a [f32], slot: &'a [u32] },
+}
+
 /// What the forward pass keeps for the backward, one row per packed token.
 #[derive(Default)]
 pub struct Trace {
@@ -50,6 +67,8 @@ pub struct Trace {
     pub tanh_c: Vec<f32>,
     /// Outputs `h` `(N, H)`.
     pub h: Vec<f32>,
+    /// The projection of a distinct-row input `(D, 4H)` (not read by the backward).
+    projected: Vec<f32>,
 }
 
 /// Gradients of one direction's parameters (PyTorch layout; `bias` is that of both biases).
@@ -67,28 +86,52 @@ pub struct Scratch {
     dc: Vec<f32>,
     dz: Vec<f32>,
     h_prev: Vec<f32>,
+    /// `dz` summed per distinct input row `(D, 4H)`.
+    dz_rows: Vec<f32>,
 }
 
-/// Runs the direction over `x` `(N, input)` in this direction's packed order.
-pub fn forward(pack: &Pack, hidden: usize, input: usize, x: &[f32], w: &Weights, tr: &mut Trace) {
+/// Runs the direction over `x` (`input` wide) in this direction's packed order.
+pub fn forward(pack: &Pack, hidden: usize, input: usize, x: Input, w: &Weights, tr: &mut Trace) {
     let (n, g4) = (pack.tokens(), 4 * hidden);
     resize(&mut tr.gates, n * g4);
     resize(&mut tr.c, n * hidden);
     resize(&mut tr.tanh_c, n * hidden);
     resize(&mut tr.h, n * hidden);
     // The biases are added with the activations (see `cell_forward`).
-    gemm(
-        n,
-        input,
-        g4,
-        x,
-        input,
-        w.w_ih_t,
-        g4,
-        &mut tr.gates,
-        g4,
-        false,
-    );
+    match x {
+        Input::Rows(x) => gemm(
+            n,
+            input,
+            g4,
+            x,
+            input,
+            w.w_ih_t,
+            g4,
+            &mut tr.gates,
+            g4,
+            false,
+        ),
+        Input::Distinct { table, slot } => {
+            let d = table.len() / input.max(1);
+            resize(&mut tr.projected, d * g4);
+            gemm(
+                d,
+                input,
+                g4,
+                table,
+                input,
+                w.w_ih_t,
+                g4,
+                &mut tr.projected,
+                g4,
+                false,
+            );
+            for (z, &t) in tr.gates.chunks_exact_mut(g4).zip(&slot[..n]) {
+                let t = t as usize;
+                z.copy_from_slice(&tr.projected[t * g4..(t + 1) * g4]);
+            }
+        }
+    }
     for s in 0..pack.steps() {
         let (o, rows) = (pack.offset[s], pack.count[s]);
         let z = &mut tr.gates[o * g4..(o + rows) * g4];
@@ -113,13 +156,14 @@ pub fn forward(pack: &Pack, hidden: usize, input: usize, x: &[f32], w: &Weights,
 
 /// Back-propagates through the direction. `d_final` `(rows, H)` (sorted order) is the
 /// gradient of each row's final `h`; `d_out` `(N, H)`, if any, that of every output. Writes
-/// the parameter gradients into `g` and, if asked, `dx` `(N, input)`.
+/// the parameter gradients into `g` and, if asked, the input's gradient into `dx`: `(N,
+/// input)` for [`Input::Rows`], `(D, input)` for [`Input::Distinct`].
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     pack: &Pack,
     hidden: usize,
     input: usize,
-    x: &[f32],
+    x: Input,
     w: &Weights,
     tr: &Trace,
     d_final: &[f32],
@@ -155,10 +199,27 @@ pub fn backward(
         }
     }
 
+    // The input's rows and the `dz` that pairs with each: per token, or summed per
+    // distinct row.
+    let (x, dz_in, rows_in) = match x {
+        Input::Rows(x) => (x, &sc.dz[..], n),
+        Input::Distinct { table, slot } => {
+            let d = table.len() / input.max(1);
+            sc.dz_rows.clear();
+            sc.dz_rows.resize(d * g4, 0.0);
+            for (dz, &t) in sc.dz.chunks_exact(g4).zip(&slot[..n]) {
+                let t = t as usize;
+                for (acc, v) in sc.dz_rows[t * g4..(t + 1) * g4].iter_mut().zip(dz) {
+                    *acc += v;
+                }
+            }
+            (table, &sc.dz_rows[..], d)
+        }
+    };
     g.bias.clear();
     g.bias.resize(g4, 0.0);
     // Row by row, so the sum runs across the gates in vector lanes.
-    for row in sc.dz.chunks_exact(g4) {
+    for row in dz_in.chunks_exact(g4) {
         for (b, d) in g.bias.iter_mut().zip(row) {
             *b += d;
         }
@@ -166,9 +227,9 @@ pub fn backward(
     resize(&mut g.w_ih, g4 * input);
     gemm_tn(
         g4,
-        n,
+        rows_in,
         input,
-        &sc.dz,
+        dz_in,
         g4,
         x,
         input,
@@ -198,7 +259,9 @@ pub fn backward(
         false,
     );
     if let Some(dx) = dx {
-        gemm(n, g4, input, &sc.dz, g4, w.w_ih, input, dx, input, false);
+        gemm(
+            rows_in, g4, input, dz_in, g4, w.w_ih, input, dx, input, false,
+        );
     }
 }
 

@@ -2,16 +2,17 @@
 //! from step to step.
 //!
 //! Per layer both directions run on the packed batch (`lstm`), on two threads when the
-//! batch is large enough; the next layer reads `[h_fwd ; h_bwd]` of each token, gathered
-//! through `Pack::rev`. The head reads the top layer's final states in batch order; the
-//! backward pass returns each layer's input gradient split the same way, and the
+//! batch is large enough. The first layer reads the batch's distinct embedding rows
+//! (`lstm::Input::Distinct`); the next layer reads `[h_fwd ; h_bwd]` of each token,
+//! gathered through `Pack::rev`. The head reads the top layer's final states in batch
+//! order; the backward pass returns each layer's input gradient split the same way, and the
 //! embedding's as one summed row per distinct token.
 
 use distill_student::StudentConfig;
 
 use super::head::{self, HeadCache, Linear, LinearGrads};
 use super::loss::loss_and_grad;
-use super::lstm::{self, Scratch, Trace, Weights};
+use super::lstm::{self, Input, Scratch, Trace, Weights};
 use super::pack::Pack;
 use super::params::direction_index;
 use super::student::{reorder, Gradients, StepBatch};
@@ -25,7 +26,7 @@ const PARALLEL_MIN_MACS: usize = 150_000;
 /// One direction's buffers, kept between steps.
 #[derive(Default)]
 pub(super) struct Direction {
-    /// Input in this direction's packed order `(N, in)`.
+    /// Input in this direction's packed order `(N, in)` (layers above the first).
     pub(super) x: Vec<f32>,
     w_ih_t: Vec<f32>,
     /// `W_hhᵀ` before packing.
@@ -62,8 +63,11 @@ pub(super) struct Workspace {
     pub(super) slot: Vec<u32>,
     /// Distinct token ids of the batch, in order of first appearance.
     pub(super) touched: Vec<u32>,
-    /// For each forward packed row, the index of its token in `touched`.
-    pub(super) token_slot: Vec<u32>,
+    /// For each packed row of the forward and of the backward direction, the index of its
+    /// token in `touched`.
+    pub(super) token_slot: [Vec<u32>; 2],
+    /// The embedding rows of `touched` `(touched, E)`: the first layer's input.
+    pub(super) table: Vec<f32>,
     /// Examples in the batch.
     pub(super) examples: usize,
 }
@@ -98,6 +102,7 @@ impl Workspace {
         let (e, h) = (cfg.embedding_dim, cfg.hidden_size);
         let ws = self;
         let pack = &ws.pack;
+        let (table, slots) = (&ws.table, &ws.token_slot);
         let n = pack.tokens();
         for l in 0..cfg.num_layers {
             let input = if l == 0 { e } else { 2 * h };
@@ -123,7 +128,8 @@ impl Workspace {
                     w_hh: &d.w_hh,
                     bias: &d.bias,
                 };
-                lstm::forward(pack, h, input, &d.x, &w, &mut d.trace);
+                let x = layer_input(l, reverse, &d.x, table, slots);
+                lstm::forward(pack, h, input, x, &w, &mut d.trace);
             };
             if n * 4 * h * (input + h) >= PARALLEL_MIN_MACS {
                 rayon::join(|| run(f, false), || run(r, true));
@@ -194,6 +200,7 @@ impl Workspace {
         let (e, h, c) = (cfg.embedding_dim, cfg.hidden_size, cfg.num_outputs);
         let ws = self;
         let pack = &ws.pack;
+        let (table, slots) = (&ws.table, &ws.token_slot);
         let n = pack.tokens();
         let rows = pack.rows();
         let hi = direction_index(cfg.num_layers, false);
@@ -253,7 +260,9 @@ impl Workspace {
                         d.d_final[b * h..(b + 1) * h].copy_from_slice(&ws.d_states[src..src + h]);
                     }
                 }
-                d.dx.resize(n * input, 0.0);
+                // The first layer's input gradient has a row per distinct token.
+                let dx_rows = if l == 0 { ws.touched.len() } else { n };
+                d.dx.resize(dx_rows * input, 0.0);
             }
             let run = |d: &mut Direction, reverse: bool| {
                 let k = direction_index(l, reverse);
@@ -269,7 +278,7 @@ impl Workspace {
                     pack,
                     h,
                     input,
-                    &d.x,
+                    layer_input(l, reverse, &d.x, table, slots),
                     &w,
                     &d.trace,
                     &d.d_final,
@@ -314,20 +323,34 @@ impl Workspace {
             }
         }
 
-        // Embedding rows: both directions' input gradients of each token, summed per id.
+        // Embedding rows: the two directions' input gradients, each already one row per
+        // distinct token.
         let [f, r] = &ws.layers[0];
+        let d = ws.touched.len() * e;
         grads.rows.clone_from(&ws.touched);
         grads.row_grads.clear();
-        grads.row_grads.resize(ws.touched.len() * e, 0.0);
-        for (i, &s) in ws.token_slot.iter().enumerate() {
-            let s = s as usize;
-            let j = pack.rev[i];
-            let g = &mut grads.row_grads[s * e..(s + 1) * e];
-            let (a, b) = (&f.dx[i * e..(i + 1) * e], &r.dx[j * e..(j + 1) * e]);
-            for k in 0..e {
-                g[k] += a[k] + b[k];
-            }
+        grads
+            .row_grads
+            .extend(f.dx[..d].iter().zip(&r.dx[..d]).map(|(a, b)| a + b));
+    }
+}
+
+/// Layer `l`'s input in one direction's packed order: the batch's distinct embedding rows
+/// for the first layer, the layer below's outputs (`x`) above it.
+fn layer_input<'a>(
+    l: usize,
+    reverse: bool,
+    x: &'a [f32],
+    table: &'a [f32],
+    slots: &'a [Vec<u32>; 2],
+) -> Input<'a> {
+    if l == 0 {
+        Input::Distinct {
+            table,
+            slot: &slots[usize::from(reverse)],
         }
+    } else {
+        Input::Rows(x)
     }
 }
 

@@ -2,11 +2,11 @@
 //! reads it, and the first part of a step.
 //!
 //! ```text
-//! ids (rows, T) ─pack─▶ embedding rows x (N, E), in each direction's order   (prepare)
+//! ids (rows, T) ─pack─▶ distinct embedding rows (D, E), a row index per token (prepare)
 //!   └─ per layer: forward ‖ backward direction ─▶ h (N, H) each                (pass)
 //!        next layer's input (N, 2H) = [h_fwd ; h_bwd] of the same token
 //!   └─ top layer's final states (rows, 2H) ─▶ head ─▶ logits (B, C) ─▶ loss
-//! and back: d logits → head → d final states → layers top-down → dx (N, E) → embedding rows
+//! and back: d logits → head → d final states → layers top-down → dx (D, E) → embedding rows
 //! ```
 //! `rows` is the batch size, or twice it for pairs (first texts, then second texts). The
 //! gradient of the embedding comes as one summed row per distinct token id, for the lazy
@@ -144,28 +144,29 @@ impl FusedStudent {
         // The distinct rows the batch reads, which its gradient touches.
         ws.slot.resize(cfg.vocab_size, u32::MAX);
         ws.touched.clear();
-        ws.token_slot.clear();
+        let [forward_slot, backward_slot] = &mut ws.token_slot;
+        forward_slot.clear();
         for &t in &ws.tokens {
             let slot = &mut ws.slot[t as usize];
             if *slot == u32::MAX {
                 *slot = ws.touched.len() as u32;
                 ws.touched.push(t);
             }
-            ws.token_slot.push(*slot);
+            forward_slot.push(*slot);
         }
         for &t in &ws.touched {
             ws.slot[t as usize] = u32::MAX;
         }
+        backward_slot.clear();
+        backward_slot.extend(pack.rev.iter().map(|&i| forward_slot[i]));
         ws.layers.resize_with(cfg.num_layers, Default::default);
-        // Layer 0 reads the embedding rows, in each direction's order.
-        let [f, r] = &mut ws.layers[0];
+        // Layer 0 reads the distinct embedding rows.
         gather_rows(
             &self.params.embedding,
             e,
-            ws.tokens.iter().map(|&t| t as usize),
-            &mut f.x,
+            ws.touched.iter().map(|&t| t as usize),
+            &mut ws.table,
         );
-        reorder(&f.x, e, &pack.rev, &mut r.x);
         let width = if cfg.pair { 8 } else { 2 } * cfg.hidden_size;
         head::draw_dropout(&mut ws.head, examples, width, cfg.dropout, rng);
         Ok(())
