@@ -64,6 +64,14 @@ pub fn student_embeddings(id_or_dir: &str, vocab: &Vocab, dim: usize) -> Result<
             source.name()
         )));
     }
+    if dim > width {
+        // Defined, not refused: the teacher's components fill the first columns and the
+        // rest start at zero and learn (the smoke preset's 32-wide tiny teacher does this).
+        tracing::warn!(
+            "the student's {dim} embedding columns exceed {}'s {width}: columns {width}.. start at zero",
+            source.name()
+        );
+    }
     let out = project(&rows, &present, width, dim);
     tracing::info!(
         tokens = present.iter().filter(|&&p| p).count(),

@@ -147,3 +147,24 @@ fn a_teacher_without_word_embeddings_is_named() {
         "{msg}"
     );
 }
+
+/// A student wider than its teacher (the pipeline's 128-wide `large-augment` on the 32-wide
+/// tiny teacher of the smoke preset): the teacher's components fill the first columns, the
+/// rest start at zero, and nothing is NaN.
+#[test]
+fn a_student_wider_than_the_teacher_gets_zero_columns_past_its_width() {
+    let vocab = vocab();
+    let teacher = fixture("tiny-bert");
+    let width = 32; // tiny-bert's hidden_size
+    let dim = width + 8;
+    let table = student_embeddings(teacher.to_str().unwrap(), &vocab, dim).unwrap();
+    assert_eq!(table.len(), vocab.len() * dim);
+    assert!(table.iter().all(|x| x.is_finite()));
+    let rows = || table.chunks_exact(dim);
+    assert!(rows().all(|r| r[width..].iter().all(|&x| x == 0.0)));
+    let good = &table[vocab.id("good") as usize * dim..][..width];
+    assert!(
+        good.iter().any(|&x| x != 0.0),
+        "the teacher's columns hold its components"
+    );
+}

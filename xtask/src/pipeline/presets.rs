@@ -430,10 +430,18 @@ impl Settings {
                     .unwrap_or(self.student_epochs)
                     .to_string(),
             ),
-            ("large student size (embedding/hidden)", {
-                let z = self.large_student_size.unwrap_or(LARGE_PRESET_SIZE);
-                format!("{}/{}", z.embedding_dim, z.hidden_size)
-            }),
+            (
+                "large student sizes (embedding/hidden)",
+                STUDENTS
+                    .iter()
+                    .filter(|k| k.preset == "large")
+                    .map(|k| {
+                        let z = self.sizes_of(k);
+                        format!("{} {}/{}", k.name, z.embedding_dim, z.hidden_size)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
             (
                 "large student layers",
                 STUDENTS
@@ -471,6 +479,17 @@ impl Settings {
         self.large_num_layers
             .filter(|_| spec.preset == "large")
             .or(spec.num_layers)
+    }
+
+    /// The embedding and hidden size a `large` student `spec` trains with: the
+    /// `--large-*` flags', else its spec's embedding size, else the preset's.
+    pub fn sizes_of(&self, spec: &StudentSpec) -> StudentSize {
+        self.large_student_size.unwrap_or(StudentSize {
+            embedding_dim: spec
+                .embedding_dim
+                .unwrap_or(LARGE_PRESET_SIZE.embedding_dim),
+            ..LARGE_PRESET_SIZE
+        })
     }
 
     /// Sizes that replace the preset's for a student of architecture preset `preset`.
@@ -628,7 +647,8 @@ pub struct Overrides {
     /// Epochs of the `large` preset students.
     #[arg(long)]
     pub large_student_epochs: Option<usize>,
-    /// Embedding size of the `large` preset students [default: 64]; cost grows with it.
+    /// Embedding size of every `large` preset student [default: 64; 128 for
+    /// `large-augment`]; cost grows with it.
     #[arg(long)]
     pub large_embedding_dim: Option<usize>,
     /// LSTM hidden size of the `large` preset students [default: 64]; an epoch costs
@@ -703,6 +723,13 @@ mod tests {
         };
         assert_eq!(wider.size_of("large"), Some(size));
         assert_eq!(wider.size_of("original"), None);
+        // The sizes each `large` student trains with: its spec's embedding size unless a
+        // `--large-*` flag set both.
+        let augment = crate::pipeline::layout::student("large-augment").unwrap();
+        let distill = crate::pipeline::layout::student("large-distill").unwrap();
+        assert_eq!(full.sizes_of(augment).embedding_dim, 128);
+        assert_eq!(full.sizes_of(distill), LARGE_PRESET_SIZE);
+        assert_eq!(wider.sizes_of(augment), size);
         let o = Overrides {
             large_embedding_dim: Some(0),
             ..Overrides::default()

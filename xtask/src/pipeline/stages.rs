@@ -379,6 +379,8 @@ impl Planner<'_> {
             args = args
                 .opt("--embedding-dim", size.embedding_dim)
                 .opt("--hidden-size", size.hidden_size);
+        } else if let Some(e) = spec.embedding_dim {
+            args = args.opt("--embedding-dim", e);
         }
         if let Some(n) = s.layers_of(spec) {
             args = args.opt("--num-layers", n);
@@ -655,6 +657,30 @@ mod tests {
     }
 
     #[test]
+    fn a_specs_embedding_size_reaches_its_student_alone() {
+        let layout = test_layout();
+        let base = TeacherBase::Hub("a/b".into());
+        let cpu = DeviceChoice::parse("cpu").unwrap();
+        let settings = Settings::preset(Preset::Full);
+        let mut seen = 0;
+        for stage in plan(&settings, &layout, &base, &cpu, &cpu) {
+            let Action::Cli { args, .. } = &stage.action else {
+                continue;
+            };
+            let Some(spec) = STUDENTS
+                .iter()
+                .find(|k| stage.name == format!("student-{}", k.name))
+            else {
+                continue;
+            };
+            let want = spec.embedding_dim.map(|e| e.to_string());
+            assert_eq!(flag_value(args, "--embedding-dim"), want, "{args:?}");
+            seen += usize::from(want.is_some());
+        }
+        assert_eq!(seen, 1, "only large-augment sets its embedding size");
+    }
+
+    #[test]
     fn sizes_reach_only_the_large_students_and_wordpieces_only_the_students_that_read_them() {
         let layout = test_layout();
         let base = TeacherBase::Hub("a/b".into());
@@ -708,6 +734,9 @@ mod tests {
                 spec.num_layers.map(|n| n.to_string())
             );
             assert_eq!(settings.layers_of(spec), spec.num_layers);
+            // `--large-embedding-dim`/`--large-hidden-size` replace a spec's embedding size.
+            let sized = (spec.preset == "large").then(|| "300".to_string());
+            assert_eq!(value("--embedding-dim"), sized, "{args:?}");
             assert_eq!(value("--alpha"), spec.alpha.map(|a| a.to_string()));
             if reads {
                 assert!(args.iter().any(|a| a == "--teacher"), "{args:?}");
