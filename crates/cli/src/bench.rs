@@ -13,6 +13,7 @@ use distill_student::StudentModel;
 use distill_trainer::StudentRun;
 use serde::Serialize;
 
+use crate::student::ArchitectureArgs;
 use crate::task::TaskArgs;
 
 #[derive(Args, Debug)]
@@ -25,25 +26,15 @@ pub struct BenchArgs {
     data: PathBuf,
     #[command(flatten)]
     task: TaskArgs,
-    /// Also time training epochs of the student (`--preset` and the size flags) on this
+    /// Also time training epochs of the student (`--preset` and its size flags) on this
     /// file (80% split).
     #[arg(long)]
     train: Option<PathBuf>,
     /// Training epochs to time.
     #[arg(long, default_value_t = 2)]
     epochs: usize,
-    /// Student preset to time training of: original or large.
-    #[arg(long, default_value = "original")]
-    preset: String,
-    /// BiLSTM layers of the timed student [default: the preset's].
-    #[arg(long)]
-    num_layers: Option<usize>,
-    /// Embedding size of the timed student [default: the preset's].
-    #[arg(long)]
-    embedding_dim: Option<usize>,
-    /// LSTM hidden size per direction of the timed student [default: the preset's].
-    #[arg(long)]
-    hidden_size: Option<usize>,
+    #[command(flatten)]
+    architecture: ArchitectureArgs,
     /// Training step: fused, candle or auto (fused on the CPU).
     #[arg(long, default_value_t = distill_trainer::Engine::Auto)]
     engine: distill_trainer::Engine,
@@ -115,22 +106,6 @@ fn time_model(model: &Path, data: &Path, task: &TaskArgs, repeat: usize) -> Resu
     Ok(time_serving(&student, &texts, &seconds, repeat)?)
 }
 
-/// The student `--preset` names, with the size flags applied.
-fn timed_student(a: &BenchArgs) -> Result<distill_student::StudentPreset> {
-    let mut preset = distill_student::StudentPreset::by_name(&a.preset)?;
-    if let Some(n) = a.num_layers {
-        preset.num_layers = n;
-    }
-    if let Some(e) = a.embedding_dim {
-        preset.embedding_dim = e;
-    }
-    if let Some(h) = a.hidden_size {
-        preset.hidden_size = h;
-    }
-    preset.validate()?;
-    Ok(preset)
-}
-
 pub fn bench(a: BenchArgs) -> Result<()> {
     let mut report = Report::default();
     if let Some(train) = &a.train {
@@ -140,7 +115,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         run.train.epochs = a.epochs;
         run.train.progress = false;
         run.train.engine = a.engine;
-        run.preset = timed_student(&a)?;
+        run.preset = a.architecture.preset()?;
         let outcome = run.run(&Device::Cpu).context("timing training")?;
         let _ = std::fs::remove_dir_all(&dir);
         report.epoch_seconds = Some(outcome.records.iter().map(|r| r.epoch_seconds).collect());
@@ -177,24 +152,17 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         if let Some(e) = &report.epoch_seconds {
-            // The sizes when a flag changed them from the preset's.
-            let p = timed_student(&a)?;
-            let mut sizes = String::new();
-            if a.embedding_dim.is_some() || a.hidden_size.is_some() {
-                sizes += &format!(", {}/{}", p.embedding_dim, p.hidden_size);
-            }
-            if let Some(n) = a.num_layers {
-                sizes += &format!(", {n} layers");
-            }
             println!(
-                "training seconds per epoch ({} preset{sizes}, batch 32, {} engine): {e:.3?}",
-                a.preset, a.engine
+                "training seconds per epoch ({} preset{}, batch 32, {} engine): {e:.3?}",
+                a.architecture.preset,
+                a.architecture.changed_sizes()?,
+                a.engine
             );
         }
         if let Some(i) = &report.inference {
             // PyTorch trains a student of the model's sizes: our epoch goes beside it only
             // when --preset and the size flags timed the same sizes.
-            let p = timed_student(&a)?;
+            let p = a.architecture.preset()?;
             let epoch = report
                 .epoch_seconds
                 .as_ref()

@@ -73,18 +73,8 @@ pub struct TrainArgs {
     /// Exponent of the weighted-mse weights.
     #[arg(long, default_value_t = 1.5, value_parser = finite)]
     k: f64,
-    /// Architecture preset: original or large.
-    #[arg(long, default_value = "original")]
-    preset: String,
-    /// Embedding size [default: the preset's].
-    #[arg(long)]
-    embedding_dim: Option<usize>,
-    /// LSTM hidden size per direction [default: the preset's].
-    #[arg(long)]
-    hidden_size: Option<usize>,
-    /// Stacked BiLSTM layers [default: the preset's].
-    #[arg(long)]
-    num_layers: Option<usize>,
+    #[command(flatten)]
+    architecture: ArchitectureArgs,
     /// Dropout before the head [default: the preset's].
     #[arg(long, value_parser = finite)]
     dropout: Option<f64>,
@@ -188,16 +178,7 @@ fn train(a: TrainArgs) -> Result<()> {
         },
     };
     let mut run = StudentRun::new(a.train.clone(), a.out.clone());
-    run.preset = StudentPreset::by_name(&a.preset)?;
-    if let Some(n) = a.embedding_dim {
-        run.preset.embedding_dim = n;
-    }
-    if let Some(n) = a.hidden_size {
-        run.preset.hidden_size = n;
-    }
-    if let Some(n) = a.num_layers {
-        run.preset.num_layers = n;
-    }
+    run.preset = a.architecture.preset()?;
     if let Some(p) = a.dropout {
         run.preset.dropout = p as f32;
     }
@@ -271,4 +252,52 @@ fn train(a: TrainArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A student's architecture: `--preset` and the sizes that replace the preset's
+/// (`student train`, `bench --train`).
+#[derive(Args, Debug)]
+pub struct ArchitectureArgs {
+    /// Architecture preset: original or large.
+    #[arg(long, default_value = "original")]
+    pub preset: String,
+    /// Embedding size [default: the preset's].
+    #[arg(long)]
+    pub embedding_dim: Option<usize>,
+    /// LSTM hidden size per direction [default: the preset's].
+    #[arg(long)]
+    pub hidden_size: Option<usize>,
+    /// Stacked BiLSTM layers [default: the preset's].
+    #[arg(long)]
+    pub num_layers: Option<usize>,
+}
+
+impl ArchitectureArgs {
+    /// The preset with the size flags applied (dropout stays the preset's).
+    pub fn preset(&self) -> Result<StudentPreset> {
+        let mut preset = StudentPreset::by_name(&self.preset)?;
+        if let Some(n) = self.embedding_dim {
+            preset.embedding_dim = n;
+        }
+        if let Some(n) = self.hidden_size {
+            preset.hidden_size = n;
+        }
+        if let Some(n) = self.num_layers {
+            preset.num_layers = n;
+        }
+        Ok(preset)
+    }
+
+    /// `, E/H, N layers` for the sizes a flag changed; empty when none did.
+    pub fn changed_sizes(&self) -> Result<String> {
+        let p = self.preset()?;
+        let mut out = String::new();
+        if self.embedding_dim.is_some() || self.hidden_size.is_some() {
+            out += &format!(", {}/{}", p.embedding_dim, p.hidden_size);
+        }
+        if let Some(n) = self.num_layers {
+            out += &format!(", {n} layers");
+        }
+        Ok(out)
+    }
 }

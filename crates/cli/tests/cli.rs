@@ -445,6 +445,35 @@ fn a_run_started_on_one_engine_resumes_on_the_other_and_bench_times_either() {
 }
 
 #[test]
+fn bench_times_the_sizes_its_flags_give() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = tmp.path().join("train.tsv");
+    head(&assets().join("train.tsv"), &train, 200);
+    let bench = |sizes: &[&str]| {
+        let mut args = vec!["bench", "--train", train.to_str().unwrap(), "--epochs", "1"];
+        args.extend_from_slice(sizes);
+        distill(&args)
+    };
+    let o = bench(&[
+        "--embedding-dim",
+        "12",
+        "--hidden-size",
+        "6",
+        "--num-layers",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("(original preset, 12/6, 2 layers, batch 32"),
+        "{out}"
+    );
+    // The sizes reach the trained student: one it cannot build is refused.
+    let o = bench(&["--hidden-size", "0"]);
+    fails_with(&o, &["hidden_size", "positive"]);
+}
+
+#[test]
 fn bench_on_header_only_data_is_an_error_not_a_panic() {
     let tmp = tempfile::tempdir().unwrap();
     let empty = tmp.path().join("header-only.tsv");
