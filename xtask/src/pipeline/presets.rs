@@ -481,15 +481,24 @@ impl Settings {
             .or(spec.num_layers)
     }
 
-    /// The embedding and hidden size a `large` student `spec` trains with: the
-    /// `--large-*` flags', else its spec's embedding size, else the preset's.
+    /// The `--embedding-dim` and `--hidden-size` a student's command carries (`None`: the
+    /// preset's): the `--large-*` flags' for a `large` student, else its spec's embedding
+    /// size.
+    pub fn size_flags(&self, spec: &StudentSpec) -> (Option<usize>, Option<usize>) {
+        match self.size_of(spec.preset) {
+            Some(z) => (Some(z.embedding_dim), Some(z.hidden_size)),
+            None => (spec.embedding_dim, None),
+        }
+    }
+
+    /// The embedding and hidden size a `large` student `spec` trains with
+    /// ([`Settings::size_flags`] over the preset's).
     pub fn sizes_of(&self, spec: &StudentSpec) -> StudentSize {
-        self.large_student_size.unwrap_or(StudentSize {
-            embedding_dim: spec
-                .embedding_dim
-                .unwrap_or(LARGE_PRESET_SIZE.embedding_dim),
-            ..LARGE_PRESET_SIZE
-        })
+        let (embedding_dim, hidden_size) = self.size_flags(spec);
+        StudentSize {
+            embedding_dim: embedding_dim.unwrap_or(LARGE_PRESET_SIZE.embedding_dim),
+            hidden_size: hidden_size.unwrap_or(LARGE_PRESET_SIZE.hidden_size),
+        }
     }
 
     /// Sizes that replace the preset's for a student of architecture preset `preset`.

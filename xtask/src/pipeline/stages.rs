@@ -375,12 +375,12 @@ impl Planner<'_> {
             inputs.extend(self.teacher_files());
         }
         let mut args = args.opt("--preset", spec.preset);
-        if let Some(size) = s.size_of(spec.preset) {
-            args = args
-                .opt("--embedding-dim", size.embedding_dim)
-                .opt("--hidden-size", size.hidden_size);
-        } else if let Some(e) = spec.embedding_dim {
+        let (embedding_dim, hidden_size) = s.size_flags(spec);
+        if let Some(e) = embedding_dim {
             args = args.opt("--embedding-dim", e);
+        }
+        if let Some(h) = hidden_size {
+            args = args.opt("--hidden-size", h);
         }
         if let Some(n) = s.layers_of(spec) {
             args = args.opt("--num-layers", n);
