@@ -7,6 +7,7 @@
 //! - [`math`]: branch-free `exp`, `sigmoid` and `tanh` that vectorise; the dot product.
 //! - [`gemm`]: products of small row-major matrices in register tiles (the fused training
 //!   step's, and the serving path's projections of layers above the first).
+//! - [`softmax`]: the masked, scaled softmax of a row of attention scores.
 //! - [`dropout`]: the seeded inverted-dropout keep-mask.
 //! - `host` (feature `candle`): contiguous `&[f32]` views of candle CPU storage, for custom
 //!   ops that hand these kernels their slices, and in-place runs of a kernel on a tensor.
@@ -29,5 +30,6 @@ pub mod gemm;
 pub mod host;
 pub mod lazy;
 pub mod math;
+pub mod softmax;
 
 pub use error::{Error, Result};

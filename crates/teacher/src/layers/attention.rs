@@ -11,8 +11,12 @@
 //! `∂A = G Vₕᵀ`, `∂Vₕ = Aᵀ G`, `∂P = ∂A ∘ D`, `∂S = P ∘ (∂P − rowsum(∂P ∘ P))`,
 //! `∂Qₕ = s ∂S Kₕ`, `∂Kₕ = s ∂Sᵀ Qₕ`.
 //!
-//! On the CPU this is one custom op (loops over the batch in parallel; with T ≈ 15 and
-//! d = 32 the work is tiny, the graph nodes were what cost). [`attention_ops`] composes
+//! On the CPU this is one custom op: sequences in parallel, and per head the products
+//! above as small matrix products (`distill_ops::gemm`) around a row softmax
+//! (`distill_ops::softmax`). With T ≈ 15 and d = 32 the work is tiny: as a tensor graph the
+//! nodes were what cost, and as dot products of `d` numbers per score it ran at 4 GFLOP/s,
+//! 15 % of the teacher's labelling time (now 1.85 ms per layer for 64 × 16 tokens on one
+//! Zen 3 core, 3.8× faster). [`attention_ops`] composes
 //! the same computation from candle ops (head split, batched matmuls, softmax, dropout)
 //! and runs on other devices; the tests check one against the other.
 
@@ -20,12 +24,13 @@ use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use distill_ops::dropout::keep_mask;
+use distill_ops::gemm::{gemm, gemm_tn, transpose};
 use distill_ops::host;
-use distill_ops::math::exp;
+use distill_ops::softmax::masked_softmax;
 use rayon::prelude::*;
 
 use super::softmax::softmax_last_dim;
-use super::{dot, sum, Ctx, Dropout, Mode};
+use super::{dot, Ctx, Dropout, Mode};
 
 /// Attention of `q`, `k`, `v` `(B, T, H)` under the additive `mask` `(B, T)`, with dropout
 /// on the probabilities in training mode; returns the context `(B, T, H)`.
@@ -63,6 +68,7 @@ pub fn attention(
         mask: mask.flatten_all()?.to_vec1::<f32>()?,
         keep,
         probs: Mutex::new(Vec::new()),
+        keep_probs: ctx.mode.differentiable(),
     };
     let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
     if ctx.mode.differentiable() {
@@ -103,19 +109,44 @@ pub fn attention_ops(
         .reshape((b, tq, h))
 }
 
-#[inline]
-fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
-    y.iter_mut().zip(x).for_each(|(y, x)| *y += alpha * x);
-}
-
 struct AttentionOp {
     heads: usize,
     /// `(B, T)` additive mask.
     mask: Vec<f32>,
     /// `(B, heads, T, T)` scaled keep-mask, in training.
     keep: Option<Vec<f32>>,
-    /// `P` `(B, heads, T, T)` from the forward pass, for the backward pass.
+    /// `P` `(B, heads, T, T)` from the forward pass, for the backward pass (not kept in
+    /// inference).
     probs: Mutex<Vec<f32>>,
+    keep_probs: bool,
+}
+
+/// Buffers of one thread, reused from sequence to sequence.
+#[derive(Default)]
+struct Scratch {
+    /// A head's `Kₕᵀ` or `Vₕᵀ` `(d, T)`.
+    transposed: Vec<f32>,
+    /// `P` of every head of the sequence, when the op does not keep them.
+    probs: Vec<f32>,
+    /// `A = P ∘ D`, or `∂S`, of one head `(T, T)`.
+    square: Vec<f32>,
+}
+
+/// `A = P ∘ D` into `out` (`D` the scaled keep-mask).
+fn apply_keep<'a>(p: &'a [f32], keep: Option<&[f32]>, out: &'a mut Vec<f32>) -> &'a [f32] {
+    match keep {
+        None => p,
+        Some(m) => {
+            out.clear();
+            out.extend(p.iter().zip(m).map(|(p, m)| p * m));
+            out
+        }
+    }
+}
+
+/// `v` of length `n` (contents left as they were or zero).
+fn resize(v: &mut Vec<f32>, n: usize) {
+    v.resize(n, 0.0);
 }
 
 impl CustomOp3 for AttentionOp {
@@ -123,6 +154,9 @@ impl CustomOp3 for AttentionOp {
         "attention"
     }
 
+    /// Per sequence and head, as products (`distill_ops::gemm`): `S = Qₕ·Kₕᵀ` from `Kₕ`
+    /// transposed, the softmax row by row, `Cₕ = A·Vₕ`. (Row-by-row dot products of
+    /// `d = 32` ran at 4 GFLOP/s: 15 % of the teacher's labelling time.)
     fn cpu_fwd(
         &self,
         s1: &CpuStorage,
@@ -142,12 +176,22 @@ impl CustomOp3 for AttentionOp {
         let (heads, d) = (self.heads, h / self.heads);
         let scale = 1.0 / (d as f32).sqrt();
         let (per_q, per_seq, per_probs) = (tq * h, t * h, heads * tq * t);
+        let sequences = q.len() / per_q.max(1);
         let mut out = vec![0f32; q.len()];
-        let mut probs = vec![0f32; q.len() / per_q * per_probs];
-        out.par_chunks_mut(per_q)
-            .zip(probs.par_chunks_mut(per_probs))
+        let mut probs = vec![
+            0f32;
+            if self.keep_probs {
+                sequences * per_probs
+            } else {
+                0
+            }
+        ];
+        let mut kept: Vec<&mut [f32]> = probs.chunks_mut(per_probs.max(1)).collect();
+        kept.resize_with(sequences, Default::default);
+        out.par_chunks_mut(per_q.max(1))
+            .zip(kept.into_par_iter())
             .enumerate()
-            .for_each(|(b, (out, probs))| {
+            .for_each_init(Scratch::default, |sc, (b, (out, kept))| {
                 let (q, k, v) = (
                     &q[b * per_q..][..per_q],
                     &k[b * per_seq..][..per_seq],
@@ -155,27 +199,24 @@ impl CustomOp3 for AttentionOp {
                 );
                 let mask = &self.mask[b * t..][..t];
                 let keep = self.keep.as_ref().map(|m| &m[b * per_probs..][..per_probs]);
+                let probs = if self.keep_probs {
+                    kept
+                } else {
+                    resize(&mut sc.probs, per_probs);
+                    &mut sc.probs[..]
+                };
+                resize(&mut sc.transposed, d * t);
                 for hd in 0..heads {
                     let col = hd * d;
-                    for i in 0..tq {
-                        let row = &mut probs[(hd * tq + i) * t..][..t];
-                        let qi = &q[i * h + col..][..d];
-                        let mut max = f32::NEG_INFINITY;
-                        for (j, s) in row.iter_mut().enumerate() {
-                            *s = scale * dot(qi, &k[j * h + col..][..d]) + mask[j];
-                            max = max.max(*s);
-                        }
-                        row.iter_mut().for_each(|s| *s = exp(*s - max));
-                        let inv = 1.0 / sum(row);
-                        row.iter_mut().for_each(|s| *s *= inv);
-                        let ci = &mut out[i * h + col..][..d];
-                        for (j, &p) in row.iter().enumerate() {
-                            let a = keep.map_or(p, |m| p * m[(hd * tq + i) * t + j]);
-                            if a != 0.0 {
-                                axpy(a, &v[j * h + col..][..d], ci);
-                            }
-                        }
+                    let p = &mut probs[hd * tq * t..][..tq * t];
+                    transpose(t, d, &k[col..], h, &mut sc.transposed);
+                    gemm(tq, d, t, &q[col..], h, &sc.transposed, t, p, t, false);
+                    for row in p.chunks_exact_mut(t) {
+                        masked_softmax(row, mask, scale);
                     }
+                    let keep = keep.map(|m| &m[hd * tq * t..][..tq * t]);
+                    let a = apply_keep(p, keep, &mut sc.square);
+                    gemm(tq, t, d, a, t, &v[col..], h, &mut out[col..], h, false);
                 }
             });
         *self
@@ -185,6 +226,8 @@ impl CustomOp3 for AttentionOp {
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
+    /// Per sequence and head, all as products: `∂A = G·Vₕᵀ`, `∂Vₕ = Aᵀ·G`, then `∂S` row by
+    /// row, `∂Qₕ = s ∂S·Kₕ`, `∂Kₕ = s ∂Sᵀ·Qₕ` (the scale folded into `∂S`).
     fn bwd(
         &self,
         q: &Tensor,
@@ -208,47 +251,46 @@ impl CustomOp3 for AttentionOp {
             vec![0f32; q.len()],
             vec![0f32; q.len()],
         );
-        dq.par_chunks_mut(per_seq)
-            .zip(dk.par_chunks_mut(per_seq).zip(dv.par_chunks_mut(per_seq)))
+        dq.par_chunks_mut(per_seq.max(1))
+            .zip(
+                dk.par_chunks_mut(per_seq.max(1))
+                    .zip(dv.par_chunks_mut(per_seq.max(1))),
+            )
             .enumerate()
-            .for_each(|(b, (dq, (dk, dv)))| {
+            .for_each_init(Scratch::default, |sc, (b, (dq, (dk, dv)))| {
                 let r = b * per_seq..(b + 1) * per_seq;
                 let (q, k, v, g) = (&q[r.clone()], &k[r.clone()], &v[r.clone()], &g[r]);
-                let p = &probs[b * per_probs..][..per_probs];
+                let probs = &probs[b * per_probs..][..per_probs];
                 let keep = self.keep.as_ref().map(|m| &m[b * per_probs..][..per_probs]);
-                let mut ds = vec![0f32; t];
+                resize(&mut sc.transposed, d * t);
+                let mut ds = std::mem::take(&mut sc.probs);
+                resize(&mut ds, t * t);
                 for hd in 0..heads {
                     let col = hd * d;
+                    let p = &probs[hd * t * t..][..t * t];
+                    let keep = keep.map(|m| &m[hd * t * t..][..t * t]);
+                    // ∂A = G·Vₕᵀ into `ds`; ∂Vₕ = Aᵀ·G.
+                    transpose(t, d, &v[col..], h, &mut sc.transposed);
+                    gemm(t, d, t, &g[col..], h, &sc.transposed, t, &mut ds, t, false);
+                    let a = apply_keep(p, keep, &mut sc.square);
+                    gemm_tn(t, t, d, a, t, &g[col..], h, &mut dv[col..], h, false);
+                    // ∂P = ∂A ∘ D; ∂S = s P ∘ (∂P − Σ ∂P∘P), row by row.
                     for i in 0..t {
-                        let row = &p[(hd * t + i) * t..][..t];
-                        let gi = &g[i * h + col..][..d];
-                        // ∂P_ij = (G_i · V_j) D_ij; ∂V_j += A_ij G_i.
-                        let mut dot_dp_p = 0f32;
-                        for j in 0..t {
-                            let m = keep.map_or(1.0, |m| m[(hd * t + i) * t + j]);
-                            let a = row[j] * m;
-                            if a != 0.0 {
-                                axpy(a, gi, &mut dv[j * h + col..][..d]);
-                            }
-                            let dp = if m != 0.0 {
-                                dot(gi, &v[j * h + col..][..d]) * m
-                            } else {
-                                0.0
-                            };
-                            ds[j] = dp;
-                            dot_dp_p += dp * row[j];
+                        let (ds, p) = (&mut ds[i * t..][..t], &p[i * t..][..t]);
+                        if let Some(m) = keep {
+                            ds.iter_mut()
+                                .zip(&m[i * t..][..t])
+                                .for_each(|(x, m)| *x *= m);
                         }
-                        // ∂S_ij = P_ij (∂P_ij − Σ ∂P·P); ∂Q_i += s ∂S_ij K_j; ∂K_j += s ∂S_ij Q_i.
-                        let qi = &q[i * h + col..][..d];
-                        for j in 0..t {
-                            let s = scale * row[j] * (ds[j] - dot_dp_p);
-                            if s != 0.0 {
-                                axpy(s, &k[j * h + col..][..d], &mut dq[i * h + col..][..d]);
-                                axpy(s, qi, &mut dk[j * h + col..][..d]);
-                            }
-                        }
+                        let dot_dp_p = dot(ds, p);
+                        ds.iter_mut()
+                            .zip(p)
+                            .for_each(|(x, p)| *x = scale * p * (*x - dot_dp_p));
                     }
+                    gemm(t, t, d, &ds, t, &k[col..], h, &mut dq[col..], h, false);
+                    gemm_tn(t, t, d, &ds, t, &q[col..], h, &mut dk[col..], h, false);
                 }
+                sc.probs = ds;
             });
         let shape = grad.shape();
         let dev = grad.device();
@@ -269,8 +311,16 @@ mod tests {
 
     #[test]
     fn the_fused_op_matches_the_composition() -> Result<()> {
+        // (batch, tokens, width, heads): tiny heads, then more tokens than one panel of the
+        // products (16) with MiniLM's head width (32).
+        for (b, t, h, heads) in [(2, 5, 8, 2), (3, 19, 64, 2)] {
+            matches_the_composition(b, t, h, heads)?;
+        }
+        Ok(())
+    }
+
+    fn matches_the_composition(b: usize, t: usize, h: usize, heads: usize) -> Result<()> {
         let dev = Device::Cpu;
-        let (b, t, h, heads) = (2, 5, 8, 2);
         let make = |offset: f32| -> Result<Var> {
             Var::from_tensor(
                 &(Tensor::arange(offset, offset + (b * t * h) as f32, &dev)?
@@ -281,10 +331,16 @@ mod tests {
         };
         let (q, k, v) = (make(0.)?, make(100.)?, make(200.)?);
         // The second sequence has two padded positions.
-        let mask = Tensor::new(
-            &[[0f32, 0., 0., 0., 0.], [0., 0., 0., f32::MIN, f32::MIN]],
-            &dev,
-        )?;
+        let mask: Vec<f32> = (0..b * t)
+            .map(|i| {
+                if i / t == 1 && i % t >= t - 2 {
+                    f32::MIN
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, (b, t), &dev)?;
         let weights = Tensor::arange(0f32, (b * t * h) as f32, &dev)?
             .reshape((b, t, h))?
             .cos()?;
@@ -303,14 +359,22 @@ mod tests {
                 Ok((out, grads))
             };
             let ((a, ga), (b, gb)) = (run(true)?, run(false)?);
-            assert!(max((&a - &b)?)? < 1e-5, "{mode:?} forward");
+            assert!(max((&a - &b)?)? < 1e-5, "{t} tokens, {mode:?} forward");
             if let (Some(ga), Some(gb)) = (ga, gb) {
                 for x in [&q, &k, &v] {
                     let (x1, x2) = (ga.get(x).expect("grad"), gb.get(x).expect("grad"));
-                    assert!(max((x1 - x2)?)? < 1e-5, "{mode:?} backward");
+                    assert!(max((x1 - x2)?)? < 1e-5, "{t} tokens, {mode:?} backward");
                 }
             }
         }
+        // Inference with only the first query of each sequence (the last layer's `[CLS]`).
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let first = q.narrow(1, 0, 1)?;
+        let mut ctx = Ctx::new(Mode::Eval, &mut rng);
+        let fused = attention(&first, &k, &v, &mask, heads, Dropout::new(0.3), &mut ctx)?;
+        let composed = attention_ops(&first, &k, &v, &mask, heads, Dropout::new(0.3), &mut ctx)?;
+        assert_eq!(fused.dims(), [b, 1, h]);
+        assert!(max((fused - composed)?)? < 1e-5, "{t} tokens, [CLS] only");
         Ok(())
     }
 }
