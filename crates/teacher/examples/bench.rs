@@ -3,20 +3,22 @@
 //!
 //! ```text
 //! cargo run --release -p distill-teacher --example bench -- \
-//!     [--teacher ID_OR_DIR] [--data assets/sst2/train.tsv] [--steps 30] [--label 3000] [--batch 32]
+//!     [--teacher ID_OR_DIR] [--data assets/sst2/train.tsv] [--steps 30] [--label 3000] [--batch 32] \
+//!     [--parts 2]
 //! ```
 //!
 //! Step time is measured over `--steps` steps of the fine-tuning loop
-//! ([`distill_teacher::finetune::train_step`] on seeded length-bucketed batches of the
-//! data, the first 3 steps excluded as warm-up); throughput over the first `--label`
+//! ([`distill_teacher::step::train_step_parts`] on seeded length-bucketed batches of the
+//! data, each cut into `--parts` parts as fine-tuning cuts it, the first 3 steps excluded
+//! as warm-up; `--parts 1` runs the whole batch at once); throughput over the first `--label`
 //! sentences of the data, tokenisation included.
 
 use std::time::Instant;
 
 use candle_core::Device;
 use distill_data::{Dataset, LabelSet};
-use distill_teacher::finetune::train_step;
 use distill_teacher::optim::{AdamW, AdamWConfig};
+use distill_teacher::step::{split_rows, train_step_parts, StepPart, CPU_PARTS};
 use distill_teacher::{predict_logits, HeadInit, InferOptions, LoadOptions, Teacher};
 
 fn arg(name: &str, default: &str) -> String {
@@ -54,6 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let steps: usize = arg("--steps", "30").parse()?;
     let label_n: usize = arg("--label", "3000").parse()?;
     let batch: usize = arg("--batch", "32").parse()?;
+    let parts: usize = arg("--parts", &CPU_PARTS.to_string()).parse()?;
     let phases = std::env::args().any(|a| a == "--phases");
 
     let data = Dataset::read(data_path.as_ref(), &LabelSet::binary())?;
@@ -111,11 +114,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for (step, b) in batches.iter().take(steps + 3).enumerate() {
             let ys: Vec<u32> = b.iter().map(|&i| labels[i]).collect();
             let (t0, c0) = (Instant::now(), cpu_seconds());
-            let inputs = encoded.batch(b, teacher.tokenizer.pad_id(), teacher.device())?;
             let loss = if phases {
+                let inputs = encoded.batch(b, teacher.tokenizer.pad_id(), teacher.device())?;
                 phase_step(&teacher, &mut opt, &inputs, &ys)?
             } else {
-                train_step(&teacher, &mut opt, &inputs, &ys, 3e-5, 1.0)?
+                let split = split_rows(b, parts)
+                    .into_iter()
+                    .map(|rows| {
+                        Ok(StepPart {
+                            inputs: encoded.batch(
+                                &rows,
+                                teacher.tokenizer.pad_id(),
+                                teacher.device(),
+                            )?,
+                            labels: rows.iter().map(|&i| labels[i]).collect(),
+                        })
+                    })
+                    .collect::<distill_teacher::Result<Vec<_>>>()?;
+                train_step_parts(&teacher, &mut opt, &split, 3e-5, 1.0)?
             };
             let dt = t0.elapsed().as_secs_f64();
             let t = b.iter().map(|&i| lengths[i]).max().unwrap_or(0);
@@ -131,7 +147,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         sorted.sort_by(f64::total_cmp);
         let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
         println!(
-            "fine-tuning: {} steps of batch {batch}: mean {mean:.3} s/step, median {median:.3} s/step, {:.0} padded tokens/step, {:.3} CPU-s/step",
+            "fine-tuning: {} steps of batch {batch} in {parts} part(s): mean {mean:.3} s/step, median {median:.3} s/step, {:.0} padded tokens/step, {:.3} CPU-s/step",
             times.len(),
             tokens as f64 / times.len().max(1) as f64,
             cpu_total / times.len().max(1) as f64
@@ -140,7 +156,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// `train_step` with each phase timed (forward, backward, gradient norm, update).
+/// A one-part step with each phase timed (forward, backward, gradient norm, update).
 fn phase_step(
     teacher: &Teacher,
     opt: &mut AdamW,

@@ -22,16 +22,16 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use distill_data::{Batcher, Dataset, EpochRecord, LabelSet};
 
 use crate::checkpoint::{check_replaceable, LoadOptions, Precision, Teacher};
 use crate::error::{Error, Result};
 use crate::infer::{predict_encoded, progress_bar, score, InferOptions};
-use crate::layers::Mode;
-use crate::model::WORD_EMBEDDINGS;
-use crate::optim::{clip_factor, AdamW, AdamWConfig, LinearSchedule, SparseGrad};
-use crate::tokenize::{pair_texts, Batch};
+use crate::optim::{AdamW, AdamWConfig, LinearSchedule};
+pub use crate::step::train_step;
+use crate::step::{split_rows, train_step_parts, StepPart, CPU_PARTS};
+use crate::tokenize::pair_texts;
 use crate::weights::HeadInit;
 
 /// Everything a fine-tuning run needs besides the data; defaults follow transformers'
@@ -201,10 +201,17 @@ pub fn finetune(
                 break 'epochs;
             }
             let t0 = Instant::now();
-            let inputs = encoded.batch(&batch, teacher.tokenizer.pad_id(), device)?;
-            let ys: Vec<u32> = batch.iter().map(|&i| train_labels[i]).collect();
+            let parts = split_rows(&batch, if device.is_cpu() { CPU_PARTS } else { 1 })
+                .into_iter()
+                .map(|rows| {
+                    Ok(StepPart {
+                        inputs: encoded.batch(&rows, teacher.tokenizer.pad_id(), device)?,
+                        labels: rows.iter().map(|&i| train_labels[i]).collect(),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
             lr = schedule.lr(step);
-            let loss = train_step(&teacher, &mut opt, &inputs, &ys, lr, cfg.max_grad_norm)?;
+            let loss = train_step_parts(&teacher, &mut opt, &parts, lr, cfg.max_grad_norm)?;
             if !loss.is_finite() {
                 return Err(Error::Setting(format!(
                     "the loss diverged at step {step} ({loss})"
@@ -326,40 +333,6 @@ fn training_json(cfg: &FinetuneConfig, examples: usize) -> String {
     let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
     text.push('\n');
     text
-}
-
-/// One optimisation step on a padded batch with its labels: forward in training mode,
-/// cross-entropy, backward, clipping to `max_grad_norm`, AdamW at `lr`. Returns the batch
-/// loss.
-pub fn train_step(
-    teacher: &Teacher,
-    opt: &mut AdamW,
-    batch: &Batch,
-    labels: &[u32],
-    lr: f64,
-    max_grad_norm: f64,
-) -> Result<f64> {
-    let ys = Tensor::new(labels, teacher.device())?;
-    let (logits, words) = teacher.model.forward_sparse(
-        &batch.ids,
-        batch.type_ids.as_ref(),
-        &batch.mask,
-        Mode::Train,
-    )?;
-    let loss = candle_nn::loss::cross_entropy(&logits, &ys)?;
-    let grads = loss.backward()?;
-    let table = teacher.model.params().var(WORD_EMBEDDINGS)?;
-    let sparse = match &words {
-        Some(w) => grads.get(w.leaf.as_tensor()).map(|values| SparseGrad {
-            var: table,
-            rows: &w.rows,
-            values,
-        }),
-        None => None,
-    };
-    let factor = clip_factor(opt.grad_norm(&grads, sparse.as_ref())?, max_grad_norm);
-    opt.step(&grads, lr, factor, sparse.as_ref())?;
-    Ok(loss.to_scalar::<f32>()? as f64)
 }
 
 fn check(cfg: &FinetuneConfig) -> Result<()> {

@@ -50,6 +50,7 @@ mod neighbours;
 pub mod optim;
 mod pca;
 mod source;
+pub mod step;
 mod student_init;
 pub mod timing;
 mod tokenize;

@@ -177,6 +177,14 @@ impl BertClassifier {
         *self.lock_rng() = ChaCha8Rng::seed_from_u64(seed);
     }
 
+    /// `n` seeds drawn from the dropout stream, one for each part of a batch that trains on
+    /// its own thread ([`BertClassifier::forward_sparse_seeded`]).
+    pub fn dropout_seeds(&self, n: usize) -> Vec<u64> {
+        use rand::RngCore;
+        let mut rng = self.lock_rng();
+        (0..n).map(|_| rng.next_u64()).collect()
+    }
+
     fn lock_rng(&self) -> std::sync::MutexGuard<'_, ChaCha8Rng> {
         // A panic elsewhere cannot leave an RNG in an invalid state.
         self.rng.lock().unwrap_or_else(|e| e.into_inner())
@@ -199,7 +207,7 @@ impl BertClassifier {
     /// Classification logits `(B, C)` for single sentences: `ids` `(B, T)` with `mask`
     /// `(B, T)`, every token of type 0.
     pub fn forward(&self, ids: &Tensor, mask: &Tensor, mode: Mode) -> Result<Tensor> {
-        Ok(self.forward_with(ids, None, mask, mode, false)?.0)
+        Ok(self.forward_with(ids, None, mask, mode, false, None)?.0)
     }
 
     /// Classification logits `(B, C)` with token type ids `(B, T)` u32 (`None`: all 0, as
@@ -211,7 +219,7 @@ impl BertClassifier {
         mask: &Tensor,
         mode: Mode,
     ) -> Result<Tensor> {
-        Ok(self.forward_with(ids, type_ids, mask, mode, false)?.0)
+        Ok(self.forward_with(ids, type_ids, mask, mode, false, None)?.0)
     }
 
     /// As [`BertClassifier::forward_typed`] in a differentiable mode, but the
@@ -224,7 +232,22 @@ impl BertClassifier {
         mask: &Tensor,
         mode: Mode,
     ) -> Result<(Tensor, Option<WordRows>)> {
-        self.forward_with(ids, type_ids, mask, mode, true)
+        self.forward_with(ids, type_ids, mask, mode, true, None)
+    }
+
+    /// As [`BertClassifier::forward_sparse`], with dropout drawn from `seed` instead of
+    /// the shared stream: parts of a batch then run on several threads at once, each
+    /// reproducible.
+    pub fn forward_sparse_seeded(
+        &self,
+        ids: &Tensor,
+        type_ids: Option<&Tensor>,
+        mask: &Tensor,
+        mode: Mode,
+        seed: u64,
+    ) -> Result<(Tensor, Option<WordRows>)> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        self.forward_with(ids, type_ids, mask, mode, true, Some(&mut rng))
     }
 
     fn forward_with(
@@ -234,6 +257,7 @@ impl BertClassifier {
         mask: &Tensor,
         mode: Mode,
         sparse: bool,
+        own_rng: Option<&mut ChaCha8Rng>,
     ) -> Result<(Tensor, Option<WordRows>)> {
         if self.bf16 && mode.differentiable() {
             return Err(crate::error::Error::Setting(
@@ -243,10 +267,11 @@ impl BertClassifier {
         // Inference draws no dropout: it takes a throwaway RNG rather than the shared
         // one, so that batches can run concurrently.
         let mut local = ChaCha8Rng::seed_from_u64(0);
-        let mut shared = (mode != Mode::Eval).then(|| self.lock_rng());
-        let rng = match shared.as_deref_mut() {
-            Some(rng) => rng,
-            None => &mut local,
+        let mut shared = (mode != Mode::Eval && own_rng.is_none()).then(|| self.lock_rng());
+        let rng = match (own_rng, shared.as_deref_mut()) {
+            (Some(rng), _) => rng,
+            (None, Some(rng)) => rng,
+            (None, None) => &mut local,
         };
         let mut ctx = Ctx::new(mode, rng);
         ctx.sparse_words = sparse;
