@@ -74,8 +74,10 @@ fn main() -> Result<()> {
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
     // candle's element-wise thread pool spins while it waits: on small tensors and a busy
-    // machine that costs more than it saves (teacher step 0.83 → 0.60 s). Matrix products
-    // still use every core.
+    // machine that costs more than it saves (teacher step 0.83 → 0.60 s). And it is one
+    // pool for the process: the parts of a fine-tuning batch, one per core, and the
+    // labelling's batches, one per core, would queue on its lock. Matrix products still
+    // use every core.
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
         std::env::set_var("CANDLE_NUM_THREADS", "1");
     }

@@ -48,6 +48,11 @@ fn cpu_seconds() -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // As the `distill` binary runs: candle's element-wise pool off, so that the parts of a
+    // batch, one per core, do not queue on its lock (see `distill-cli`'s `main`).
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
     let teacher_id = arg("--teacher", "sentence-transformers/all-MiniLM-L6-v2");
     let data_path = arg(
         "--data",

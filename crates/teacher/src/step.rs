@@ -27,15 +27,18 @@ pub struct StepPart {
     pub labels: Vec<u32>,
 }
 
+/// The word-embedding table's gradient on some rows: sorted, distinct row ids and their
+/// `(rows, hidden)` values.
+pub type RowGradients = (Vec<u32>, Tensor);
+
 /// A step's gradients, summed over its parts as if the batch had run whole.
 pub struct StepGradients {
     /// Mean cross-entropy over the batch.
     pub loss: f64,
     /// Gradients of every variable but the word-embedding table.
     pub dense: GradStore,
-    /// The word-embedding table's gradient on the rows the batch used: sorted, distinct
-    /// row ids and their `(rows, hidden)` values.
-    pub words: Option<(Vec<u32>, Tensor)>,
+    /// The word-embedding table's gradient on the rows the batch used.
+    pub words: Option<RowGradients>,
 }
 
 /// The batch's rows `indices` cut into `parts` interleaved parts (rows of similar length
@@ -52,33 +55,32 @@ pub fn split_rows(indices: &[usize], parts: usize) -> Vec<Vec<usize>> {
 /// from it ([`crate::BertClassifier::dropout_seeds`]).
 pub fn step_gradients(teacher: &Teacher, parts: &[StepPart], mode: Mode) -> Result<StepGradients> {
     let total: usize = parts.iter().map(|p| p.labels.len()).sum();
-    let run = |part: &StepPart,
-               seed: Option<u64>|
-     -> Result<(f64, GradStore, Option<(Vec<u32>, Tensor)>)> {
-        let (ids, types, mask) = (
-            &part.inputs.ids,
-            part.inputs.type_ids.as_ref(),
-            &part.inputs.mask,
-        );
-        let (logits, words) = match seed {
-            None => teacher.model.forward_sparse(ids, types, mask, mode)?,
-            Some(seed) => teacher
-                .model
-                .forward_sparse_seeded(ids, types, mask, mode, seed)?,
+    let run =
+        |part: &StepPart, seed: Option<u64>| -> Result<(f64, GradStore, Option<RowGradients>)> {
+            let (ids, types, mask) = (
+                &part.inputs.ids,
+                part.inputs.type_ids.as_ref(),
+                &part.inputs.mask,
+            );
+            let (logits, words) = match seed {
+                None => teacher.model.forward_sparse(ids, types, mask, mode)?,
+                Some(seed) => teacher
+                    .model
+                    .forward_sparse_seeded(ids, types, mask, mode, seed)?,
+            };
+            let ys = Tensor::new(part.labels.as_slice(), teacher.device())?;
+            let mut loss = candle_nn::loss::cross_entropy(&logits, &ys)?;
+            if part.labels.len() != total {
+                // Each part's mean, weighted by its share: the sum is the batch's mean.
+                loss = (loss * (part.labels.len() as f64 / total as f64))?;
+            }
+            let grads = loss.backward()?;
+            let words = match words {
+                Some(w) => grads.get(w.leaf.as_tensor()).map(|g| (w.rows, g.clone())),
+                None => None,
+            };
+            Ok((loss.to_scalar::<f32>()? as f64, grads, words))
         };
-        let ys = Tensor::new(part.labels.as_slice(), teacher.device())?;
-        let mut loss = candle_nn::loss::cross_entropy(&logits, &ys)?;
-        if part.labels.len() != total {
-            // Each part's mean, weighted by its share: the sum is the batch's mean.
-            loss = (loss * (part.labels.len() as f64 / total as f64))?;
-        }
-        let grads = loss.backward()?;
-        let words = match words {
-            Some(w) => grads.get(w.leaf.as_tensor()).map(|g| (w.rows, g.clone())),
-            None => None,
-        };
-        Ok((loss.to_scalar::<f32>()? as f64, grads, words))
-    };
     let mut results = if parts.len() == 1 {
         vec![run(&parts[0], None)?]
     } else {
@@ -90,7 +92,7 @@ pub fn step_gradients(teacher: &Teacher, parts: &[StepPart], mode: Mode) -> Resu
             .collect::<Result<Vec<_>>>()?
     };
     let (mut loss, mut dense, first_words) = results.remove(0);
-    let mut words: Vec<(Vec<u32>, Tensor)> = first_words.into_iter().collect();
+    let mut words: Vec<RowGradients> = first_words.into_iter().collect();
     for (part_loss, grads, part_words) in results {
         loss += part_loss;
         for (_, var) in teacher.model.params().iter() {
@@ -114,7 +116,7 @@ pub fn step_gradients(teacher: &Teacher, parts: &[StepPart], mode: Mode) -> Resu
 
 /// Row gradients of several parts as one: the union of their rows, sorted, with the
 /// values of a row that several parts used summed.
-fn merge_rows(parts: &[(Vec<u32>, Tensor)]) -> Result<(Vec<u32>, Tensor)> {
+fn merge_rows(parts: &[RowGradients]) -> Result<RowGradients> {
     let width = parts[0].1.dim(1)?;
     let mut sums: BTreeMap<u32, Vec<f32>> = BTreeMap::new();
     for (rows, values) in parts {
