@@ -5,7 +5,7 @@
 mod common;
 
 use candle_core::Device;
-use common::{fixture, tensor_max_abs_diff, toy};
+use common::{fixture, tensor_max_abs, tensor_max_abs_diff, toy};
 use distill_data::LabelSet;
 use distill_teacher::optim::{AdamW, AdamWConfig};
 use distill_teacher::step::{split_rows, step_gradients, train_step_parts, StepPart};
@@ -72,13 +72,7 @@ fn gradients_of_two_parts_are_those_of_the_whole_batch() {
             split.dense.get(var.as_tensor()),
         ) {
             (Some(a), Some(b)) => {
-                let scale = a
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap();
+                let scale = tensor_max_abs(a);
                 let diff = tensor_max_abs_diff(a, b);
                 // The attention key bias's gradient is zero up to rounding (a softmax does
                 // not see a shift common to all its scores): an absolute floor covers it.
@@ -100,13 +94,7 @@ fn gradients_of_two_parts_are_those_of_the_whole_batch() {
     let (rows_a, values_a) = whole.words.unwrap();
     let (rows_b, values_b) = split.words.unwrap();
     assert_eq!(rows_a, rows_b, "the same word rows, sorted and distinct");
-    let scale = values_a
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let scale = tensor_max_abs(&values_a);
     assert!(tensor_max_abs_diff(&values_a, &values_b) <= 1e-4 * scale);
 }
 

@@ -34,9 +34,13 @@ pub fn fixture(name: &str) -> PathBuf {
 /// Largest `|a − b|` over all elements.
 #[allow(dead_code)]
 pub fn tensor_max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
+    tensor_max_abs(&(a - b).unwrap())
+}
+
+/// Largest `|t|` over all elements.
+#[allow(dead_code)]
+pub fn tensor_max_abs(t: &Tensor) -> f32 {
+    t.abs()
         .unwrap()
         .max_all()
         .unwrap()
