@@ -81,6 +81,7 @@ fn main() -> Result<()> {
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
         std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
+    keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -96,5 +97,24 @@ fn main() -> Result<()> {
         Command::Augment(a) => augment::augment(a),
         Command::Bench(a) => bench::bench(a),
         Command::Report(a) => report::report(a),
+    }
+}
+
+/// glibc's allocator maps every block over 128 KiB (raised as blocks are freed, up to 32 MiB)
+/// fresh from the kernel and trims freed memory back to it: each fine-tuning step then
+/// faults in and zeroes its activations again, and unmapping them from a process whose two
+/// cores both run parts of the batch flushes both TLBs. Blocks up to 32 MiB (every tensor of
+/// a step; a 384-wide step of 32 × 40 tokens holds 8 MB at most) now come from the heap,
+/// which keeps what it frees. A MiniLM fine-tuning step: 0.321–0.327 s against 0.382–0.392
+/// (40 steps, interleaved on a 2-core EPYC), for 10 % more peak memory (1.09 GB against
+/// 0.99 GB). Either setting alone gains nothing or loses (a fixed trim threshold also fixes
+/// the mapping threshold at 128 KiB).
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes the allocator's parameters; called before any thread.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
     }
 }
