@@ -15,7 +15,7 @@
 //! above as small matrix products (`distill_ops::gemm`) around a row softmax
 //! (`distill_ops::softmax`). With T ≈ 15 and d = 32 the work is tiny: as a tensor graph the
 //! nodes were what cost, and as dot products of `d` numbers per score it ran at 4 GFLOP/s,
-//! 15 % of the teacher's labelling time (now 1.85 ms per layer for 64 × 16 tokens on one
+//! 12.6 % of the teacher's labelling time (now 1.85 ms per layer for 64 × 16 tokens on one
 //! Zen 3 core, 3.8× faster). [`attention_ops`] composes
 //! the same computation from candle ops (head split, batched matmuls, softmax, dropout)
 //! and runs on other devices; the tests check one against the other.
@@ -128,8 +128,10 @@ struct Scratch {
     transposed: Vec<f32>,
     /// `P` of every head of the sequence, when the op does not keep them.
     probs: Vec<f32>,
-    /// `A = P ∘ D`, or `∂S`, of one head `(T, T)`.
-    square: Vec<f32>,
+    /// `A = P ∘ D` of one head `(Tq, T)`, in training.
+    weights: Vec<f32>,
+    /// `∂A`, then `∂S`, of one head `(T, T)`.
+    ds: Vec<f32>,
 }
 
 /// `A = P ∘ D` into `out` (`D` the scaled keep-mask).
@@ -144,19 +146,13 @@ fn apply_keep<'a>(p: &'a [f32], keep: Option<&[f32]>, out: &'a mut Vec<f32>) -> 
     }
 }
 
-/// `v` of length `n` (contents left as they were or zero).
-fn resize(v: &mut Vec<f32>, n: usize) {
-    v.resize(n, 0.0);
-}
-
 impl CustomOp3 for AttentionOp {
     fn name(&self) -> &'static str {
         "attention"
     }
 
-    /// Per sequence and head, as products (`distill_ops::gemm`): `S = Qₕ·Kₕᵀ` from `Kₕ`
-    /// transposed, the softmax row by row, `Cₕ = A·Vₕ`. (Row-by-row dot products of
-    /// `d = 32` ran at 4 GFLOP/s: 15 % of the teacher's labelling time.)
+    /// Per sequence and head: `S = Qₕ·Kₕᵀ` from `Kₕ` transposed, the softmax row by row,
+    /// `Cₕ = A·Vₕ`.
     fn cpu_fwd(
         &self,
         s1: &CpuStorage,
@@ -202,10 +198,10 @@ impl CustomOp3 for AttentionOp {
                 let probs = if self.keep_probs {
                     kept
                 } else {
-                    resize(&mut sc.probs, per_probs);
+                    sc.probs.resize(per_probs, 0.0);
                     &mut sc.probs[..]
                 };
-                resize(&mut sc.transposed, d * t);
+                sc.transposed.resize(d * t, 0.0);
                 for hd in 0..heads {
                     let col = hd * d;
                     let p = &mut probs[hd * tq * t..][..tq * t];
@@ -215,7 +211,7 @@ impl CustomOp3 for AttentionOp {
                         masked_softmax(row, mask, scale);
                     }
                     let keep = keep.map(|m| &m[hd * tq * t..][..tq * t]);
-                    let a = apply_keep(p, keep, &mut sc.square);
+                    let a = apply_keep(p, keep, &mut sc.weights);
                     gemm(tq, t, d, a, t, &v[col..], h, &mut out[col..], h, false);
                 }
             });
@@ -262,17 +258,17 @@ impl CustomOp3 for AttentionOp {
                 let (q, k, v, g) = (&q[r.clone()], &k[r.clone()], &v[r.clone()], &g[r]);
                 let probs = &probs[b * per_probs..][..per_probs];
                 let keep = self.keep.as_ref().map(|m| &m[b * per_probs..][..per_probs]);
-                resize(&mut sc.transposed, d * t);
-                let mut ds = std::mem::take(&mut sc.probs);
-                resize(&mut ds, t * t);
+                sc.transposed.resize(d * t, 0.0);
+                sc.ds.resize(t * t, 0.0);
+                let ds = &mut sc.ds;
                 for hd in 0..heads {
                     let col = hd * d;
                     let p = &probs[hd * t * t..][..t * t];
                     let keep = keep.map(|m| &m[hd * t * t..][..t * t]);
                     // ∂A = G·Vₕᵀ into `ds`; ∂Vₕ = Aᵀ·G.
                     transpose(t, d, &v[col..], h, &mut sc.transposed);
-                    gemm(t, d, t, &g[col..], h, &sc.transposed, t, &mut ds, t, false);
-                    let a = apply_keep(p, keep, &mut sc.square);
+                    gemm(t, d, t, &g[col..], h, &sc.transposed, t, ds, t, false);
+                    let a = apply_keep(p, keep, &mut sc.weights);
                     gemm_tn(t, t, d, a, t, &g[col..], h, &mut dv[col..], h, false);
                     // ∂P = ∂A ∘ D; ∂S = s P ∘ (∂P − Σ ∂P∘P), row by row.
                     for i in 0..t {
@@ -287,10 +283,9 @@ impl CustomOp3 for AttentionOp {
                             .zip(p)
                             .for_each(|(x, p)| *x = scale * p * (*x - dot_dp_p));
                     }
-                    gemm(t, t, d, &ds, t, &k[col..], h, &mut dq[col..], h, false);
-                    gemm_tn(t, t, d, &ds, t, &q[col..], h, &mut dk[col..], h, false);
+                    gemm(t, t, d, ds, t, &k[col..], h, &mut dq[col..], h, false);
+                    gemm_tn(t, t, d, ds, t, &q[col..], h, &mut dk[col..], h, false);
                 }
-                sc.probs = ds;
             });
         let shape = grad.shape();
         let dev = grad.device();
