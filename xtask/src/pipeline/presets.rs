@@ -110,8 +110,8 @@ pub const LARGE_TASK_ROWS: usize = 100_000;
 
 /// Teacher epochs for a training file of `rows` rows (quick and full presets): GLUE's 3 for
 /// small tasks; 2 up to [`LARGE_TASK_ROWS`], since on SST-2 the second epoch lifted
-/// MiniLM-L6 from 88.99 % to 89.79 % (same seed and build); 1 above, where an epoch is
-/// already as long as the rest of the run.
+/// MiniLM-L6 from 88.99 % to 89.79 % (same seed and build); 1 above, where one epoch is
+/// already longer than two of SST-2's.
 fn teacher_epochs(rows: usize) -> usize {
     match rows {
         r if r < SMALL_TASK_ROWS => 3,
