@@ -4,7 +4,9 @@
 # OUT/done exists. OUT defaults to RUN/snap; give another folder beside a pipeline run, whose
 # student folders the pipeline owns.
 # usage: snapshot_epochs.sh RUN DEV [OUT]   (from the repository root)
-run=$1; dev=$2; out=${3:-$1/snap}; seen=0; mkdir -p "$out"
+run=$1; dev=$2; out=${3:-$1/snap}; mkdir -p "$out"
+# Restarted beside a resumed run: carry on after the epochs already on the curve.
+seen=$(wc -l < "$out/dev_curve.txt" 2>/dev/null || echo 0)
 while [ ! -f "$out/done" ]; do
   n=$(wc -l < "$run/metrics.jsonl" 2>/dev/null || echo 0)
   if [ "$n" -gt "$seen" ]; then
