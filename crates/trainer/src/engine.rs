@@ -130,11 +130,6 @@ impl Stepper {
         })))
     }
 
-    /// Whether this is the fused engine.
-    pub fn is_fused(&self) -> bool {
-        matches!(self, Stepper::Fused(_))
-    }
-
     /// Restores the optimiser state of a checkpoint (written by either engine).
     pub fn load_state(&mut self, state: &HashMap<String, Tensor>) -> candle_core::Result<()> {
         match self {

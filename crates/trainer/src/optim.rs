@@ -124,6 +124,49 @@ impl SliceAdam {
         Ok(())
     }
 
+    /// [`SliceAdam::step`] with every tensor cut in two: `run` is given one call for the
+    /// first halves and one for the second halves (to run on two threads). Same result.
+    pub fn step_in_two<'a>(
+        &mut self,
+        params: impl IntoIterator<Item = (&'a mut [f32], &'a [f32])>,
+        run: impl FnOnce(&mut (dyn FnMut() + Send), &mut (dyn FnMut() + Send)),
+    ) -> Result<()> {
+        /// One tensor's half: values, first and second moments, gradient.
+        type Share<'a> = (&'a mut [f32], &'a mut [f32], &'a mut [f32], &'a [f32]);
+        let rule = self.begin_step();
+        let count = self.slots.len();
+        let (mut first, mut second): (Vec<Share>, Vec<Share>) =
+            (Vec::with_capacity(count), Vec::with_capacity(count));
+        for (slot, (p, g)) in self.slots.iter_mut().zip(params) {
+            let n = slot.m.len();
+            if p.len() != n || g.len() != n {
+                candle_core::bail!(
+                    "adam `{}`: {} values and {} gradients for {n} moments",
+                    slot.name,
+                    p.len(),
+                    g.len()
+                );
+            }
+            let (p0, p1) = p.split_at_mut(n / 2);
+            let (m0, m1) = slot.m.split_at_mut(n / 2);
+            let (v0, v1) = slot.v.split_at_mut(n / 2);
+            let (g0, g1) = g.split_at(n / 2);
+            first.push((p0, m0, v0, g0));
+            second.push((p1, m1, v1, g1));
+        }
+        if first.len() != count {
+            candle_core::bail!("adam: {} tensors for {count} parameters", first.len());
+        }
+        let update = |parts: &mut Vec<Share>| {
+            for (p, m, v, g) in parts.iter_mut() {
+                // Cannot fail: every length was checked above.
+                let _ = rule.dense(p, m, v, g);
+            }
+        };
+        run(&mut || update(&mut first), &mut || update(&mut second));
+        Ok(())
+    }
+
     /// Moments and step count, as tensors named `m.<param>`, `v.<param>`, `step`, `lr`.
     pub fn state(&self) -> Result<HashMap<String, Tensor>> {
         let dev = candle_core::Device::Cpu;
@@ -253,5 +296,80 @@ impl StepLr {
     /// Learning rate during epoch `epoch` (0-based).
     pub fn lr_at(&self, epoch: usize) -> f64 {
         self.base_lr * self.gamma.powi((epoch / self.step_size.max(1)) as i32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tensors of odd and even sizes (one of a single value), three steps.
+    fn run(split: Option<bool>) -> (Vec<Vec<f32>>, HashMap<String, Tensor>) {
+        let sizes = [7usize, 1, 64];
+        let mut adam = SliceAdam::new(
+            sizes.iter().enumerate().map(|(i, &n)| (format!("p{i}"), n)),
+            AdamConfig::default(),
+        );
+        let mut params: Vec<Vec<f32>> = sizes
+            .iter()
+            .map(|&n| (0..n).map(|i| (i as f32 * 0.37).sin()).collect())
+            .collect();
+        for step in 0..3 {
+            let grads: Vec<Vec<f32>> = sizes
+                .iter()
+                .map(|&n| (0..n).map(|i| ((i + step) as f32 * 1.3).cos()).collect())
+                .collect();
+            let pairs = params
+                .iter_mut()
+                .zip(&grads)
+                .map(|(p, g)| (p.as_mut_slice(), g.as_slice()));
+            match split {
+                None => adam.step(pairs).unwrap(),
+                Some(in_order) => adam
+                    .step_in_two(pairs, |a, b| {
+                        if in_order {
+                            a();
+                            b();
+                        } else {
+                            b();
+                            a();
+                        }
+                    })
+                    .unwrap(),
+            }
+        }
+        (params, adam.state().unwrap())
+    }
+
+    #[test]
+    fn the_update_in_two_halves_equals_the_whole_update() {
+        let (whole, state) = run(None);
+        for in_order in [true, false] {
+            let (halves, halves_state) = run(Some(in_order));
+            assert_eq!(whole, halves);
+            for (name, t) in &state {
+                let values = |t: &Tensor| {
+                    t.to_dtype(candle_core::DType::F64)
+                        .unwrap()
+                        .to_vec1::<f64>()
+                        .unwrap()
+                };
+                assert_eq!(values(t), values(&halves_state[name]), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_gradient_of_the_wrong_size_is_refused() {
+        let mut adam = SliceAdam::new([("w".to_string(), 4)], AdamConfig::default());
+        let mut p = vec![0.0f32; 4];
+        let err = adam
+            .step_in_two([(&mut p[..], &[1.0f32; 3][..])], |a, b| {
+                a();
+                b();
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("adam `w`"), "{err}");
+        assert_eq!(p, [0.0; 4], "nothing moved");
     }
 }

@@ -201,7 +201,6 @@ pub fn train(
         let mut dropout_rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, 2, epoch));
         let bar = progress_bar(cfg.progress, batches.len() as u64, epoch, cfg.epochs);
         let kept = state.epochs_done;
-        let fused = stepper.is_fused();
         let mut run_steps = || -> Result<(f64, usize)> {
             let (mut loss_sum, mut seen) = (0.0f64, 0usize);
             let mut teacher_rows = Vec::new();
@@ -236,14 +235,7 @@ pub fn train(
             }
             Ok((loss_sum, seen))
         };
-        // The fused engine's steps run on a rayon worker, so that a step's own fork-joins
-        // (the two directions, the embedding's catch-up) start without waking this thread.
-        // The candle engine stays on this thread (a GPU context belongs to it).
-        let (loss_sum, seen) = if fused {
-            rayon::scope(|_| run_steps())?
-        } else {
-            run_steps()?
-        };
+        let (loss_sum, seen) = run_steps()?;
         stepper.sync()?;
         bar.finish_and_clear();
         let train_seconds = started.elapsed().as_secs_f64();

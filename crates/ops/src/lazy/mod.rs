@@ -156,6 +156,89 @@ impl LazyRows {
         Ok(())
     }
 
+    /// [`LazyRows::catch_up_rows`] as two independent halves of about the same work, for
+    /// two threads: `rows` (distinct) are split at a row id such that each half replays
+    /// about as many steps, and `run` is given the two halves to call (it may call them
+    /// one after the other). Same result as [`LazyRows::catch_up_rows`], repeated rows
+    /// included.
+    pub fn catch_up_rows_in_two(
+        &mut self,
+        table: &mut [f32],
+        rows: &[u32],
+        run: impl FnOnce(&mut (dyn FnMut() + Send), &mut (dyn FnMut() + Send)),
+    ) -> Result<()> {
+        check_len("table", self.m.len(), table.len())?;
+        if let Some(&row) = rows.iter().find(|&&r| r as usize >= self.last.len()) {
+            return Err(Error::RowOutOfRange {
+                row,
+                rows: self.last.len(),
+            });
+        }
+        let (t, d) = (self.steps(), self.dim);
+        let mut sorted = rows.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        // A row's work is the steps it replays one by one (the rest is closed form).
+        let work = |r: u32| t.saturating_sub(self.last[r as usize]).min(EXACT_STEPS) + 1;
+        let total: u64 = sorted.iter().map(|&r| work(r)).sum();
+        let mut acc = 0;
+        let half = sorted
+            .iter()
+            .position(|&r| {
+                acc += work(r);
+                2 * acc >= total
+            })
+            .map_or(sorted.len(), |i| i + 1);
+        let (low, high) = sorted.split_at(half);
+        let split = high.first().map_or(self.last.len(), |&r| r as usize);
+        let Self {
+            config,
+            decay,
+            m,
+            v,
+            last,
+            lrs,
+            rules,
+            ..
+        } = self;
+        let replayer = Replayer {
+            config,
+            decay: *decay,
+            lrs,
+            rules,
+        };
+        let (p_low, p_high) = table.split_at_mut(split * d);
+        let (m_low, m_high) = m.split_at_mut(split * d);
+        let (v_low, v_high) = v.split_at_mut(split * d);
+        let (last_low, last_high) = last.split_at_mut(split);
+        let replayer = &replayer;
+        let mut first = || {
+            for &r in low {
+                let (r, row) = (r as usize, r as usize * d..(r as usize + 1) * d);
+                let (p, m, v) = (
+                    &mut p_low[row.clone()],
+                    &mut m_low[row.clone()],
+                    &mut v_low[row],
+                );
+                replayer.catch_up(p, m, v, &mut last_low[r], t);
+            }
+        };
+        let mut second = || {
+            for &r in high {
+                let r = r as usize - split;
+                let row = r * d..(r + 1) * d;
+                let (p, m, v) = (
+                    &mut p_high[row.clone()],
+                    &mut m_high[row.clone()],
+                    &mut v_high[row],
+                );
+                replayer.catch_up(p, m, v, &mut last_high[r], t);
+            }
+        };
+        run(&mut first, &mut second);
+        Ok(())
+    }
+
     /// Replays zero-gradient steps for `row` (its weights `p`) up to step `target`.
     fn catch_up(&mut self, p: &mut [f32], row: usize, target: u64) {
         let d = self.dim;
@@ -417,6 +500,62 @@ mod tests {
         assert_eq!(
             early.catch_up_rows(&mut b, &[40]),
             Err(Error::RowOutOfRange { row: 40, rows: 40 })
+        );
+    }
+
+    /// The two halves of a catch-up, run in either order, give what one pass gives, bit
+    /// for bit, also for unsorted rows with repeats.
+    #[test]
+    fn catching_up_in_two_halves_equals_one_pass() {
+        let (rows, dim) = (60usize, 8usize);
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let init: Vec<f32> = (0..rows * dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let config = AdamWConfig::default();
+        // One pass; the halves in order; the halves the other way round.
+        let (mut one, mut ab, mut ba) = (init.clone(), init.clone(), init);
+        let new = || LazyRows::new(rows, dim, config, true);
+        let (mut lazy_one, mut lazy_ab, mut lazy_ba) = (new(), new(), new());
+        for step in 0..300 {
+            let mut touched: Vec<u32> = (0..6)
+                .map(|_| (rng.gen_range(0.0f64..1.0).powi(3) * rows as f64) as u32)
+                .collect();
+            // Repeats are allowed in a catch-up (not in a step), in any order.
+            let mut asked = touched.clone();
+            asked.push(touched[0]);
+            asked.reverse();
+            lazy_one.catch_up_rows(&mut one, &asked).unwrap();
+            let in_order = |x: &mut (dyn FnMut() + Send), y: &mut (dyn FnMut() + Send)| {
+                x();
+                y();
+            };
+            let reversed = |x: &mut (dyn FnMut() + Send), y: &mut (dyn FnMut() + Send)| {
+                y();
+                x();
+            };
+            lazy_ab
+                .catch_up_rows_in_two(&mut ab, &asked, in_order)
+                .unwrap();
+            lazy_ba
+                .catch_up_rows_in_two(&mut ba, &asked, reversed)
+                .unwrap();
+            touched.sort_unstable();
+            touched.dedup();
+            let g: Vec<f32> = (0..touched.len() * dim)
+                .map(|_| rng.gen_range(-1.0..1.0))
+                .collect();
+            let lr = 1e-2 * 0.9f64.powi(step / 100);
+            lazy_one.step(&mut one, lr, &touched, &g).unwrap();
+            lazy_ab.step(&mut ab, lr, &touched, &g).unwrap();
+            lazy_ba.step(&mut ba, lr, &touched, &g).unwrap();
+        }
+        assert_eq!(one, ab);
+        assert_eq!(one, ba);
+        assert_eq!(lazy_one.moments(), lazy_ab.moments());
+        assert_eq!(lazy_one.moments(), lazy_ba.moments());
+        assert_eq!(lazy_one.row_steps(), lazy_ba.row_steps());
+        assert_eq!(
+            lazy_ab.catch_up_rows_in_two(&mut ab, &[3, 60], |_, _| {}),
+            Err(Error::RowOutOfRange { row: 60, rows: 60 })
         );
     }
 

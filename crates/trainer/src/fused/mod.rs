@@ -15,7 +15,7 @@
 //! - `loss`: every [`crate::Loss`] and its gradient;
 //! - `student`: the whole model over a batch ([`FusedStudent`]) and the step's first part;
 //! - `pass`: the forward and backward pass, the two directions of a layer on two threads
-//!   when the batch is large enough;
+//!   when the batch is large enough (the second on a spinning `partner` thread);
 //! - `step`: with the optimiser ([`FusedTrainer`]).
 //!
 //! The candle model is the reference: for the same parameters, batch and dropout draws the
@@ -29,6 +29,7 @@ mod loss;
 mod lstm;
 mod pack;
 mod params;
+mod partner;
 mod pass;
 mod step;
 mod student;

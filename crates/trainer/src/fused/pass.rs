@@ -1,8 +1,8 @@
 //! The forward and backward pass over a prepared batch (see `student`), in buffers kept
 //! from step to step.
 //!
-//! Per layer both directions run on the packed batch (`lstm`), on two threads when the
-//! batch is large enough. The first layer reads the batch's distinct embedding rows
+//! Per layer both directions run on the packed batch (`lstm`), the second on the step's
+//! [`Partner`] thread when there is one and the batch is large enough. The first layer reads the batch's distinct embedding rows
 //! (`lstm::Input::Distinct`); the next layer reads `[h_fwd ; h_bwd]` of each token,
 //! gathered through `Pack::rev`. The head reads the top layer's final states in batch
 //! order; the backward pass returns each layer's input gradient split the same way, and the
@@ -15,6 +15,7 @@ use super::loss::loss_and_grad;
 use super::lstm::{self, Input, Scratch, Trace, Weights};
 use super::pack::Pack;
 use super::params::direction_index;
+use super::partner::Partner;
 use super::student::{reorder, Gradients, StepBatch};
 use crate::{Loss, Result};
 use distill_ops::gemm::{transpose, Panels};
@@ -42,6 +43,21 @@ pub(super) struct Direction {
     d_final: Vec<f32>,
     d_out: Vec<f32>,
     dx: Vec<f32>,
+}
+
+impl Direction {
+    /// The forms of this direction's weights the products read (PyTorch's `w_ih`, `w_hh`,
+    /// `b_ih`, `b_hh` in `p`), from this step's parameters; the backward reuses them.
+    fn prepare_weights(&mut self, h: usize, input: usize, p: &[Vec<f32>]) {
+        self.w_ih_t.resize(input * 4 * h, 0.0);
+        transpose(4 * h, input, &p[0], input, &mut self.w_ih_t);
+        self.w_hh_t_plain.resize(h * 4 * h, 0.0);
+        transpose(4 * h, h, &p[1], h, &mut self.w_hh_t_plain);
+        self.w_hh_t.pack(h, 4 * h, &self.w_hh_t_plain, 4 * h);
+        self.w_hh.pack(4 * h, h, &p[1], h);
+        self.bias.clear();
+        self.bias.extend(p[2].iter().zip(&p[3]).map(|(a, b)| a + b));
+    }
 }
 
 /// Buffers of a step, kept so that steps allocate nothing once warm.
@@ -81,8 +97,9 @@ impl Workspace {
         loss: &Loss,
         batch: &StepBatch,
         grads: &mut Gradients,
+        mut partner: Option<&mut Partner>,
     ) -> Result<f64> {
-        self.forward(cfg, dense);
+        self.forward(cfg, dense, partner.as_deref_mut());
         let c = cfg.num_outputs;
         self.d_logits.resize(self.logits.len(), 0.0);
         let value = loss_and_grad(
@@ -93,12 +110,17 @@ impl Workspace {
             batch.teacher,
             &mut self.d_logits,
         )?;
-        self.backward(cfg, dense, grads);
+        self.backward(cfg, dense, grads, partner);
         Ok(value)
     }
 
     /// Logits of the prepared batch into `self.logits`.
-    pub(super) fn forward(&mut self, cfg: &StudentConfig, dense: &[Vec<f32>]) {
+    pub(super) fn forward(
+        &mut self,
+        cfg: &StudentConfig,
+        dense: &[Vec<f32>],
+        mut partner: Option<&mut Partner>,
+    ) {
         let (e, h) = (cfg.embedding_dim, cfg.hidden_size);
         let ws = self;
         let pack = &ws.pack;
@@ -107,20 +129,9 @@ impl Workspace {
         for l in 0..cfg.num_layers {
             let input = if l == 0 { e } else { 2 * h };
             let [f, r] = &mut ws.layers[l];
-            for (d, dir) in [(&mut *f, false), (&mut *r, true)] {
-                let k = direction_index(l, dir);
-                d.w_ih_t.resize(input * 4 * h, 0.0);
-                transpose(4 * h, input, &dense[k], input, &mut d.w_ih_t);
-                d.w_hh_t_plain.resize(h * 4 * h, 0.0);
-                transpose(4 * h, h, &dense[k + 1], h, &mut d.w_hh_t_plain);
-                d.w_hh_t.pack(h, 4 * h, &d.w_hh_t_plain, 4 * h);
-                d.w_hh.pack(4 * h, h, &dense[k + 1], h);
-                d.bias.clear();
-                d.bias
-                    .extend(dense[k + 2].iter().zip(&dense[k + 3]).map(|(a, b)| a + b));
-            }
             let run = |d: &mut Direction, reverse: bool| {
                 let k = direction_index(l, reverse);
+                d.prepare_weights(h, input, &dense[k..k + 4]);
                 let w = Weights {
                     w_ih: &dense[k],
                     w_ih_t: &d.w_ih_t,
@@ -131,11 +142,14 @@ impl Workspace {
                 let x = layer_input(l, reverse, &d.x, table, slots);
                 lstm::forward(pack, h, input, x, &w, &mut d.trace);
             };
-            if n * 4 * h * (input + h) >= PARALLEL_MIN_MACS {
-                rayon::join(|| run(f, false), || run(r, true));
-            } else {
-                run(f, false);
-                run(r, true);
+            match partner.as_deref_mut() {
+                Some(partner) if n * 4 * h * (input + h) >= PARALLEL_MIN_MACS => {
+                    partner.join(|| run(f, false), || run(r, true));
+                }
+                _ => {
+                    run(f, false);
+                    run(r, true);
+                }
             }
             if l + 1 < cfg.num_layers {
                 let (below, above) = ws.layers.split_at_mut(l + 1);
@@ -196,7 +210,13 @@ impl Workspace {
     }
 
     /// Back-propagates `d_logits` through the batch of the last [`Self::forward`].
-    fn backward(&mut self, cfg: &StudentConfig, p: &[Vec<f32>], grads: &mut Gradients) {
+    fn backward(
+        &mut self,
+        cfg: &StudentConfig,
+        p: &[Vec<f32>],
+        grads: &mut Gradients,
+        mut partner: Option<&mut Partner>,
+    ) {
         let (e, h, c) = (cfg.embedding_dim, cfg.hidden_size, cfg.num_outputs);
         let ws = self;
         let pack = &ws.pack;
@@ -288,11 +308,14 @@ impl Workspace {
                     Some(&mut d.dx),
                 );
             };
-            if n * 4 * h * (input + h) >= PARALLEL_MIN_MACS {
-                rayon::join(|| run(f, false), || run(r, true));
-            } else {
-                run(f, false);
-                run(r, true);
+            match partner.as_deref_mut() {
+                Some(partner) if n * 4 * h * (input + h) >= PARALLEL_MIN_MACS => {
+                    partner.join(|| run(f, false), || run(r, true));
+                }
+                _ => {
+                    run(f, false);
+                    run(r, true);
+                }
             }
             for (d, reverse) in [(&mut *f, false), (&mut *r, true)] {
                 let k = direction_index(l, reverse);

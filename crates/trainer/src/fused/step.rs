@@ -2,9 +2,13 @@
 //!
 //! Dense Adam ([`SliceAdam`]) for every tensor but the embedding, whose rows are updated
 //! lazily ([`RowAdam`], only the rows the batch touched; [`FusedTrainer::sync`] brings the
-//! rest up to date before the table is read). The optimiser state is saved under the names
-//! the candle engine uses (`m.<param>`, `v.<param>`, `step`, `lr`, `embedding.weight.*`), so a
-//! run started on one engine resumes on the other.
+//! rest up to date before the table is read). With a second thread (a [`Partner`], made
+//! when rayon has more than one), the directions of each layer, the embedding rows' catch-up
+//! and the dense update each run in two halves, with the same result as one thread.
+//!
+//! The optimiser state is saved under the names the candle engine uses (`m.<param>`,
+//! `v.<param>`, `step`, `lr`, `embedding.weight.*`), so a run started on one engine resumes
+//! on the other.
 
 use std::collections::HashMap;
 
@@ -14,10 +18,11 @@ use rand::RngCore;
 use distill_student::StudentConfig;
 
 use super::params::{Params, EMBEDDING};
+use super::partner::Partner;
 use super::student::{FusedStudent, Gradients, StepBatch};
 use crate::optim::{AdamConfig, SliceAdam};
 use crate::row_adam::RowAdam;
-use crate::{Loss, Result};
+use crate::{Error, Loss, Result};
 
 /// A student with its optimiser; see the module docs.
 pub struct FusedTrainer {
@@ -26,7 +31,15 @@ pub struct FusedTrainer {
     rows: RowAdam,
     grads: Gradients,
     touched: Vec<u32>,
+    /// The second thread of the step's forks (none when rayon is given one thread).
+    partner: Option<Partner>,
+    /// Values in the dense tensors.
+    dense_size: usize,
 }
+
+/// Below this many values, the dense update stays on one thread (a fork costs a few
+/// microseconds; the `original` student's update takes about as long).
+const SPLIT_MIN: usize = 1 << 13;
 
 impl FusedTrainer {
     /// Starts from `tensors` with zero optimiser state.
@@ -36,12 +49,23 @@ impl FusedTrainer {
         adam: AdamConfig,
     ) -> Result<Self> {
         let params = Params::from_tensors(config, tensors)?;
+        let dense_size = params.dense.iter().map(Vec::len).sum();
         Ok(Self {
+            dense_size,
             adam: SliceAdam::new(params.dense_sizes(), adam),
             rows: RowAdam::new(config.vocab_size, config.embedding_dim, adam),
             student: FusedStudent::new(config, params),
             grads: Gradients::default(),
             touched: Vec::new(),
+            partner: if rayon::current_num_threads() > 1 {
+                Some(Partner::new().map_err(|e| {
+                    Error::Config(format!(
+                        "cannot start the training step's second thread: {e}"
+                    ))
+                })?)
+            } else {
+                None
+            },
         })
     }
 
@@ -49,6 +73,12 @@ impl FusedTrainer {
     /// embedding).
     pub fn student(&self) -> &FusedStudent {
         &self.student
+    }
+
+    /// Threads a step runs on: two when the trainer was made where rayon has more than
+    /// one (the second is the [`Partner`]), else one.
+    pub fn threads(&self) -> usize {
+        1 + usize::from(self.partner.is_some())
     }
 
     /// Current learning rate.
@@ -71,30 +101,38 @@ impl FusedTrainer {
     ) -> Result<f64> {
         self.student.prepare(batch, dropout_rng)?;
         // The rows this batch touches are brought up to date (as the update would first do)
-        // while the rest of the step computes their gradient: that replay does not depend
-        // on the gradient, and the forward pass has already read the rows.
+        // now, in two halves: the forward pass has already read them (`prepare`), and the
+        // replay does not depend on the gradient.
         self.touched.clear();
         self.touched.extend_from_slice(self.student.touched());
         let FusedStudent { config, params, ws } = &mut self.student;
         let (embedding, dense) = (&mut params.embedding, &params.dense);
         let (rows, touched, grads) = (&mut self.rows, &self.touched, &mut self.grads);
-        let (caught_up, value) = rayon::join(
-            || rows.catch_up_slice(embedding, touched),
-            || ws.gradients(config, dense, loss, batch, grads),
-        );
-        caught_up?;
-        let value = value?;
+        match self.partner.as_mut() {
+            // Replaying idle rows costs more than a fork even for the `original` student.
+            Some(partner) => rows.catch_up_slice_in_two(embedding, touched, |a, b| {
+                partner.join(a, b);
+            })?,
+            None => rows.catch_up_slice(embedding, touched)?,
+        }
+        let value = ws.gradients(config, dense, loss, batch, grads, self.partner.as_mut())?;
         if !value.is_finite() {
             return Ok(value);
         }
         let params = &mut self.student.params;
-        self.adam.step(
-            params
-                .dense
-                .iter_mut()
-                .zip(&self.grads.dense)
-                .map(|(p, g)| (p.as_mut_slice(), g.as_slice())),
-        )?;
+        let dense = params
+            .dense
+            .iter_mut()
+            .zip(&self.grads.dense)
+            .map(|(p, g)| (p.as_mut_slice(), g.as_slice()));
+        match self.partner.as_mut() {
+            Some(partner) if self.dense_size >= SPLIT_MIN => {
+                self.adam.step_in_two(dense, |a, b| {
+                    partner.join(a, b);
+                })?
+            }
+            _ => self.adam.step(dense)?,
+        }
         self.rows.step_slice(
             &mut params.embedding,
             self.adam.lr(),

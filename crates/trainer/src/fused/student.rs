@@ -86,7 +86,7 @@ impl FusedStudent {
     ) -> Result<f64> {
         self.prepare(batch, dropout_rng)?;
         self.ws
-            .gradients(&self.config, &self.params.dense, loss, batch, grads)
+            .gradients(&self.config, &self.params.dense, loss, batch, grads, None)
     }
 
     /// Logits `(B, C)` of `batch` (training mode when `dropout_rng` is given).
@@ -96,7 +96,7 @@ impl FusedStudent {
         dropout_rng: Option<&mut dyn RngCore>,
     ) -> Result<&[f32]> {
         self.prepare(batch, dropout_rng)?;
-        self.ws.forward(&self.config, &self.params.dense);
+        self.ws.forward(&self.config, &self.params.dense, None);
         Ok(&self.ws.logits)
     }
 

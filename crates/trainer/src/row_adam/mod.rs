@@ -72,6 +72,17 @@ impl RowAdam {
         self.rows.catch_up_rows(table, rows)
     }
 
+    /// [`RowAdam::catch_up_slice`] in two halves of about equal work, which `run` calls
+    /// (on two threads, say).
+    pub fn catch_up_slice_in_two(
+        &mut self,
+        table: &mut [f32],
+        rows: &[u32],
+        run: impl FnOnce(&mut (dyn FnMut() + Send), &mut (dyn FnMut() + Send)),
+    ) -> std::result::Result<(), distill_ops::Error> {
+        self.rows.catch_up_rows_in_two(table, rows, run)
+    }
+
     /// Moments, row clocks and learning-rate history, for a checkpoint.
     pub fn state(&self, prefix: &str) -> Result<HashMap<String, Tensor>> {
         let dev = candle_core::Device::Cpu;
