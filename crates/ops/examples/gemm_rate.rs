@@ -26,48 +26,43 @@ fn rate(name: &str, flop: f64, threads: usize, f: impl Fn() + Sync) {
     println!("{name:<44} {threads} thread(s): {best:6.1} GFLOP/s");
 }
 
+#[derive(Clone, Copy, Debug)]
+enum Product {
+    /// `A·B`.
+    Gemm,
+    /// `Aᵀ·B`, `A` stored `k × n` (the weight gradients).
+    GemmTn,
+    /// `A·B` with `B` packed once (the recurrence).
+    Packed,
+}
+
 fn main() {
+    use Product::*;
     let v = |n: usize| (0..n).map(|i| (i % 7) as f32 * 0.1).collect::<Vec<f32>>();
+    // (n, k, m): a layer's input projection over a batch's 420 tokens; its weight gradient
+    // dzᵀ·x; one step of the recurrence (32 rows) forward and backward.
+    let products = [
+        (Gemm, 420, 128, 256),
+        (Gemm, 420, 256, 128),
+        (Gemm, 512, 512, 512),
+        (GemmTn, 256, 420, 128),
+        (Packed, 32, 64, 256),
+        (Packed, 32, 256, 64),
+    ];
     for threads in [1, 2] {
-        // (n, k, m): projection of a layer above the first, 420 tokens, 128 in, 256 gates.
-        for (n, k, m) in [(420, 128, 256), (512, 512, 512), (420, 256, 128)] {
+        for (kind, n, k, m) in products {
             let (a, b) = (v(n * k), v(k * m));
-            rate(
-                &format!("gemm {n}x{k}·{k}x{m}"),
-                2.0 * (n * k * m) as f64,
-                threads,
-                || {
-                    let mut c = vec![0.0; n * m];
-                    gemm(n, k, m, &a, k, &b, m, &mut c, m, false);
-                },
-            );
-        }
-        // dW = dzᵀ·x: (256 × 420)·(420 × 128).
-        let (n, k, m) = (256, 420, 128);
-        let (a, b) = (v(k * n), v(k * m));
-        rate(
-            &format!("gemm_tn {n}x{k}·{k}x{m}"),
-            2.0 * (n * k * m) as f64,
-            threads,
-            || {
+            let mut panels = Panels::default();
+            panels.pack(k, m, &b, m);
+            let flop = 2.0 * (n * k * m) as f64;
+            rate(&format!("{kind:?} {n}x{k}·{k}x{m}"), flop, threads, || {
                 let mut c = vec![0.0; n * m];
-                gemm_tn(n, k, m, &a, n, &b, m, &mut c, m, false);
-            },
-        );
-        // One step of the recurrence: (32 × 64)·(64 × 256), and its backward (32×256)·(256×64).
-        for (n, k, m) in [(32, 64, 256), (32, 256, 64)] {
-            let mut p = Panels::default();
-            p.pack(k, m, &v(k * m), m);
-            let a = v(n * k);
-            rate(
-                &format!("gemm_panels {n}x{k}·{k}x{m}"),
-                2.0 * (n * k * m) as f64,
-                threads,
-                || {
-                    let mut c = vec![0.0; n * m];
-                    gemm_panels(n, &a, k, &p, &mut c, m, true);
-                },
-            );
+                match kind {
+                    Gemm => gemm(n, k, m, &a, k, &b, m, &mut c, m, false),
+                    GemmTn => gemm_tn(n, k, m, &a, n, &b, m, &mut c, m, false),
+                    Packed => gemm_panels(n, &a, k, &panels, &mut c, m, false),
+                }
+            });
         }
     }
 }

@@ -101,22 +101,7 @@ impl LazyRows {
         check_len("table", self.m.len(), table.len())?;
         let (t, d) = (self.steps(), self.dim.max(1));
         let block = 256;
-        let Self {
-            config,
-            decay,
-            m,
-            v,
-            last,
-            lrs,
-            rules,
-            ..
-        } = self;
-        let replayer = Replayer {
-            config,
-            decay: *decay,
-            lrs,
-            rules,
-        };
+        let (replayer, m, v, last) = self.split_state();
         table
             .par_chunks_mut(block * d)
             .zip(m.par_chunks_mut(block * d))
@@ -141,13 +126,7 @@ impl LazyRows {
     /// as the next [`LazyRows::step`] would before applying its gradient to them. A caller
     /// may do this while it computes that gradient; the result is the same.
     pub fn catch_up_rows(&mut self, table: &mut [f32], rows: &[u32]) -> Result<()> {
-        check_len("table", self.m.len(), table.len())?;
-        if let Some(&row) = rows.iter().find(|&&r| r as usize >= self.last.len()) {
-            return Err(Error::RowOutOfRange {
-                row,
-                rows: self.last.len(),
-            });
-        }
+        self.check_rows(table, rows)?;
         let (t, d) = (self.steps(), self.dim);
         for &row in rows {
             let r = row as usize;
@@ -167,13 +146,7 @@ impl LazyRows {
         rows: &[u32],
         run: impl FnOnce(&mut (dyn FnMut() + Send), &mut (dyn FnMut() + Send)),
     ) -> Result<()> {
-        check_len("table", self.m.len(), table.len())?;
-        if let Some(&row) = rows.iter().find(|&&r| r as usize >= self.last.len()) {
-            return Err(Error::RowOutOfRange {
-                row,
-                rows: self.last.len(),
-            });
-        }
+        self.check_rows(table, rows)?;
         let (t, d) = (self.steps(), self.dim);
         let mut sorted = rows.to_vec();
         sorted.sort_unstable();
@@ -191,22 +164,7 @@ impl LazyRows {
             .map_or(sorted.len(), |i| i + 1);
         let (low, high) = sorted.split_at(half);
         let split = high.first().map_or(self.last.len(), |&r| r as usize);
-        let Self {
-            config,
-            decay,
-            m,
-            v,
-            last,
-            lrs,
-            rules,
-            ..
-        } = self;
-        let replayer = Replayer {
-            config,
-            decay: *decay,
-            lrs,
-            rules,
-        };
+        let (replayer, m, v, last) = self.split_state();
         let (p_low, p_high) = table.split_at_mut(split * d);
         let (m_low, m_high) = m.split_at_mut(split * d);
         let (v_low, v_high) = v.split_at_mut(split * d);
@@ -237,6 +195,40 @@ impl LazyRows {
         };
         run(&mut first, &mut second);
         Ok(())
+    }
+
+    /// `table` has this state's shape and every row is in it.
+    fn check_rows(&self, table: &[f32], rows: &[u32]) -> Result<()> {
+        check_len("table", self.m.len(), table.len())?;
+        match rows.iter().find(|&&r| r as usize >= self.last.len()) {
+            Some(&row) => Err(Error::RowOutOfRange {
+                row,
+                rows: self.last.len(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The replay rule and the per-row moments and clocks, borrowed apart so that disjoint
+    /// rows can be replayed at once.
+    fn split_state(&mut self) -> (Replayer<'_>, &mut [f32], &mut [f32], &mut [u64]) {
+        let Self {
+            config,
+            decay,
+            m,
+            v,
+            last,
+            lrs,
+            rules,
+            ..
+        } = self;
+        let replayer = Replayer {
+            config,
+            decay: *decay,
+            lrs,
+            rules,
+        };
+        (replayer, m, v, last)
     }
 
     /// Replays zero-gradient steps for `row` (its weights `p`) up to step `target`.
@@ -464,6 +456,22 @@ mod tests {
         assert_eq!(lazy.moments(), (&m[..], &v[..]));
     }
 
+    /// For step `step` touching `touched` (made distinct and sorted): a random gradient row
+    /// per touched row, and a decaying learning rate.
+    fn step_inputs(
+        touched: &mut Vec<u32>,
+        dim: usize,
+        step: i32,
+        rng: &mut impl Rng,
+    ) -> (Vec<f32>, f64) {
+        touched.sort_unstable();
+        touched.dedup();
+        let g = (0..touched.len() * dim)
+            .map(|_| rng.gen_range(-1.0..1.0))
+            .collect();
+        (g, 1e-2 * 0.9f64.powi(step / 100))
+    }
+
     /// Catching the rows a step touches up before the step (as the fused trainer does while
     /// it computes their gradient) gives the same table, moments and clocks.
     #[test]
@@ -482,12 +490,7 @@ mod tests {
             let mut touched: Vec<u32> = (0..4)
                 .map(|_| (rng.gen_range(0.0f64..1.0).powi(3) * rows as f64) as u32)
                 .collect();
-            touched.sort_unstable();
-            touched.dedup();
-            let g: Vec<f32> = (0..touched.len() * dim)
-                .map(|_| rng.gen_range(-1.0..1.0))
-                .collect();
-            let lr = 1e-2 * 0.9f64.powi(step / 100);
+            let (g, lr) = step_inputs(&mut touched, dim, step, &mut rng);
             plain.step(&mut a, lr, &touched, &g).unwrap();
             early.catch_up_rows(&mut b, &touched).unwrap();
             early.step(&mut b, lr, &touched, &g).unwrap();
@@ -538,12 +541,7 @@ mod tests {
             lazy_ba
                 .catch_up_rows_in_two(&mut ba, &asked, reversed)
                 .unwrap();
-            touched.sort_unstable();
-            touched.dedup();
-            let g: Vec<f32> = (0..touched.len() * dim)
-                .map(|_| rng.gen_range(-1.0..1.0))
-                .collect();
-            let lr = 1e-2 * 0.9f64.powi(step / 100);
+            let (g, lr) = step_inputs(&mut touched, dim, step, &mut rng);
             lazy_one.step(&mut one, lr, &touched, &g).unwrap();
             lazy_ab.step(&mut ab, lr, &touched, &g).unwrap();
             lazy_ba.step(&mut ba, lr, &touched, &g).unwrap();

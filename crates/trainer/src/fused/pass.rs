@@ -142,15 +142,8 @@ impl Workspace {
                 let x = layer_input(l, reverse, &d.x, table, slots);
                 lstm::forward(pack, h, input, x, &w, &mut d.trace);
             };
-            match partner.as_deref_mut() {
-                Some(partner) if n * 4 * h * (input + h) >= PARALLEL_MIN_MACS => {
-                    partner.join(|| run(f, false), || run(r, true));
-                }
-                _ => {
-                    run(f, false);
-                    run(r, true);
-                }
-            }
+            let macs = n * 4 * h * (input + h);
+            each_direction(partner.as_deref_mut(), macs, [&mut *f, &mut *r], run);
             if l + 1 < cfg.num_layers {
                 let (below, above) = ws.layers.split_at_mut(l + 1);
                 let [f, r] = &below[l];
@@ -308,15 +301,8 @@ impl Workspace {
                     Some(&mut d.dx),
                 );
             };
-            match partner.as_deref_mut() {
-                Some(partner) if n * 4 * h * (input + h) >= PARALLEL_MIN_MACS => {
-                    partner.join(|| run(f, false), || run(r, true));
-                }
-                _ => {
-                    run(f, false);
-                    run(r, true);
-                }
-            }
+            let macs = n * 4 * h * (input + h);
+            each_direction(partner.as_deref_mut(), macs, [&mut *f, &mut *r], run);
             for (d, reverse) in [(&mut *f, false), (&mut *r, true)] {
                 let k = direction_index(l, reverse);
                 // Swapped, not copied: the next backward overwrites every element.
@@ -374,6 +360,25 @@ fn layer_input<'a>(
         }
     } else {
         Input::Rows(x)
+    }
+}
+
+/// `run` over a layer's forward and reverse direction (`macs` multiply-adds each): the
+/// reverse one on the partner, if there is one and the layer is worth a fork.
+fn each_direction(
+    partner: Option<&mut Partner>,
+    macs: usize,
+    [f, r]: [&mut Direction; 2],
+    run: impl Fn(&mut Direction, bool) + Sync,
+) {
+    match partner {
+        Some(partner) if macs >= PARALLEL_MIN_MACS => {
+            partner.join(|| run(f, false), || run(r, true));
+        }
+        _ => {
+            run(f, false);
+            run(r, true);
+        }
     }
 }
 
