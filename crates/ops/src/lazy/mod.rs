@@ -169,31 +169,24 @@ impl LazyRows {
         let (m_low, m_high) = m.split_at_mut(split * d);
         let (v_low, v_high) = v.split_at_mut(split * d);
         let (last_low, last_high) = last.split_at_mut(split);
-        let replayer = &replayer;
-        let mut first = || {
-            for &r in low {
-                let (r, row) = (r as usize, r as usize * d..(r as usize + 1) * d);
-                let (p, m, v) = (
-                    &mut p_low[row.clone()],
-                    &mut m_low[row.clone()],
-                    &mut v_low[row],
-                );
-                replayer.catch_up(p, m, v, &mut last_low[r], t);
-            }
-        };
-        let mut second = || {
-            for &r in high {
-                let r = r as usize - split;
+        // `rows` of a part of the table whose first row is `base`.
+        let replay = |rows: &[u32],
+                      base: usize,
+                      p: &mut [f32],
+                      m: &mut [f32],
+                      v: &mut [f32],
+                      last: &mut [u64]| {
+            for &r in rows {
+                let r = r as usize - base;
                 let row = r * d..(r + 1) * d;
-                let (p, m, v) = (
-                    &mut p_high[row.clone()],
-                    &mut m_high[row.clone()],
-                    &mut v_high[row],
-                );
-                replayer.catch_up(p, m, v, &mut last_high[r], t);
+                let (p, m, v) = (&mut p[row.clone()], &mut m[row.clone()], &mut v[row]);
+                replayer.catch_up(p, m, v, &mut last[r], t);
             }
         };
-        run(&mut first, &mut second);
+        run(
+            &mut || replay(low, 0, p_low, m_low, v_low, last_low),
+            &mut || replay(high, split, p_high, m_high, v_high, last_high),
+        );
         Ok(())
     }
 

@@ -2,8 +2,9 @@
 //! from step to step.
 //!
 //! Per layer both directions run on the packed batch (`lstm`), the second on the step's
-//! [`Partner`] thread when there is one and the batch is large enough. The first layer reads the batch's distinct embedding rows
-//! (`lstm::Input::Distinct`); the next layer reads `[h_fwd ; h_bwd]` of each token,
+//! [`Partner`] thread when there is one and the batch is large enough. The first layer
+//! reads the batch's distinct embedding rows (`lstm::Input::Distinct`); the next layer
+//! reads `[h_fwd ; h_bwd]` of each token,
 //! gathered through `Pack::rev`. The head reads the top layer's final states in batch
 //! order; the backward pass returns each layer's input gradient split the same way, and the
 //! embedding's as one summed row per distinct token.
