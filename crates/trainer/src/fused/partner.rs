@@ -5,7 +5,7 @@
 //! a few hundred microseconds long. Rayon's idle worker falls asleep after a few dozen
 //! yields, and waking it through the kernel took about 130 µs on a 2-core VM, a quarter of
 //! each fork. The partner spins between forks and parks only after [`SPIN`] without work,
-//! so the second half starts within a microsecond.
+//! so the second half starts as soon as it reads the flag, without a system call.
 //!
 //! [`Partner::join`] takes `&mut self`: one fork at a time, and the partner's half may
 //! borrow the caller's stack because `join` returns only once that half has finished
