@@ -200,42 +200,37 @@ pub fn train(
         );
         let mut dropout_rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, 2, epoch));
         let bar = progress_bar(cfg.progress, batches.len() as u64, epoch, cfg.epochs);
-        let kept = state.epochs_done;
-        let mut run_steps = || -> Result<(f64, usize)> {
-            let (mut loss_sum, mut seen) = (0.0f64, 0usize);
-            let mut teacher_rows = Vec::new();
-            for (step, batch) in batches.iter().enumerate() {
-                let n = batch.indices.len();
-                let labels = batch.gather(&train.labels);
-                let teacher = train.teacher.as_ref().map(|t| {
-                    let c = train.num_labels;
-                    teacher_rows.clear();
-                    for &i in &batch.indices {
-                        teacher_rows.extend_from_slice(&t[i * c..(i + 1) * c]);
-                    }
-                    &teacher_rows[..]
+        let (mut loss_sum, mut seen) = (0.0f64, 0usize);
+        let mut teacher_rows = Vec::new();
+        for (step, batch) in batches.iter().enumerate() {
+            let n = batch.indices.len();
+            let labels = batch.gather(&train.labels);
+            let teacher = train.teacher.as_ref().map(|t| {
+                let c = train.num_labels;
+                teacher_rows.clear();
+                for &i in &batch.indices {
+                    teacher_rows.extend_from_slice(&t[i * c..(i + 1) * c]);
+                }
+                &teacher_rows[..]
+            });
+            let l = stepper.step(&cfg.loss, batch, &labels, teacher, &mut dropout_rng)?;
+            if !l.is_finite() {
+                return Err(Error::NonFiniteLoss {
+                    out: out.to_path_buf(),
+                    epoch: epoch + 1,
+                    step: step + 1,
+                    steps: batches.len(),
+                    loss: l,
+                    kept: state.epochs_done,
                 });
-                let l = stepper.step(&cfg.loss, batch, &labels, teacher, &mut dropout_rng)?;
-                if !l.is_finite() {
-                    return Err(Error::NonFiniteLoss {
-                        out: out.to_path_buf(),
-                        epoch: epoch + 1,
-                        step: step + 1,
-                        steps: batches.len(),
-                        loss: l,
-                        kept,
-                    });
-                }
-                loss_sum += l * n as f64;
-                seen += n;
-                bar.inc(1);
-                if bar.position().is_multiple_of(64) {
-                    bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
-                }
             }
-            Ok((loss_sum, seen))
-        };
-        let (loss_sum, seen) = run_steps()?;
+            loss_sum += l * n as f64;
+            seen += n;
+            bar.inc(1);
+            if bar.position().is_multiple_of(64) {
+                bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
+            }
+        }
         stepper.sync()?;
         bar.finish_and_clear();
         let train_seconds = started.elapsed().as_secs_f64();

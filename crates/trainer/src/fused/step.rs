@@ -33,8 +33,6 @@ pub struct FusedTrainer {
     touched: Vec<u32>,
     /// The second thread of the step's forks (none when rayon is given one thread).
     partner: Option<Partner>,
-    /// Values in the dense tensors.
-    dense_size: usize,
 }
 
 /// Below this many values, the dense update stays on one thread (a fork costs a few
@@ -49,9 +47,7 @@ impl FusedTrainer {
         adam: AdamConfig,
     ) -> Result<Self> {
         let params = Params::from_tensors(config, tensors)?;
-        let dense_size = params.dense.iter().map(Vec::len).sum();
         Ok(Self {
-            dense_size,
             adam: SliceAdam::new(params.dense_sizes(), adam),
             rows: RowAdam::new(config.vocab_size, config.embedding_dim, adam),
             student: FusedStudent::new(config, params),
@@ -120,17 +116,16 @@ impl FusedTrainer {
             return Ok(value);
         }
         let params = &mut self.student.params;
+        let dense_size: usize = params.dense.iter().map(Vec::len).sum();
         let dense = params
             .dense
             .iter_mut()
             .zip(&self.grads.dense)
             .map(|(p, g)| (p.as_mut_slice(), g.as_slice()));
         match self.partner.as_mut() {
-            Some(partner) if self.dense_size >= SPLIT_MIN => {
-                self.adam.step_in_two(dense, |a, b| {
-                    partner.join(a, b);
-                })?
-            }
+            Some(partner) if dense_size >= SPLIT_MIN => self.adam.step_in_two(dense, |a, b| {
+                partner.join(a, b);
+            })?,
             _ => self.adam.step(dense)?,
         }
         self.rows.step_slice(
