@@ -71,7 +71,7 @@ pub enum TeacherCommand {
         #[arg(long, default_value = "cpu")]
         device: String,
         /// Arithmetic of the encoder's products in training steps: f32, or bf16 on Intel
-        /// AMX tiles (CPU only; master weights, AdamW, layer norm and loss stay f32, dev
+        /// AMX tiles or AVX512-BF16 (CPU only; master weights, AdamW, layer norm and loss stay f32, dev
         /// evaluation f32). Recorded in OUT/training.json.
         #[arg(long, default_value = "f32")]
         precision: Precision,
@@ -103,8 +103,9 @@ pub enum TeacherCommand {
         batch_size: usize,
         #[arg(long, default_value = "cpu")]
         device: String,
-        /// Arithmetic of the encoder's products: f32, or bf16 on Intel AMX tiles (several
-        /// times faster on Xeon Sapphire Rapids and newer; logits within ~1e-2 of f32).
+        /// Arithmetic of the encoder's products: f32, or bf16 on Intel AMX tiles (Xeon
+        /// Sapphire Rapids and newer) or AVX512-BF16 (AMD Zen 4 and newer); logits within
+        /// ~1e-2 of f32.
         #[arg(long, default_value = "f32")]
         precision: Precision,
     },
@@ -124,8 +125,9 @@ pub enum TeacherCommand {
         batch_size: usize,
         #[arg(long, default_value = "cpu")]
         device: String,
-        /// Arithmetic of the encoder's products: f32, or bf16 on Intel AMX tiles (several
-        /// times faster on Xeon Sapphire Rapids and newer; logits within ~1e-2 of f32).
+        /// Arithmetic of the encoder's products: f32, or bf16 on Intel AMX tiles (Xeon
+        /// Sapphire Rapids and newer) or AVX512-BF16 (AMD Zen 4 and newer); logits within
+        /// ~1e-2 of f32.
         #[arg(long, default_value = "f32")]
         precision: Precision,
         /// Label only the I-th of N contiguous slices (I from 0), for `distill logits

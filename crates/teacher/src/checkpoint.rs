@@ -66,17 +66,18 @@ pub enum Precision {
     /// f32 throughout: logits match transformers to ~1e-5.
     #[default]
     F32,
-    /// Matrix products on bf16-rounded inputs summed in f32, on Intel AMX tiles: several
-    /// times faster, logits within about 1e-2 of f32 ([`crate::layers::amx`]).
+    /// Matrix products on bf16-rounded inputs summed in f32, on Intel AMX tiles or
+    /// AVX512-BF16: faster, logits within about 1e-2 of f32 ([`crate::layers::bf16`]).
     Bf16,
 }
 
 impl Precision {
-    /// Whether this machine runs it (bf16 needs Intel AMX tiles and an OS that grants them).
+    /// Whether this machine runs it (bf16 needs AVX512-BF16, or Intel AMX tiles and an OS
+    /// that grants them).
     pub fn is_supported(self) -> bool {
         match self {
             Precision::F32 => true,
-            Precision::Bf16 => crate::layers::amx::available(),
+            Precision::Bf16 => crate::layers::bf16::available(),
         }
     }
 

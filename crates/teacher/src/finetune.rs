@@ -9,7 +9,7 @@
 //! (so `<out>` must be new or hold only a checkpoint), with `<out>/training.json`: the
 //! run's settings, its training precision among them.
 //!
-//! [`FinetuneConfig::precision`] `Bf16` trains in mixed precision on Intel AMX tiles: the
+//! [`FinetuneConfig::precision`] `Bf16` trains in mixed precision (AMX tiles or AVX512-BF16): the
 //! encoder's products and their gradients in bf16, everything else (master weights, AdamW,
 //! layer norm, softmax, GELU, loss) in f32; dev evaluation stays f32
 //! ([`crate::BertClassifier::set_training_precision`]).
@@ -67,8 +67,8 @@ pub struct FinetuneConfig {
     pub log_every: usize,
     /// Show progress bars.
     pub progress: bool,
-    /// Arithmetic of the encoder's products in training steps: f32, or bf16 on AMX tiles
-    /// (refused where the CPU lacks them).
+    /// Arithmetic of the encoder's products in training steps: f32, or bf16 (AMX tiles or
+    /// AVX512-BF16; refused where the CPU has neither).
     pub precision: Precision,
 }
 

@@ -1,4 +1,4 @@
-//! bf16 inference on AMX tiles (`Precision::Bf16`): logits close to transformers' f32
+//! bf16 inference (AMX tiles or AVX512-BF16) (`Precision::Bf16`): logits close to transformers' f32
 //! golden yet not bit-equal to our f32 path (so the tiles really ran), no gradients, and a
 //! logit cache that records its precision and refuses to mix with f32 logits.
 
@@ -31,7 +31,7 @@ fn sentences() -> Vec<String> {
 #[test]
 fn bf16_logits_are_close_to_f32_and_their_cache_does_not_mix() {
     if !Precision::Bf16.is_supported() {
-        eprintln!("skipped: this machine has no AMX bf16 tiles");
+        eprintln!("skipped: this machine has neither AMX tiles nor AVX512-BF16");
         return;
     }
     let data = Dataset::from_texts(sentences());
@@ -80,7 +80,7 @@ fn bf16_logits_are_close_to_f32_and_their_cache_does_not_mix() {
 #[test]
 fn a_bf16_teacher_refuses_gradients() {
     if !Precision::Bf16.is_supported() {
-        eprintln!("skipped: this machine has no AMX bf16 tiles");
+        eprintln!("skipped: this machine has neither AMX tiles nor AVX512-BF16");
         return;
     }
     let t = load(Precision::Bf16);

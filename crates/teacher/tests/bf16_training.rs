@@ -1,7 +1,7 @@
-//! Mixed-precision training on AMX tiles (`set_training_precision(Precision::Bf16)`): one
+//! Mixed-precision training in bf16 (AMX tiles or AVX512-BF16) (`set_training_precision(Precision::Bf16)`): one
 //! step's loss and every parameter gradient close to the f32 path's yet not bit-equal (so
 //! the tiles really ran), inference passes left in f32, and a short bf16 fine-tuning run
-//! that learns and records its precision. Skipped where the machine has no AMX.
+//! that learns and records its precision. Skipped where the machine has neither.
 
 mod common;
 
@@ -66,7 +66,7 @@ fn norm(v: &[f32]) -> f32 {
 #[test]
 fn a_bf16_step_has_the_f32_loss_and_gradients_to_bf16_rounding() {
     if !Precision::Bf16.is_supported() {
-        eprintln!("skipped: this machine has no AMX bf16 tiles");
+        eprintln!("skipped: this machine has neither AMX tiles nor AVX512-BF16");
         return;
     }
     let exact = teacher(Precision::F32);
@@ -131,7 +131,7 @@ fn a_bf16_step_has_the_f32_loss_and_gradients_to_bf16_rounding() {
 #[test]
 fn inference_passes_of_a_bf16_trained_model_stay_f32() {
     if !Precision::Bf16.is_supported() {
-        eprintln!("skipped: this machine has no AMX bf16 tiles");
+        eprintln!("skipped: this machine has neither AMX tiles nor AVX512-BF16");
         return;
     }
     let (exact, mixed) = (teacher(Precision::F32), teacher(Precision::Bf16));
@@ -153,7 +153,7 @@ fn inference_passes_of_a_bf16_trained_model_stay_f32() {
 #[test]
 fn bf16_fine_tuning_lowers_the_loss_and_records_its_precision() {
     if !Precision::Bf16.is_supported() {
-        eprintln!("skipped: this machine has no AMX bf16 tiles");
+        eprintln!("skipped: this machine has neither AMX tiles nor AVX512-BF16");
         return;
     }
     let out = tempfile::tempdir().unwrap();

@@ -10,10 +10,10 @@
 //! allocates and accumulates a gradient for each of them.
 //!
 //! For inference a layer may hold its weight rounded to bf16 ([`Linear::pack_bf16`]): its
-//! product then runs on AMX tiles ([`super::amx`]), without a backward. For mixed-precision
-//! training [`Linear::forward_bf16`] is the CPU op's bf16 twin: the same three products
-//! (forward, `∂x`, `∂W`) on AMX tiles with the current f32 weight rounded per call, the
-//! bias and its gradient in f32.
+//! product then runs on a bf16 kernel ([`super::bf16`]: AMX tiles or AVX512-BF16), without a
+//! backward. For mixed-precision training [`Linear::forward_bf16`] is the CPU op's bf16
+//! twin: the same three products (forward, `∂x`, `∂W`) in bf16 with the current f32 weight
+//! rounded per call, the bias and its gradient in f32.
 
 use std::sync::Arc;
 
@@ -22,7 +22,7 @@ use candle_core::{
 };
 use distill_ops::host;
 
-use super::amx::{self, PackedBf16, Stored};
+use super::bf16::{self, PackedBf16, Stored};
 use super::Ctx;
 
 /// A dense layer holding PyTorch-layout weights.
@@ -30,7 +30,7 @@ use super::Ctx;
 pub struct Linear {
     weight: Tensor,
     bias: Tensor,
-    /// The weight in bf16 tiles, for inference on AMX.
+    /// The weight packed in bf16, for inference.
     bf16: Option<Arc<PackedBf16>>,
 }
 
@@ -44,8 +44,8 @@ impl Linear {
         }
     }
 
-    /// From now on multiplies in bf16 on AMX tiles (inference only: the product has no
-    /// backward). The caller checks [`super::amx::available`].
+    /// From now on multiplies in bf16 (inference only: the product has no backward). The
+    /// caller checks [`super::bf16::available`].
     pub fn pack_bf16(&mut self) -> Result<()> {
         let (out, k) = self.weight.dims2()?;
         let w = self.weight.flatten_all()?.to_vec1::<f32>()?;
@@ -73,9 +73,9 @@ impl Linear {
         }
     }
 
-    /// `x Wᵀ + b` with `x` and `W` rounded to bf16 on AMX tiles, differentiable: the
-    /// backward's `∂x = g W` and `∂W = gᵀ x` also run on the tiles (`g` rounded too),
-    /// `∂b = Σ g` in f32. CPU and f32 only, and only where [`amx::available`]: an error
+    /// `x Wᵀ + b` with `x` and `W` rounded to bf16, differentiable: the backward's
+    /// `∂x = g W` and `∂W = gᵀ x` also run in bf16 (`g` rounded too), `∂b = Σ g` in f32.
+    /// CPU and f32 only, and only where [`bf16::available`]: an error
     /// elsewhere, never a silent f32 product.
     pub fn forward_bf16(&self, x: &Tensor) -> Result<Tensor> {
         if !x.device().is_cpu() || x.dtype() != DType::F32 {
@@ -85,8 +85,8 @@ impl Linear {
                 x.device()
             )
         }
-        if !amx::available() {
-            candle_core::bail!("linear-bf16: this CPU or OS has no AMX bf16 tiles")
+        if !bf16::available() {
+            candle_core::bail!("linear-bf16: this CPU or OS has neither AMX nor AVX512-BF16")
         }
         x.contiguous()?
             .apply_op3(&self.weight, &self.bias, Bf16LinearOp)
@@ -279,7 +279,7 @@ fn bias_grad(g: &Tensor, rows: usize, out: usize) -> Result<Tensor> {
         .reshape(out)
 }
 
-/// `x` → `x Wᵀ + b` in bf16 on AMX tiles; no backward.
+/// `x` → `x Wᵀ + b` in bf16; no backward.
 struct Bf16Op(Arc<PackedBf16>);
 
 impl CustomOp1 for Bf16Op {
@@ -301,8 +301,8 @@ impl CustomOp1 for Bf16Op {
     }
 }
 
-/// `(x, W, b)` → `x Wᵀ + b` in bf16 on AMX tiles, `W` packed per call (it changes every
-/// step); the backward mirrors [`LinearOp`]'s with the two large products on the tiles.
+/// `(x, W, b)` → `x Wᵀ + b` in bf16, `W` packed per call (it changes every step); the
+/// backward mirrors [`LinearOp`]'s with the two large products in bf16 too.
 struct Bf16LinearOp;
 
 impl CustomOp3 for Bf16LinearOp {
@@ -327,7 +327,7 @@ impl CustomOp3 for Bf16LinearOp {
             k,
             out,
         } = Operands::read(self.name(), (s1, l1), (s2, l2), (s3, l3))?;
-        let y = amx::product(x, Stored::AsIs, w, Stored::AsIs, rows, out, k, Some(b));
+        let y = bf16::product(x, Stored::AsIs, w, Stored::AsIs, rows, out, k, Some(b));
         Ok((CpuStorage::F32(y), Shape::from(out_dims(l1.dims(), out))))
     }
 
@@ -353,7 +353,7 @@ impl CustomOp3 for Bf16LinearOp {
     }
 }
 
-/// `(L, R)` → `A Bᵀ` on AMX tiles, with `R` holding `B` transposed (`(k, n)`) and `L`
+/// `(L, R)` → `A Bᵀ` in bf16, with `R` holding `B` transposed (`(k, n)`) and `L`
 /// holding `A` `(m, k)` as is or transposed (`(k, m)`), as the op's [`Stored`] says. No
 /// backward (it is one).
 struct Bf16Product(Stored);
@@ -387,7 +387,7 @@ impl CustomOp2 for Bf16Product {
                 l2.dims()
             )
         }
-        let c = amx::product(a, self.0, b, Stored::Transposed, m, n, k, None);
+        let c = bf16::product(a, self.0, b, Stored::Transposed, m, n, k, None);
         Ok((CpuStorage::F32(c), Shape::from((m, n))))
     }
 }
@@ -436,8 +436,8 @@ mod tests {
 
     #[test]
     fn the_bf16_op_and_its_backward_are_the_products_of_rounded_inputs() -> Result<()> {
-        if !amx::available() {
-            eprintln!("skipped: no AMX on this machine");
+        if !bf16::available() {
+            eprintln!("skipped: no bf16 kernel (AMX or AVX512-BF16) on this machine");
             return Ok(());
         }
         let dev = Device::Cpu;

@@ -15,8 +15,8 @@
 //! | [`gelu`] | `x · Φ(x)`, fast and differentiable | any |
 //! | [`dropout`] | `y = x · m / (1 − p)`, `m ~ Bernoulli(1 − p)` | any |
 
-pub mod amx;
 pub mod attention;
+pub mod bf16;
 pub mod dropout;
 pub mod gelu;
 pub mod layer_norm;

@@ -115,8 +115,7 @@ impl EncoderLayer {
         })
     }
 
-    /// Multiplies in bf16 on AMX tiles from now on (inference only, see
-    /// [`crate::layers::amx`]).
+    /// Multiplies in bf16 from now on (inference only, see [`crate::layers::bf16`]).
     pub fn pack_bf16(&mut self) -> Result<()> {
         self.attention.pack_bf16()?;
         self.intermediate.pack_bf16()?;

@@ -89,23 +89,30 @@ impl BertClassifier {
         })
     }
 
-    /// Runs the encoder's matrix products in bf16 on AMX tiles from now on: inference
-    /// only (a differentiable pass is refused), CPU only, and only where
-    /// [`crate::layers::amx::available`]. The pooler and classifier stay f32; they see
+    /// Runs the encoder's matrix products in bf16 from now on (AMX tiles or AVX512-BF16):
+    /// inference only (a differentiable pass is refused), CPU only, and only where
+    /// [`crate::layers::bf16::available`]. The pooler and classifier stay f32; they see
     /// one row per sentence.
     pub fn pack_bf16(&mut self) -> crate::error::Result<()> {
         if !self.device().is_cpu() {
             return Err(crate::error::Error::Setting(
-                "bf16 inference runs on the CPU's AMX tiles; use --precision f32 on other devices"
+                "bf16 inference runs on the CPU (AMX or AVX512-BF16); use --precision f32 on other devices"
                     .into(),
             ));
         }
-        if !crate::layers::amx::available() {
+        if !crate::layers::bf16::available() {
             return Err(crate::error::Error::Setting(
-                "bf16 inference needs Intel AMX (Xeon Sapphire Rapids or newer, Linux); \
-                 this CPU or OS lacks it: use --precision f32"
+                "bf16 inference needs Intel AMX tiles or AVX512-BF16 (Xeon Cooper Lake or \
+                 Sapphire Rapids, AMD Zen 4 or newer); this CPU or OS has neither: use \
+                 --precision f32"
                     .into(),
             ));
+        }
+        if let Some(kernel) = crate::layers::bf16::Kernel::fastest() {
+            tracing::info!(
+                "teacher: the encoder's products in bf16 on {}",
+                kernel.name()
+            );
         }
         for layer in &mut self.layers {
             layer.pack_bf16()?;
@@ -115,28 +122,33 @@ impl BertClassifier {
     }
 
     /// The arithmetic of the encoder's products in differentiable passes (training):
-    /// [`Precision::Bf16`] runs them on AMX tiles with the f32 weights rounded per call
-    /// and their gradients `∂x`, `∂W` on the tiles too
+    /// [`Precision::Bf16`] runs them in bf16 (AMX tiles or AVX512-BF16) with the f32
+    /// weights rounded per call and their gradients `∂x`, `∂W` in bf16 too
     /// ([`crate::layers::Linear::forward_bf16`]); the weights, their updates, layer norm,
     /// softmax, GELU, the pooler, the classifier and the loss stay f32. Inference passes
     /// (dev evaluation during fine-tuning) stay f32, so they measure the weights as a
     /// default load of the saved checkpoint will run them. CPU only, and only where
-    /// [`crate::layers::amx::available`]; an error otherwise.
+    /// [`crate::layers::bf16::available`]; an error otherwise.
     pub fn set_training_precision(&mut self, precision: Precision) -> crate::error::Result<()> {
         if precision == Precision::Bf16 {
             if !self.device().is_cpu() {
                 return Err(crate::error::Error::Setting(
-                    "bf16 training runs on the CPU's AMX tiles; use --precision f32 on other devices"
+                    "bf16 training runs on the CPU (AMX or AVX512-BF16); use --precision f32 on other devices"
                         .into(),
                 ));
             }
-            if !crate::layers::amx::available() {
+            if !crate::layers::bf16::available() {
                 return Err(crate::error::Error::Setting(
-                    "bf16 training needs Intel AMX (Xeon Sapphire Rapids or newer, Linux); \
-                     this CPU or OS lacks it: use --precision f32"
+                    "bf16 training needs Intel AMX tiles or AVX512-BF16 (Xeon Cooper Lake or \
+                     Sapphire Rapids, AMD Zen 4 or newer); this CPU or OS has neither: use \
+                     --precision f32"
                         .into(),
                 ));
             }
+        }
+        if let (Precision::Bf16, Some(kernel)) = (precision, crate::layers::bf16::Kernel::fastest())
+        {
+            tracing::info!("teacher: training products in bf16 on {}", kernel.name());
         }
         self.train_bf16 = precision == Precision::Bf16;
         Ok(())

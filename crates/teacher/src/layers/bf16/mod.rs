@@ -1,21 +1,24 @@
-//! `y = x Wᵀ + b` in bf16 on Intel AMX tiles, for the teacher's inference.
+//! `y = x Wᵀ + b` in bf16 with f32 sums, for the teacher's inference and mixed-precision
+//! training, on whichever of two kernels this CPU has.
 //!
-//! `x` `(rows, k)` and `W` `(out, k)` are rounded to bf16 (round to nearest even), and
-//! `TDPBF16PS` accumulates their products in f32 onto the bias. A tile holds 16 rows of
-//! 64 bytes: `C` 16×16 f32, `A` 16 rows × 32 bf16 of `x`, `B` 16 rows × 16 columns of
-//! *pairs* of `W`'s values (the "VNNI" order: row `r` holds `W[n][2r]`, `W[n][2r + 1]` for
-//! each column `n`), so one instruction adds 16·16·32 products. Each 32×32 block of `y`
-//! keeps four accumulator tiles (tmm0–3) and streams two `A` (tmm4–5) and two `B` tiles
-//! (tmm6–7) along `k`. `W` is packed into that order once ([`PackedBf16::pack`]); `x` is
-//! rounded per call. Every dimension is padded with zeros to a multiple of 32.
+//! `x` `(rows, k)` and `W` `(out, k)` are rounded to bf16 (round to nearest even) and their
+//! products summed in f32 onto the bias. Both kernels read the same packed operands: `A`
+//! row-major with `k` padded to 32, `B` as 16 × 16 blocks of *pairs* of `W`'s values (the
+//! "VNNI" order: block row `r` holds `W[n][2r]`, `W[n][2r + 1]` for each of 16 columns
+//! `n`). `W` is packed once ([`PackedBf16::pack`]); `x` is rounded per call. Every
+//! dimension is padded with zeros to a multiple of 32.
 //!
-//! The f32 gemm this replaces runs at about half the CPU's f32 peak; the tiles' bf16
-//! throughput is many times that. The cost is precision: inputs keep 8 significant bits
-//! (relative error ≤ 2⁻⁹ each), sums stay f32. [`reference`] computes the same rounded
-//! product with plain loops and is the kernel's test oracle.
+//! - [`amx`]: `TDPBF16PS` on Intel's AMX tiles (Sapphire Rapids and newer), many times the
+//!   f32 gemm's throughput.
+//! - [`avx512`]: `VDPBF16PS` on AVX512-BF16 registers (AMD Zen 4 and newer, Intel Cooper
+//!   Lake): two products a lane per instruction, twice an f32 FMA's.
 //!
-//! Linux hands a process the tiles' register state only on request
-//! (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`), which [`available`] makes once.
+//! The cost is precision: inputs keep 8 significant bits (relative error ≤ 2⁻⁹ each), sums
+//! stay f32. [`reference`] computes the same rounded product with plain loops and is both
+//! kernels' test oracle.
+
+mod amx;
+mod avx512;
 
 /// Rows of a tile, and f32 columns of an accumulator tile.
 const TILE: usize = 16;
@@ -46,38 +49,75 @@ pub fn from_bf16(h: u16) -> f32 {
     f32::from_bits((h as u32) << 16)
 }
 
-/// Whether this CPU and OS run AMX bf16 tiles (asks Linux for them on the first call).
+/// A bf16 product kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// Intel AMX tiles.
+    Amx,
+    /// AVX512-BF16 dot products.
+    Avx512,
+}
+
+impl Kernel {
+    /// The fastest kernel this CPU and OS run, if any (asks Linux for the AMX tiles on the
+    /// first call).
+    pub fn fastest() -> Option<Kernel> {
+        static FASTEST: std::sync::OnceLock<Option<Kernel>> = std::sync::OnceLock::new();
+        *FASTEST.get_or_init(|| {
+            if amx::detect() {
+                Some(Kernel::Amx)
+            } else if avx512::detect() {
+                Some(Kernel::Avx512)
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Every kernel this machine runs, fastest first (the tests check each).
+    #[cfg(test)]
+    pub fn all_here() -> Vec<Kernel> {
+        let mut all = Vec::new();
+        if Kernel::fastest() == Some(Kernel::Amx) {
+            all.push(Kernel::Amx);
+        }
+        if avx512::detect() {
+            all.push(Kernel::Avx512);
+        }
+        all
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Amx => "AMX tiles",
+            Kernel::Avx512 => "AVX512-BF16",
+        }
+    }
+
+    /// `c += a · bᵀ` over padded buffers (see [`finish`]).
+    ///
+    /// # Safety
+    /// The kernel runs here (it came from [`Kernel::fastest`] or [`Kernel::all_here`]);
+    /// `a` is `m × k`, `b` `n × k` packed, `c` `m × n`, each a multiple of 32.
+    unsafe fn multiply(self, a: &[u16], b: &[u16], c: &mut [f32], m: usize, n: usize, k: usize) {
+        // SAFETY: passed on from the caller.
+        unsafe {
+            match self {
+                Kernel::Amx => amx::multiply(a, b, c, m, n, k),
+                Kernel::Avx512 => avx512::multiply(a, b, c, m, n, k),
+            }
+        }
+    }
+}
+
+/// Whether this CPU runs either kernel: AMX tiles or AVX512-BF16.
 pub fn available() -> bool {
-    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVAILABLE.get_or_init(detect)
+    Kernel::fastest().is_some()
 }
 
-#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-fn detect() -> bool {
-    use std::arch::x86_64::__cpuid_count;
-    // cpuid exists on every x86_64 CPU; an unlisted leaf 7 reads as zeros.
-    let (max_leaf, edx) = (__cpuid_count(0, 0).eax, __cpuid_count(7, 0).edx);
-    const AMX_BF16: u32 = 1 << 22;
-    const AMX_TILE: u32 = 1 << 24;
-    if max_leaf < 7 || edx & AMX_BF16 == 0 || edx & AMX_TILE == 0 {
-        return false;
-    }
-    const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
-    const XFEATURE_XTILEDATA: libc::c_long = 18;
-    // SAFETY: a plain syscall with integer arguments; it fails cleanly where the kernel
-    // does not manage tile state.
-    unsafe {
-        libc::syscall(
-            libc::SYS_arch_prctl,
-            ARCH_REQ_XCOMP_PERM,
-            XFEATURE_XTILEDATA,
-        ) == 0
-    }
-}
-
-#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
-fn detect() -> bool {
-    false
+/// The kernel products run on; panics where there is none (callers check [`available`]).
+fn kernel() -> Kernel {
+    Kernel::fastest().expect("no bf16 kernel on this machine: neither AMX nor AVX512-BF16")
 }
 
 /// A weight `W` `(out, k)` and bias `b` `(out)`, with `W` rounded to bf16 and laid out as
@@ -128,12 +168,17 @@ impl PackedBf16 {
     /// `y = x Wᵀ + b` for `x` `(rows, k)` row-major; returns `(rows, out)`. Needs
     /// [`available`].
     pub fn forward(&self, x: &[f32], rows: usize) -> Vec<f32> {
-        assert!(available(), "AMX tiles are not available on this machine");
+        self.forward_on(kernel(), x, rows)
+    }
+
+    /// [`PackedBf16::forward`] on the given kernel, which must run here.
+    fn forward_on(&self, kernel: Kernel, x: &[f32], rows: usize) -> Vec<f32> {
         assert_eq!(x.len(), rows * self.k, "input is not {rows}×{}", self.k);
         with_scratch(|s| {
             pack_a(x, rows, self.k, Stored::AsIs, &mut s.a);
             let c = accumulators(rows, self.out, Some(&self.bias));
             finish(
+                kernel,
                 halves(&s.a),
                 halves(&self.tiles),
                 c,
@@ -154,7 +199,7 @@ pub enum Stored {
 }
 
 /// `C = A Bᵀ (+ bias on every row)` `(m, n)` with `A` `(m, k)` and `B` `(n, k)` rounded to
-/// bf16 and summed in f32 on AMX tiles. `a` holds `A` row-major, or with [`Stored::Transposed`] `Aᵀ` `(k, m)`;
+/// bf16 and summed in f32. `a` holds `A` row-major, or with [`Stored::Transposed`] `Aᵀ` `(k, m)`;
 /// likewise `b`. Both are packed per call (O((m + n)·k) against the product's O(m·n·k)).
 /// A linear layer's three products: `y = x Wᵀ` is `product(x, AsIs, W, AsIs)`,
 /// `∂x = g W` is `product(g, AsIs, W, Transposed)`, `∂W = gᵀ x` is
@@ -170,7 +215,22 @@ pub fn product(
     k: usize,
     bias: Option<&[f32]>,
 ) -> Vec<f32> {
-    assert!(available(), "AMX tiles are not available on this machine");
+    product_on(kernel(), a, a_stored, b, b_stored, m, n, k, bias)
+}
+
+/// [`product`] on the given kernel, which must run here.
+#[allow(clippy::too_many_arguments)]
+fn product_on(
+    kernel: Kernel,
+    a: &[f32],
+    a_stored: Stored,
+    b: &[f32],
+    b_stored: Stored,
+    m: usize,
+    n: usize,
+    k: usize,
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
     assert_eq!(a.len(), m * k, "left operand is not {m}×{k}");
     assert_eq!(b.len(), n * k, "right operand is not {n}×{k}");
     assert!(bias.is_none_or(|b| b.len() == n), "bias is not {n} long");
@@ -179,6 +239,7 @@ pub fn product(
         pack_b(b, n, k, b_stored, &mut s.b);
         let c = accumulators(m, n, bias);
         finish(
+            kernel,
             halves(&s.a),
             halves(&s.b),
             c,
@@ -205,7 +266,7 @@ fn halves_mut(v: &mut [u32]) -> &mut [u16] {
     unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast(), v.len() * 2) }
 }
 
-/// Whether the rounding loops may use AVX-512 (every AMX CPU has it; checked anyway).
+/// Whether the rounding loops may use AVX-512 (both kernels' CPUs have it; checked anyway).
 fn wide() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -401,9 +462,17 @@ fn accumulators(m: usize, n: usize, bias: Option<&[f32]>) -> Vec<f32> {
     }
 }
 
-/// `c += a · bᵀ` over the padded buffers, then `c` cropped to `(m, n)`. Outside a rayon
-/// task the rows of `c` are split over the pool's threads (each has its own tiles).
-fn finish(a: &[u16], b: &[u16], mut c: Vec<f32>, m: usize, n: usize, k_pad: usize) -> Vec<f32> {
+/// `c += a · bᵀ` over the padded buffers on `kernel`, then `c` cropped to `(m, n)`. Outside
+/// a rayon task the rows of `c` are split over the pool's threads.
+fn finish(
+    kernel: Kernel,
+    a: &[u16],
+    b: &[u16],
+    mut c: Vec<f32>,
+    m: usize,
+    n: usize,
+    k_pad: usize,
+) -> Vec<f32> {
     use rayon::prelude::*;
     let (m_pad, n_pad) = (m.next_multiple_of(BLOCK), n.next_multiple_of(BLOCK));
     debug_assert!(a.len() == m_pad * k_pad && b.len() == n_pad * k_pad);
@@ -419,13 +488,13 @@ fn finish(a: &[u16], b: &[u16], mut c: Vec<f32>, m: usize, n: usize, k_pad: usiz
             .zip(a.par_chunks(rows_per * k_pad))
             .for_each(|(c, a)| {
                 let rows = c.len() / n_pad;
-                // SAFETY: `available()` holds (checked by the callers); `a` is rows × k_pad,
+                // SAFETY: `kernel` runs here (the callers' contract); `a` is rows × k_pad,
                 // `c` rows × n_pad and `b` n_pad × k_pad, rows a multiple of BLOCK.
-                unsafe { tiles::multiply(a, b, c, rows, n_pad, k_pad) }
+                unsafe { kernel.multiply(a, b, c, rows, n_pad, k_pad) }
             });
     } else {
         // SAFETY: as above, over all of `a` and `c`.
-        unsafe { tiles::multiply(a, b, &mut c, m_pad, n_pad, k_pad) };
+        unsafe { kernel.multiply(a, b, &mut c, m_pad, n_pad, k_pad) };
     }
     if n_pad == n {
         c.truncate(m * n);
@@ -459,118 +528,6 @@ pub fn reference(x: &[f32], rows: usize, w: &[f32], bias: &[f32], out: usize) ->
     y
 }
 
-#[cfg(target_arch = "x86_64")]
-mod tiles {
-    use std::arch::asm;
-
-    use super::{BLOCK, B_TILE, K_STEP, TILE};
-
-    /// Palette 1, all eight tiles 16 rows × 64 bytes.
-    #[repr(C, align(64))]
-    struct TileConfig([u8; 64]);
-
-    impl TileConfig {
-        fn all_16_by_64() -> Self {
-            let mut c = [0u8; 64];
-            c[0] = 1;
-            for t in 0..8 {
-                c[16 + 2 * t] = 64; // bytes per row (u16 little endian)
-                c[48 + t] = TILE as u8; // rows
-            }
-            Self(c)
-        }
-    }
-
-    /// `c += a · bᵀ` over padded buffers: `a` `(m, k)` bf16 row-major, `b` packed tiles of
-    /// `(n, k)`, `c` `(m, n)` f32 row-major; `m`, `n` multiples of 32, `k` of 32.
-    ///
-    /// # Safety
-    /// AMX must be [`super::available`] and the buffers at least the sizes stated.
-    pub(super) unsafe fn multiply(
-        a: &[u16],
-        b: &[u16],
-        c: &mut [f32],
-        m: usize,
-        n: usize,
-        k: usize,
-    ) {
-        debug_assert!(
-            m.is_multiple_of(BLOCK) && n.is_multiple_of(BLOCK) && k.is_multiple_of(K_STEP)
-        );
-        debug_assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n);
-        let config = TileConfig::all_16_by_64();
-        let k_tiles = k / K_STEP;
-        let a_stride = k * 2;
-        let c_stride = n * 4;
-        let b_stride = 2 * TILE * 2;
-        asm!("ldtilecfg [{}]", in(reg) config.0.as_ptr(), options(nostack, readonly));
-        for m0 in (0..m).step_by(BLOCK) {
-            let a0 = a.as_ptr().add(m0 * k);
-            let a1 = a0.add(TILE * k);
-            for n0 in (0..n).step_by(BLOCK) {
-                let c00 = c.as_mut_ptr().add(m0 * n + n0);
-                let c01 = c00.add(TILE);
-                let c10 = c00.add(TILE * n);
-                let c11 = c10.add(TILE);
-                let b0 = b.as_ptr().add((n0 / TILE) * k_tiles * B_TILE);
-                let b1 = b0.add(k_tiles * B_TILE);
-                asm!(
-                    "tileloadd tmm0, [{c00} + {s}*1]",
-                    "tileloadd tmm1, [{c01} + {s}*1]",
-                    "tileloadd tmm2, [{c10} + {s}*1]",
-                    "tileloadd tmm3, [{c11} + {s}*1]",
-                    c00 = in(reg) c00, c01 = in(reg) c01, c10 = in(reg) c10, c11 = in(reg) c11,
-                    s = in(reg) c_stride,
-                    options(nostack, readonly),
-                );
-                for j in 0..k_tiles {
-                    asm!(
-                        "tileloadd tmm4, [{a0} + {sa}*1]",
-                        "tileloadd tmm5, [{a1} + {sa}*1]",
-                        "tileloadd tmm6, [{b0} + {sb}*1]",
-                        "tileloadd tmm7, [{b1} + {sb}*1]",
-                        "tdpbf16ps tmm0, tmm4, tmm6",
-                        "tdpbf16ps tmm1, tmm4, tmm7",
-                        "tdpbf16ps tmm2, tmm5, tmm6",
-                        "tdpbf16ps tmm3, tmm5, tmm7",
-                        a0 = in(reg) a0.add(j * K_STEP),
-                        a1 = in(reg) a1.add(j * K_STEP),
-                        b0 = in(reg) b0.add(j * B_TILE),
-                        b1 = in(reg) b1.add(j * B_TILE),
-                        sa = in(reg) a_stride,
-                        sb = in(reg) b_stride,
-                        options(nostack, readonly),
-                    );
-                }
-                asm!(
-                    "tilestored [{c00} + {s}*1], tmm0",
-                    "tilestored [{c01} + {s}*1], tmm1",
-                    "tilestored [{c10} + {s}*1], tmm2",
-                    "tilestored [{c11} + {s}*1], tmm3",
-                    c00 = in(reg) c00, c01 = in(reg) c01, c10 = in(reg) c10, c11 = in(reg) c11,
-                    s = in(reg) c_stride,
-                    options(nostack),
-                );
-            }
-        }
-        asm!("tilerelease", options(nostack, nomem));
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-mod tiles {
-    pub(super) unsafe fn multiply(
-        _: &[u16],
-        _: &[u16],
-        _: &mut [f32],
-        _: usize,
-        _: usize,
-        _: usize,
-    ) {
-        unreachable!("AMX exists only on x86_64; `available()` is false elsewhere")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -596,29 +553,40 @@ mod tests {
         assert_eq!(from_bf16(to_bf16(f32::MAX)), f32::INFINITY); // rounds past the top
     }
 
-    #[test]
-    fn tiles_match_the_plain_product_on_ragged_shapes() {
-        if !available() {
-            eprintln!("skipped: no AMX on this machine");
-            return;
+    /// The kernels this machine runs; says so when there is none (the tests then check
+    /// nothing here).
+    fn kernels() -> Vec<Kernel> {
+        let all = Kernel::all_here();
+        if all.is_empty() {
+            eprintln!("skipped: no bf16 kernel (AMX or AVX512-BF16) on this machine");
         }
+        all
+    }
+
+    #[test]
+    fn each_kernel_matches_the_plain_product_on_ragged_shapes() {
         // Shapes off every block size, and the teacher's own.
-        for &(rows, out, k) in &[
-            (1, 1, 1),
-            (3, 5, 7),
-            (33, 47, 70),
-            (64, 384, 384),
-            (17, 1536, 384),
-            (40, 384, 1536),
-        ] {
-            let (x, w, b) = (values(rows * k, 1), values(out * k, 2), values(out, 3));
-            let packed = PackedBf16::pack(&w, &b, out, k);
-            let got = packed.forward(&x, rows);
-            let want = reference(&x, rows, &w, &b, out);
-            assert_eq!(got.len(), want.len());
-            let worst = worst_error(&got, &want);
-            // Only the order of f32 additions differs from the oracle.
-            assert!(worst < 1e-5 * k as f32, "{rows}×{out}×{k}: {worst}");
+        for kernel in kernels() {
+            for &(rows, out, k) in &[
+                (1, 1, 1),
+                (3, 5, 7),
+                (33, 47, 70),
+                (64, 384, 384),
+                (17, 1536, 384),
+                (40, 384, 1536),
+            ] {
+                let (x, w, b) = (values(rows * k, 1), values(out * k, 2), values(out, 3));
+                let packed = PackedBf16::pack(&w, &b, out, k);
+                let got = packed.forward_on(kernel, &x, rows);
+                let want = reference(&x, rows, &w, &b, out);
+                assert_eq!(got.len(), want.len());
+                let worst = worst_error(&got, &want);
+                // Only the order of f32 additions differs from the oracle.
+                assert!(
+                    worst < 1e-5 * k as f32,
+                    "{kernel:?} {rows}×{out}×{k}: {worst}"
+                );
+            }
         }
     }
 
@@ -639,55 +607,84 @@ mod tests {
 
     #[test]
     fn products_of_every_orientation_match_the_plain_product_on_ragged_shapes() {
-        if !available() {
-            eprintln!("skipped: no AMX on this machine");
-            return;
-        }
-        // (m, n, k) off every block size; the teacher's backward shapes (∂x: rows × in over
-        // out, ∂W: out × in over rows); and shapes big enough to split over threads.
-        for &(m, n, k) in &[
-            (1, 1, 1),
-            (3, 5, 7),
-            (2, 17, 33),
-            (33, 47, 70),
-            (45, 31, 63),
-            (70, 384, 1536),
-            (1536, 384, 70),
-            (200, 384, 384),
-            (384, 1536, 333),
-        ] {
-            let (a, b) = (values(m * k, 7), values(n * k, 8));
-            let bias = values(n, 9);
-            let want = reference(&a, m, &b, &bias, n);
-            let (at, bt) = (transpose(&a, m, k), transpose(&b, n, k));
-            for (a_stored, b_stored) in [
-                (Stored::AsIs, Stored::AsIs),
-                (Stored::AsIs, Stored::Transposed),
-                (Stored::Transposed, Stored::AsIs),
-                (Stored::Transposed, Stored::Transposed),
+        for kernel in kernels() {
+            // (m, n, k) off every block size; the teacher's backward shapes (∂x: rows × in over
+            // out, ∂W: out × in over rows); and shapes big enough to split over threads.
+            for &(m, n, k) in &[
+                (1, 1, 1),
+                (3, 5, 7),
+                (2, 17, 33),
+                (33, 47, 70),
+                (45, 31, 63),
+                (70, 384, 1536),
+                (1536, 384, 70),
+                (200, 384, 384),
+                (384, 1536, 333),
             ] {
-                let a_src = if a_stored == Stored::AsIs { &a } else { &at };
-                let b_src = if b_stored == Stored::AsIs { &b } else { &bt };
-                let got = product(a_src, a_stored, b_src, b_stored, m, n, k, Some(&bias));
-                assert_eq!(got.len(), want.len());
-                let worst = worst_error(&got, &want);
-                assert!(
-                    worst < 1e-5 * k as f32,
-                    "{m}×{n}×{k} {a_stored:?}/{b_stored:?}: {worst}"
-                );
-            }
-            // Without a bias the accumulators start at zero.
-            let plain = product(&a, Stored::AsIs, &bt, Stored::Transposed, m, n, k, None);
-            let with = product(&a, Stored::AsIs, &b, Stored::AsIs, m, n, k, Some(&bias));
-            for (r, (p, w)) in plain.chunks(n).zip(with.chunks(n)).enumerate() {
-                for c in 0..n {
+                let (a, b) = (values(m * k, 7), values(n * k, 8));
+                let bias = values(n, 9);
+                let want = reference(&a, m, &b, &bias, n);
+                let (at, bt) = (transpose(&a, m, k), transpose(&b, n, k));
+                for (a_stored, b_stored) in [
+                    (Stored::AsIs, Stored::AsIs),
+                    (Stored::AsIs, Stored::Transposed),
+                    (Stored::Transposed, Stored::AsIs),
+                    (Stored::Transposed, Stored::Transposed),
+                ] {
+                    let a_src = if a_stored == Stored::AsIs { &a } else { &at };
+                    let b_src = if b_stored == Stored::AsIs { &b } else { &bt };
+                    let got = product_on(
+                        kernel,
+                        a_src,
+                        a_stored,
+                        b_src,
+                        b_stored,
+                        m,
+                        n,
+                        k,
+                        Some(&bias),
+                    );
+                    assert_eq!(got.len(), want.len());
+                    let worst = worst_error(&got, &want);
                     assert!(
-                        (p[c] + bias[c] - w[c]).abs() < 1e-4,
-                        "{m}×{n}×{k} ({r}, {c})"
+                        worst < 1e-5 * k as f32,
+                        "{kernel:?} {m}×{n}×{k} {a_stored:?}/{b_stored:?}: {worst}"
                     );
                 }
+                // Without a bias the accumulators start at zero (a bias left in them would
+                // be off by up to 1 against a sum of about ±13).
+                let plain = product_on(
+                    kernel,
+                    &a,
+                    Stored::AsIs,
+                    &bt,
+                    Stored::Transposed,
+                    m,
+                    n,
+                    k,
+                    None,
+                );
+                let unbiased = reference(&a, m, &b, &vec![0.0; n], n);
+                let worst = worst_error(&plain, &unbiased);
+                assert!(
+                    worst < 1e-5 * k as f32,
+                    "{kernel:?} {m}×{n}×{k} without bias: {worst}"
+                );
             }
         }
+    }
+
+    #[test]
+    fn both_kernels_give_the_same_sums_where_both_run() {
+        let all = kernels();
+        if all.len() < 2 {
+            return;
+        }
+        let (m, n, k) = (70, 384, 1536);
+        let (a, b) = (values(m * k, 12), values(n * k, 13));
+        let [first, second] = [all[0], all[1]]
+            .map(|kernel| product_on(kernel, &a, Stored::AsIs, &b, Stored::AsIs, m, n, k, None));
+        assert!(worst_error(&first, &second) < 1e-5 * k as f32);
     }
 
     #[test]
@@ -727,37 +724,41 @@ mod tests {
 mod timing {
     use super::*;
 
-    /// `cargo test --release -p distill-teacher --lib amx::timing -- --ignored --nocapture`
+    /// Each kernel alone and the f32 gemm, one thread each, on the teacher's shapes:
+    /// `cargo test --release -p distill-teacher --lib bf16::timing -- --ignored --nocapture`
     #[test]
     #[ignore]
-    fn tiles_against_f32_gemm() {
-        if !available() {
-            return;
-        }
+    fn kernels_against_f32_gemm() {
         for &(rows, out, k) in &[(960, 1536, 384), (960, 384, 1536), (960, 384, 384)] {
             let x: Vec<f32> = (0..rows * k).map(|i| (i % 13) as f32 * 0.1).collect();
             let w: Vec<f32> = (0..out * k).map(|i| (i % 7) as f32 * 0.1).collect();
             let b = vec![0.5f32; out];
             let packed = PackedBf16::pack(&w, &b, out, k);
+            let flop = 2.0 * (rows * out * k) as f64;
             let reps = 20;
-            let t = std::time::Instant::now();
-            for _ in 0..reps {
-                std::hint::black_box(packed.forward(&x, rows));
-            }
-            let amx = t.elapsed().as_secs_f64() / reps as f64;
-            let t = std::time::Instant::now();
-            for _ in 0..reps {
-                let mut y = vec![0f32; rows * out];
-                crate::layers::linear::add_x_wt(
-                    &mut y,
-                    &x,
-                    &w,
-                    (rows, out, k),
-                    gemm::Parallelism::None,
-                );
-                std::hint::black_box(y);
-            }
-            let f32_s = t.elapsed().as_secs_f64() / reps as f64;
+            let gflops = |f: &mut dyn FnMut()| {
+                f();
+                let t = std::time::Instant::now();
+                for _ in 0..reps {
+                    f();
+                }
+                flop * reps as f64 / t.elapsed().as_secs_f64() / 1e9
+            };
+            let mut line = format!("{rows}x{out}x{k}, GFLOP/s on one thread:");
+            line += &format!(
+                " f32 gemm {:.0}",
+                gflops(&mut || {
+                    let mut y = vec![0f32; rows * out];
+                    crate::layers::linear::add_x_wt(
+                        &mut y,
+                        &x,
+                        &w,
+                        (rows, out, k),
+                        gemm::Parallelism::None,
+                    );
+                    std::hint::black_box(y);
+                })
+            );
             let (rp, np, kp) = (
                 rows.next_multiple_of(BLOCK),
                 out.next_multiple_of(BLOCK),
@@ -765,21 +766,23 @@ mod timing {
             );
             let a = vec![0x3f80u16; rp * kp];
             let mut c = vec![0f32; rp * np];
-            let t = std::time::Instant::now();
-            for _ in 0..reps {
-                unsafe { tiles::multiply(&a, halves(&packed.tiles), &mut c, rp, np, kp) };
+            for kernel in Kernel::all_here() {
+                line += &format!(
+                    ", {} {:.0}",
+                    kernel.name(),
+                    gflops(&mut || {
+                        // SAFETY: the kernel runs here; the buffers are padded to size.
+                        unsafe { kernel.multiply(&a, halves(&packed.tiles), &mut c, rp, np, kp) }
+                    })
+                );
             }
-            let kernel = t.elapsed().as_secs_f64() / reps as f64;
-            println!(
-                "kernel alone {:.0} GFLOP/s",
-                2.0 * (rows * out * k) as f64 / kernel / 1e9
+            line += &format!(
+                "; packed forward (rounding x, all threads) {:.0}",
+                gflops(&mut || {
+                    std::hint::black_box(packed.forward(&x, rows));
+                })
             );
-            let flop = 2.0 * (rows * out * k) as f64;
-            println!(
-                "{rows}x{out}x{k}: amx {:.0} GFLOP/s, f32 gemm {:.0} GFLOP/s",
-                flop / amx / 1e9,
-                flop / f32_s / 1e9
-            );
+            println!("{line}");
         }
     }
 }
