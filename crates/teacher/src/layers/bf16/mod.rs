@@ -8,9 +8,9 @@
 //! `n`). `W` is packed once ([`PackedBf16::pack`]); `x` is rounded per call. Every
 //! dimension is padded with zeros to a multiple of 32.
 //!
-//! - [`amx`]: `TDPBF16PS` on Intel's AMX tiles (Sapphire Rapids and newer), many times the
+//! - `amx.rs`: `TDPBF16PS` on Intel's AMX tiles (Sapphire Rapids and newer), many times the
 //!   f32 gemm's throughput.
-//! - [`avx512`]: `VDPBF16PS` on AVX512-BF16 registers (AMD Zen 4 and newer, Intel Cooper
+//! - `avx512.rs`: `VDPBF16PS` on AVX512-BF16 registers (AMD Zen 4 and newer, Intel Cooper
 //!   Lake): two products a lane per instruction, twice an f32 FMA's.
 //!
 //! The cost is precision: inputs keep 8 significant bits (relative error ≤ 2⁻⁹ each), sums
