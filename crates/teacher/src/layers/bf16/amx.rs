@@ -43,8 +43,8 @@ pub(super) fn detect() -> bool {
     false
 }
 
-#[cfg(target_arch = "x86_64")]
 /// Palette 1, all eight tiles 16 rows × 64 bytes.
+#[cfg(target_arch = "x86_64")]
 #[repr(C, align(64))]
 struct TileConfig([u8; 64]);
 
@@ -61,12 +61,12 @@ impl TileConfig {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
 /// `c += a · bᵀ` over padded buffers: `a` `(m, k)` bf16 row-major, `b` packed tiles of
 /// `(n, k)`, `c` `(m, n)` f32 row-major; `m`, `n` multiples of 32, `k` of 32.
 ///
 /// # Safety
 /// [`detect`] must have returned true and the buffers at least the sizes stated.
+#[cfg(target_arch = "x86_64")]
 pub(super) unsafe fn multiply(a: &[u16], b: &[u16], c: &mut [f32], m: usize, n: usize, k: usize) {
     debug_assert!(m.is_multiple_of(BLOCK) && n.is_multiple_of(BLOCK) && k.is_multiple_of(K_STEP));
     debug_assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n);

@@ -17,8 +17,10 @@ use super::{BLOCK, B_TILE, K_STEP, TILE};
 
 /// Rows of `c` per micro-tile: 8 rows × 2 column blocks = 16 accumulators, enough to
 /// cover the instruction's latency, with registers to spare for the operands.
+#[cfg(target_arch = "x86_64")]
 const ROWS: usize = 8;
 /// Rows of `a` per pass over all of `b`.
+#[cfg(target_arch = "x86_64")]
 const ROW_CHUNK: usize = 64;
 
 /// Whether this CPU runs AVX512-BF16.
