@@ -94,26 +94,7 @@ impl BertClassifier {
     /// [`crate::layers::bf16::available`]. The pooler and classifier stay f32; they see
     /// one row per sentence.
     pub fn pack_bf16(&mut self) -> crate::error::Result<()> {
-        if !self.device().is_cpu() {
-            return Err(crate::error::Error::Setting(
-                "bf16 inference runs on the CPU (AMX or AVX512-BF16); use --precision f32 on other devices"
-                    .into(),
-            ));
-        }
-        if !crate::layers::bf16::available() {
-            return Err(crate::error::Error::Setting(
-                "bf16 inference needs Intel AMX tiles or AVX512-BF16 (Xeon Cooper Lake or \
-                 Sapphire Rapids, AMD Zen 4 or newer); this CPU or OS has neither: use \
-                 --precision f32"
-                    .into(),
-            ));
-        }
-        if let Some(kernel) = crate::layers::bf16::Kernel::fastest() {
-            tracing::info!(
-                "teacher: the encoder's products in bf16 on {}",
-                kernel.name()
-            );
-        }
+        self.check_bf16("inference")?;
         for layer in &mut self.layers {
             layer.pack_bf16()?;
         }
@@ -131,26 +112,27 @@ impl BertClassifier {
     /// [`crate::layers::bf16::available`]; an error otherwise.
     pub fn set_training_precision(&mut self, precision: Precision) -> crate::error::Result<()> {
         if precision == Precision::Bf16 {
-            if !self.device().is_cpu() {
-                return Err(crate::error::Error::Setting(
-                    "bf16 training runs on the CPU (AMX or AVX512-BF16); use --precision f32 on other devices"
-                        .into(),
-                ));
-            }
-            if !crate::layers::bf16::available() {
-                return Err(crate::error::Error::Setting(
-                    "bf16 training needs Intel AMX tiles or AVX512-BF16 (Xeon Cooper Lake or \
-                     Sapphire Rapids, AMD Zen 4 or newer); this CPU or OS has neither: use \
-                     --precision f32"
-                        .into(),
-                ));
-            }
-        }
-        if let (Precision::Bf16, Some(kernel)) = (precision, crate::layers::bf16::Kernel::fastest())
-        {
-            tracing::info!("teacher: training products in bf16 on {}", kernel.name());
+            self.check_bf16("training")?;
         }
         self.train_bf16 = precision == Precision::Bf16;
+        Ok(())
+    }
+
+    /// Logs the bf16 kernel `what` (inference or training) will run on; an error off the
+    /// CPU or where the CPU has neither AMX tiles nor AVX512-BF16.
+    fn check_bf16(&self, what: &str) -> crate::error::Result<()> {
+        if !self.device().is_cpu() {
+            return Err(crate::error::Error::Setting(format!(
+                "bf16 {what} runs on the CPU (AMX or AVX512-BF16); use --precision f32 on other devices"
+            )));
+        }
+        let kernel = crate::layers::bf16::Kernel::fastest().ok_or_else(|| {
+            crate::error::Error::Setting(format!(
+                "bf16 {what} needs Intel AMX tiles or AVX512-BF16 (Xeon Cooper Lake or Sapphire \
+                 Rapids, AMD Zen 4 or newer); this CPU or OS has neither: use --precision f32"
+            ))
+        })?;
+        tracing::info!("teacher: bf16 {what} on {}", kernel.name());
         Ok(())
     }
 
